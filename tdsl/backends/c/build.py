@@ -1,0 +1,83 @@
+"""gcc invocation, the on-disk cache, and ctypes loading for the C backend.
+
+The compiler and flags come from `TDSL_CC` and `TDSL_CFLAGS` (defaults below);
+the cache key covers the source, the compiler's identity, the flags and the
+CPU (flags include -march=native), so a shared cache never serves code built
+for another machine.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import platform
+import shlex
+import subprocess
+from pathlib import Path
+
+from ... import cache
+from ...errors import CompileError
+
+DEFAULT_CFLAGS = ("-O3 -march=native -fopenmp -fPIC -shared -std=gnu11 -fwrapv "
+                  "-fno-math-errno -fno-trapping-math")
+
+
+def compiler() -> str:
+    return os.environ.get("TDSL_CC", "gcc")
+
+
+def cflags() -> list[str]:
+    return shlex.split(os.environ.get("TDSL_CFLAGS", DEFAULT_CFLAGS))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_identity(cc: str) -> str:
+    try:
+        out = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise CompileError(f"the C compiler {cc!r} could not be run ({exc}); install gcc or set "
+                           "TDSL_CC") from None
+    return out.stdout
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_identity() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        model = next((line for line in info.splitlines() if line.startswith("model name")), "")
+        flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
+        return model + flags
+    except OSError:
+        return platform.processor()
+
+
+def compile_shared(source: str) -> Path:
+    """The path of a shared library built from `source` (from the cache when possible)."""
+    cc, flags = compiler(), cflags()
+    key = cache.digest(source, _compiler_identity(cc), " ".join(flags), _cpu_identity(),
+                       platform.machine())
+    entry = cache.lookup(key, "c")
+    if entry is None:
+        entry = cache.store(key, "c", lambda tmp: _gcc(cc, flags, source, tmp))
+    return entry / "kernel.so"
+
+
+def _gcc(cc: str, flags: list[str], source: str, tmp: Path) -> list[str]:
+    (tmp / "kernel.c").write_text(source)
+    command = [cc, *flags, "kernel.c", "-o", "kernel.so", "-lm"]
+    result = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CompileError(f"{cc} failed to compile the generated C (exit {result.returncode}):\n"
+                           f"{result.stderr.strip()[:4000]}", source=source,
+                           output=result.stderr, command=" ".join(command))
+    return ["kernel.c", "kernel.so"]
+
+
+def load(path: Path, name: str, argtypes: list) -> ctypes._CFuncPtr:
+    """The kernel function from a shared library, with its argument types set."""
+    lib = ctypes.CDLL(str(path))
+    fn = getattr(lib, name)
+    fn.argtypes = argtypes
+    fn.restype = ctypes.c_int
+    return fn

@@ -1,0 +1,61 @@
+"""The C helpers every generated kernel starts with.
+
+Integer division and modulo floor like NumPy's and give 0 for a zero divisor
+(NumPy's result, where C would trap); `tdsl_check` is the run-time bounds test
+for indices isl could not prove in bounds; allocation is 64-byte aligned.
+"""
+
+PRELUDE = r"""
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <math.h>
+
+static inline int64_t tdsl_floordiv_i64(int64_t a, int64_t b) {
+  if (b == 0) return 0;
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+static inline int64_t tdsl_mod_i64(int64_t a, int64_t b) {
+  if (b == 0) return 0;
+  int64_t r = a % b;
+  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+static inline uint64_t tdsl_floordiv_u64(uint64_t a, uint64_t b) { return b ? a / b : 0; }
+static inline uint64_t tdsl_mod_u64(uint64_t a, uint64_t b) { return b ? a % b : 0; }
+static inline float tdsl_fmod_f32(float a, float b) {
+  float r = fmodf(a, b);
+  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+static inline double tdsl_fmod_f64(double a, double b) {
+  double r = fmod(a, b);
+  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+static inline float tdsl_min_f32(float a, float b) { return a < b ? a : b; }
+static inline float tdsl_max_f32(float a, float b) { return a > b ? a : b; }
+static inline double tdsl_min_f64(double a, double b) { return a < b ? a : b; }
+static inline double tdsl_max_f64(double a, double b) { return a > b ? a : b; }
+static inline int64_t tdsl_min_i64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t tdsl_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
+static inline uint64_t tdsl_min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static inline uint64_t tdsl_max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+static inline int64_t tdsl_abs_i64(int64_t a) { return a < 0 ? -a : a; }
+static inline uint64_t tdsl_abs_u64(uint64_t a) { return a; }
+static inline int64_t tdsl_ipow(int64_t base, int64_t e) {
+  if (e < 0) return base == 1 ? 1 : (base == -1 ? ((e & 1) ? -1 : 1) : 0);
+  int64_t r = 1;
+  while (e) { if (e & 1) r *= base; base *= base; e >>= 1; }
+  return r;
+}
+static inline void tdsl_fail(int* err, int code) { __atomic_store_n(err, code, __ATOMIC_RELAXED); }
+static inline int64_t tdsl_check(int64_t i, int64_t n, int* err) {
+  if ((uint64_t)i >= (uint64_t)n) { tdsl_fail(err, 2); return 0; }
+  return i;
+}
+static inline void* tdsl_alloc(size_t bytes) {
+  size_t rounded = (bytes + 63) / 64 * 64;
+  return aligned_alloc(64, rounded ? rounded : 64);
+}
+static inline void tdsl_free(void* p) { free(p); }
+#define tdsl_expf expf
+"""

@@ -1,0 +1,279 @@
+"""Lowered loops -> C with OpenMP, through a cgen tree.
+
+Parallel loops become `#pragma omp parallel for`, vector loops `#pragma omp simd`,
+unrolled loops with constant trip counts are unrolled in the source. Buffers are
+`restrict` pointers; intermediates are 64-byte aligned and freed on every path;
+small private buffers live on the stack. The function returns 0, 1 (allocation
+failed) or 2 (an index that isl could not prove in bounds was out of bounds).
+"""
+
+from __future__ import annotations
+
+import math
+
+import cgen as c
+
+from ...ir import nodes as ir
+from ...ir.passes import unroll_loop
+from ...lang import dtypes
+from ...lang.expr import (BinOp, Call, Cast, Const, Expr, IterVar, Select, UnaryOp, Var)
+from .prelude import PRELUDE
+
+C_TYPES = {
+    "bool": "bool", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
+    "int64": "int64_t", "uint8": "uint8_t", "uint16": "uint16_t", "uint32": "uint32_t",
+    "uint64": "uint64_t", "float16": "_Float16", "float32": "float", "float64": "double",
+}
+NARROW = ("int8", "int16", "uint8", "uint16", "float16")   # C computes these in int/float
+STACK_LIMIT = 64 * 1024        # private buffers up to this many bytes live on the stack
+UNROLL_LIMIT = 64              # constant trip counts up to this are unrolled in the source
+
+ERR_ALLOC, ERR_INDEX = 1, 2
+
+
+def c_type(dtype: str) -> str:
+    return C_TYPES[dtype]
+
+
+class ExprRenderer:
+    """C text of one expression."""
+
+    def __init__(self, checked_index: bool = True):
+        self.checked_index = checked_index
+
+    def __call__(self, e: Expr) -> str:
+        return self.expr(e)
+
+    def expr(self, e: Expr) -> str:
+        match e:
+            case Const(value=v, dtype=dt):
+                return _const(v, dt)
+            case Var(name=name) | IterVar(name=name):
+                return name
+            case ir.BufferLoad(buffer=b, indices=idx, checked=checked):
+                return f"{b.name}[{self.offset(b, idx, checked)}]"
+            case BinOp(op=op, a=a, b=b, dtype=dt):
+                return self.binop(op, a, b, dt)
+            case UnaryOp(op="neg", value=v, dtype=dt):
+                return self.narrow(f"(-{self.expr(v)})", dt)
+            case UnaryOp(op="invert", value=v, dtype=dt):
+                return f"(!{self.expr(v)})" if dt == "bool" else self.narrow(f"(~{self.expr(v)})",
+                                                                            dt)
+            case Call(name=name, args=args, dtype=dt):
+                return self.call(name, args, dt)
+            case Cast(dtype=dt, value=v):
+                if dt == "bool":
+                    return f"({self.expr(v)} != 0)"
+                return f"(({c_type(dt)}){self.expr(v)})"
+            case Select(cond=cond, true_value=t, false_value=f):
+                return f"({self.expr(cond)} ? {self.expr(t)} : {self.expr(f)})"
+        raise NotImplementedError(f"cannot render {e!r} in C")
+
+    def offset(self, b: ir.Buffer, indices, checked=()) -> str:
+        terms = []
+        for d, (i, stride) in enumerate(zip(indices, b.strides)):
+            text = self.expr(i)
+            if checked and checked[d] and self.checked_index:
+                text = f"tdsl_check({text}, {self.expr(b.shape[d])}, &tdsl_err)"
+            if isinstance(stride, Const) and stride.value == 1:
+                terms.append(text)
+            else:
+                terms.append(f"({text}) * {self.expr(stride)}")
+        return " + ".join(terms) if terms else "0"
+
+    def narrow(self, text: str, dtype: str) -> str:
+        # C promotes int8/int16/half arithmetic to int/float; round each op back like NumPy.
+        return f"(({c_type(dtype)}){text})" if dtype in NARROW else text
+
+    def binop(self, op: str, a: Expr, b: Expr, dt: str) -> str:
+        x, y = self.expr(a), self.expr(b)
+        operand = a.dtype
+        symbol = {"add": "+", "sub": "-", "mul": "*", "truediv": "/", "lt": "<", "le": "<=",
+                  "gt": ">", "ge": ">=", "eq": "==", "ne": "!=", "truncdiv": "/",
+                  "truncmod": "%"}.get(op)
+        if symbol is not None:
+            return self.narrow(f"({x} {symbol} {y})", dt)
+        if op in ("and", "or", "xor"):
+            if dt == "bool":
+                return f"({x} {'&&' if op == 'and' else '||' if op == 'or' else '!='} {y})"
+            return self.narrow(f"({x} {'&' if op == 'and' else '|' if op == 'or' else '^'} {y})",
+                               dt)
+        if op in ("min", "max"):
+            return f"(({c_type(dt)})tdsl_{op}_{_suffix(dt)}({x}, {y}))"
+        if op in ("floordiv", "mod"):
+            if dtypes.is_float(operand):
+                if op == "floordiv":
+                    return self.narrow(f"{_math(fn, dt)}({x} / {y})", dt)
+                return self.narrow(f"tdsl_fmod_{_suffix(dt)}({x}, {y})", dt)
+            signed = "u" if operand.startswith("uint") else "i"
+            return f"(({c_type(dt)})tdsl_{op}_{signed}64({x}, {y}))"
+        if op == "power":
+            if dtypes.is_float(dt):
+                return self.narrow(f"{_math('pow', dt)}({x}, {y})", dt)
+            return f"(({c_type(dt)})tdsl_ipow({x}, {y}))"
+        raise NotImplementedError(op)
+
+    def call(self, name: str, args, dt: str) -> str:
+        (arg,) = args
+        x = self.expr(arg)
+        if name == "abs":
+            if dtypes.is_float(dt):
+                return self.narrow(f"{_math('fabs', dt)}({x})", dt)
+            return f"(({c_type(dt)})tdsl_abs_{_suffix(dt)}({x}))"
+        if name == "sigmoid":
+            one = _const(1.0, dt)
+            return self.narrow(f"({one} / ({one} + {_math('exp', dt)}(-{x})))", dt)
+        fn = {"round": "rint"}.get(name, name)
+        return self.narrow(f"{_math(fn, dt)}({x})", dt)
+
+
+def _suffix(dtype: str) -> str:
+    return {"float16": "f32", "float32": "f32", "float64": "f64"}.get(dtype, "i64" if not
+                                                                        dtype.startswith("uint")
+                                                                        else "u64")
+
+
+def _math(fn: str, dtype: str) -> str:
+    """The libm function for `dtype`: expf for float32 (and half, computed in float)."""
+    if fn == "exp" and dtype in ("float32", "float16"):
+        return "tdsl_expf"
+    return fn + ("f" if dtype in ("float32", "float16") else "")
+
+
+def _const(v, dt: str) -> str:
+    if dt == "bool":
+        return "true" if v else "false"
+    if dtypes.is_float(dt):
+        if math.isinf(v):
+            text = "INFINITY" if v > 0 else "(-INFINITY)"
+        elif math.isnan(v):
+            text = "NAN"
+        else:
+            text = repr(float(v))
+            if "e" not in text and "." not in text:
+                text += ".0"
+            if dt in ("float32", "float16"):
+                text += "f"
+        return text if dt != "float16" else f"((_Float16){text})"
+    if dt == "int64":
+        return f"INT64_C({v})" if abs(v) >= 2**31 else (f"{v}L" if v >= 0 else f"({v}L)")
+    if dt == "uint64":
+        return f"UINT64_C({v})"
+    return str(v) if v >= 0 else f"({v})"
+
+
+class StmtRenderer:
+    """cgen statements of the loop IR."""
+
+    def __init__(self):
+        self.e = ExprRenderer()
+        self.parallel_depth = 0
+
+    def stmts(self, s: ir.Stmt) -> list:
+        match s:
+            case ir.Seq(stmts=children):
+                return [line for child in children for line in self.stmts(child)]
+            case ir.For():
+                return self.loop(s)
+            case ir.Store(buffer=b, indices=idx, value=value, checked=checked):
+                return [c.Statement(f"{b.name}[{self.e.offset(b, idx, checked)}] = "
+                                    f"{self.e(value)}")]
+            case ir.If(cond=cond, then=then, otherwise=other):
+                then_block = c.Block(self.stmts(then))
+                other_block = c.Block(self.stmts(other)) if other is not None else None
+                return [c.If(_strip(self.e(cond)), then_block, other_block)]
+            case ir.Alloc(buffer=b, body=body):
+                return [self.alloc(b, body)]
+            case ir.Sync():
+                return [c.Statement("tdsl_sync_threads()")]
+        raise NotImplementedError(f"cannot render {s!r} in C")
+
+    def loop(self, s: ir.For) -> list:
+        trip = _const_trip(s)
+        if s.kind == "unroll" and trip is not None and trip <= UNROLL_LIMIT:
+            return self.stmts(unroll_loop(s, trip))
+        var = s.var.name
+        header = (f"int64_t {var} = {_strip(self.e(s.start))}", f"{var} < {_strip(self.e(s.stop))}",
+                  f"++{var}")
+        pragmas = []
+        if s.kind == "parallel" and self.parallel_depth == 0:
+            pragmas.append(c.Pragma("omp parallel for schedule(static)"))
+            self.parallel_depth += 1
+            body = c.Block(self.stmts(s.body))
+            self.parallel_depth -= 1
+            return pragmas + [c.For(*header, body)]
+        if s.kind == "vectorize":
+            pragmas.append(c.Pragma("omp simd"))
+        elif s.kind == "unroll":
+            pragmas.append(c.Pragma("GCC unroll 8"))
+        return pragmas + [c.For(*header, c.Block(self.stmts(s.body)))]
+
+    def alloc(self, b: ir.Buffer, body: ir.Stmt):
+        size = _size(b)
+        ctype = c_type(b.dtype)
+        nbytes = size.value * _itemsize(b.dtype) if isinstance(size, Const) else None
+        inner = self.stmts(body)
+        if nbytes is not None and nbytes <= STACK_LIMIT:
+            decl = c.Statement(f"{ctype} {b.name}[{size.value}] __attribute__((aligned(64)))")
+            return c.Block([decl] + inner)
+        count = self.e(size)
+        return c.Block([
+            c.Statement(f"{ctype}* restrict {b.name} = ({ctype}*)tdsl_alloc((size_t)({count}) * "
+                        f"sizeof({ctype}))"),
+            c.If(f"{b.name} == NULL", c.Statement(f"tdsl_fail(&tdsl_err, {ERR_ALLOC})"),
+                 c.Block(inner + [c.Statement(f"tdsl_free({b.name})")])),
+        ])
+
+
+def _size(b: ir.Buffer) -> Expr:
+    """Elements to allocate: the outermost stride times the outermost extent."""
+    if not b.shape:
+        return Const(1, "int64")
+    return b.strides[0] * b.shape[0]
+
+
+def _itemsize(dtype: str) -> int:
+    import numpy as np
+    return np.dtype(dtype).itemsize
+
+
+def _const_trip(s: ir.For) -> int | None:
+    trip = s.stop - s.start
+    return trip.value if isinstance(trip, Const) else None
+
+
+def _strip(text: str) -> str:
+    """Drop one pair of outer parentheses (OpenMP rejects `i < (n)`-style conditions)."""
+    if text.startswith("(") and text.endswith(")"):
+        depth = 0
+        for k, ch in enumerate(text):
+            depth += ch == "("
+            depth -= ch == ")"
+            if depth == 0 and k < len(text) - 1:
+                return text
+        return text[1:-1]
+    return text
+
+
+def render(kernel: ir.Kernel) -> str:
+    """The C source of a lowered kernel: `int <name>(buffers..., sizes...)`."""
+    r = StmtRenderer()
+    params = []
+    for b in kernel.params:
+        qualifier = "const " if b.role == "input" else ""
+        params.append(c.Value(f"{qualifier}{c_type(b.dtype)}* restrict", b.name))
+    params += [c.Value("int64_t", v.name) for v in kernel.sizes]
+    body: list = [c.Statement("int tdsl_err = 0")]
+    for t in kernel.temps:
+        body.append(c.Statement(f"{c_type(t.dtype)}* restrict {t.name} = NULL"))
+    if kernel.temps:
+        allocs = " || ".join(
+            f"!({t.name} = ({c_type(t.dtype)}*)tdsl_alloc((size_t)({r.e(_size(t))}) * "
+            f"sizeof({c_type(t.dtype)})))" for t in kernel.temps)
+        frees = [c.Statement(f"tdsl_free({t.name})") for t in kernel.temps]
+        body.append(c.If(allocs, c.Block(frees + [c.Statement(f"return {ERR_ALLOC}")])))
+    body += r.stmts(kernel.body)
+    body += [c.Statement(f"tdsl_free({t.name})") for t in kernel.temps]
+    body.append(c.Statement("return tdsl_err"))
+    fn = c.FunctionBody(c.FunctionDeclaration(c.Value("int", kernel.name), params), c.Block(body))
+    return PRELUDE + "\n" + str(fn) + "\n"

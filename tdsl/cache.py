@@ -1,0 +1,94 @@
+"""The on-disk cache of compiled artifacts (shared libraries, cubins).
+
+An entry is a directory named by the hex digest of everything that determines
+the artifact (source, compiler identity, flags). It is built in a temporary
+directory next to it and renamed into place, so concurrent builds and killed
+processes never leave a half-written entry; each file is stored with its
+SHA-256 so a corrupted entry is detected on load and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import platformdirs
+
+_MANIFEST = "manifest.json"
+
+
+def cache_root() -> Path:
+    """The cache directory: `$TDSL_CACHE_DIR`, else the platform's user cache."""
+    override = os.environ.get("TDSL_CACHE_DIR")
+    root = Path(override) if override else Path(platformdirs.user_cache_dir("tdsl"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def digest(*parts: str | bytes) -> str:
+    """A stable hex key of `parts` (each length-prefixed, so ("ab","c") != ("a","bc"))."""
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def lookup(key: str, namespace: str) -> Path | None:
+    """The directory of a valid entry `key`, or None (missing or corrupt; corrupt is removed)."""
+    entry = cache_root() / namespace / key
+    manifest = entry / _MANIFEST
+    try:
+        recorded = json.loads(manifest.read_text())
+        for name, sha in recorded.items():
+            if _file_sha(entry / name) != sha:
+                raise ValueError(f"{name} does not match its checksum")
+    except FileNotFoundError:
+        if entry.exists():
+            _remove(entry)
+        return None
+    except (OSError, ValueError):
+        _remove(entry)
+        return None
+    return entry
+
+
+def store(key: str, namespace: str, build: Callable[[Path], list[str]]) -> Path:
+    """Build an entry with `build(tmpdir) -> [file names]` and publish it atomically.
+
+    Returns the entry's directory. If another process published the same key
+    first, its entry is kept and ours is discarded.
+    """
+    parent = cache_root() / namespace
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=parent))
+    try:
+        names = build(tmp)
+        manifest = {name: _file_sha(tmp / name) for name in names}
+        (tmp / _MANIFEST).write_text(json.dumps(manifest))
+        entry = parent / key
+        try:
+            os.rename(tmp, entry)
+        except OSError:
+            # Someone else won the race, or a corrupt entry is in the way.
+            if lookup(key, namespace) is None:
+                _remove(entry)
+                os.rename(tmp, entry)
+        return entry
+    finally:
+        if tmp.exists():
+            _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,17 @@
+"""The polyhedral layer: the only package that imports islpy.
+
+It turns a `Program` (statements, arrays, a loop tree) into isl objects
+(`Model`), computes dependences, checks legality with concrete witnesses,
+generates loops through isl's AST generator and translates them into tdsl's IR.
+"""
+
+from .codegen import generate_ast, schedule_tree
+from .deps import Dependence, dependences
+from .legality import Violation, carried, order_violations
+from .model import Model
+from .program import Array, Loop, Program, Statement
+from .to_ir import translate
+
+__all__ = ["Array", "Dependence", "Loop", "Model", "Program", "Statement", "Violation",
+           "carried", "dependences", "generate_ast", "order_violations", "schedule_tree",
+           "translate"]

@@ -1,0 +1,132 @@
+"""From the model to an isl AST: a schedule tree with bands, marks and isolation.
+
+One single-member band per loop (its value for every statement below it), a
+sequence node wherever a loop body holds several children, a mark above each
+band naming our loop (its kind and name reach the emitter through it), and a
+mark below a band where a private buffer is allocated. Each band whose range
+has both full and partial tiles gets isl's `isolate` option, so full tiles get
+loops with constant trip counts and no guards (ISL_NOTES §4).
+"""
+
+from __future__ import annotations
+
+import islpy as isl
+
+from .model import Model, _map_from_affs
+from .program import Loop, Statement
+
+
+ISOLATED_KINDS = ("vectorize", "unroll")
+
+
+class Marks:
+    """The registry of mark ids: `loop<k>` -> Loop, `alloc<k>` -> array name."""
+
+    def __init__(self):
+        self.loops: dict[str, Loop] = {}
+        self.allocs: dict[str, list] = {}
+
+    def loop(self, loop: Loop) -> isl.Id:
+        key = f"loop{len(self.loops)}"
+        self.loops[key] = loop
+        return isl.Id(key)
+
+    def alloc(self, arrays) -> isl.Id:
+        key = f"alloc{len(self.allocs)}"
+        self.allocs[key] = list(arrays)
+        return isl.Id(key)
+
+
+def generate_ast(model: Model, isolate: bool = True) -> tuple[isl.AstNode, Marks]:
+    """The isl AST of the scheduled program, and the marks it carries."""
+    marks = Marks()
+    schedule = _sequence(model, model.program.body, marks)
+    if isolate:
+        # Options make a band depend on the bands above it ("anchored"), so they are set
+        # once the whole tree exists.
+        schedule = _isolate_all(model, schedule.get_root(), marks).get_schedule()
+    build = isl.AstBuild.from_context(model.context)
+    return build.node_from_schedule(schedule), marks
+
+
+def schedule_tree(model: Model) -> isl.Schedule:
+    """The schedule tree (without marks), for teaching: `print(td.poly.schedule_tree(...))`."""
+    return _sequence(model, model.program.body, Marks())
+
+
+def _sequence(model: Model, nodes, marks: Marks) -> isl.Schedule:
+    schedules = [_node(model, n, marks) for n in nodes]
+    schedules = [s for s in schedules if s is not None]
+    result = schedules[0]
+    for s in schedules[1:]:
+        result = result.sequence(s)
+    return result
+
+
+def _node(model: Model, node, marks: Marks) -> isl.Schedule | None:
+    if isinstance(node, Statement):
+        return isl.Schedule.from_domain(isl.UnionSet.from_set(model.stmts[node.name].domain))
+    inner = _sequence(model, node.body, marks)
+    values = None
+    for sm in model.statements_under(node):
+        piece = isl.UnionMap.from_map(_map_from_affs(sm.domain, [model.loop_value(sm, node)],
+                                                     None))
+        values = piece if values is None else values.union(piece)
+    band = inner.insert_partial_schedule(isl.MultiUnionPwAff.from_union_map(values))
+    band_node = band.get_root().child(0)
+    if node.allocs:
+        band_node = band_node.child(0).insert_mark(marks.alloc(node.allocs)).parent()
+    band_node = band_node.insert_mark(marks.loop(node))
+    return band_node.get_schedule()
+
+
+def _isolate_all(model: Model, node: isl.ScheduleNode, marks: Marks) -> isl.ScheduleNode:
+    """Set the isolate option on every band below a loop mark, depth first; returns
+    the node at the same position in the new tree."""
+    if node.get_type() == isl.schedule_node_type.mark:
+        loop = marks.loops.get(node.mark_get_id().get_name())
+        # Constant trip counts matter where the emitter vectorizes or unrolls; isolating
+        # every band would multiply the code by two per level.
+        if loop is not None and loop.kind in ISOLATED_KINDS:
+            option = _isolate_option(model, loop)
+            if option is not None:
+                node = node.child(0).band_set_ast_build_options(option).parent()
+    for k in range(node.n_children()):
+        node = _isolate_all(model, node.child(k), marks).parent()
+    return node
+
+
+def _isolate_option(model: Model, loop: Loop) -> isl.UnionSet | None:
+    """`isolate[[outer loops] -> [this loop]]` over the prefixes whose whole range of this
+    loop is executed (full tiles), or None when there is nothing to separate."""
+    region = None
+    for sm in model.statements_under(loop):
+        piece = _map_from_affs(sm.domain, model.path_values(sm, loop), None).range()
+        region = piece if region is None else region.union(piece)
+    n = region.dim(isl.dim_type.set)
+    if n < 2:
+        return None
+    region = region.coalesce()
+    lo, hi = region.dim_min_val(n - 1), region.dim_max_val(n - 1)
+    if not (lo.is_int() and hi.is_int()):
+        return None
+    prefix = region.project_out(isl.dim_type.set, n - 1, 1)
+    box = prefix.add_dims(isl.dim_type.set, 1)
+    last = isl.PwAff.from_aff(isl.Aff.var_on_domain(isl.LocalSpace.from_space(box.get_space()),
+                                                    isl.dim_type.set, n - 1))
+    box = box.intersect(last.ge_set(_const_like(last, lo))).intersect(
+        last.le_set(_const_like(last, hi)))
+    holes = box.subtract(region)
+    if holes.is_empty():
+        return None
+    full_prefix = prefix.subtract(holes.project_out(isl.dim_type.set, n - 1, 1))
+    if full_prefix.is_empty():
+        return None
+    full = box.intersect(full_prefix.add_dims(isl.dim_type.set, 1)).coalesce()
+    as_map = isl.Map.from_domain(full).move_dims(isl.dim_type.out, 0, isl.dim_type.in_, n - 1, 1)
+    return isl.UnionSet.from_set(as_map.wrap().set_tuple_name("isolate"))
+
+
+def _const_like(pa: isl.PwAff, value: isl.Val) -> isl.PwAff:
+    aff = isl.Aff.zero_on_domain(isl.LocalSpace.from_space(pa.get_domain_space()))
+    return isl.PwAff.from_aff(aff.set_constant_val(value))

@@ -1,0 +1,65 @@
+"""Memory-based dependences of the reference order, tagged by kind and reduction.
+
+For every array, with W and R its write and read relations and `before` the
+strict reference order: RAW = W;R^-1 & before, WAR = R;W^-1 & before,
+WAW = W;W^-1 & before. Self-dependences of a commutative reduction update on its
+own accumulator are tagged `reduction`: their order may be relaxed, their
+parallelism never (ISL_NOTES §1: value-based dependences would let updates run
+before their init, so they are not used for legality).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import islpy as isl
+
+from .model import maps_of
+
+
+@dataclass(frozen=True)
+class Dependence:
+    kind: str                 # "RAW" | "WAR" | "WAW"
+    array: str
+    source: str               # statement names
+    sink: str
+    relation: isl.Map         # source instance -> sink instance
+    reduction: bool
+
+    def __str__(self) -> str:
+        tag = "reduction " if self.reduction else ""
+        return f"{tag}{self.kind} on {self.array}: {self.relation}"
+
+
+def dependences(model) -> list[Dependence]:
+    """All dependences of the program in `model`."""
+    before = model.reference.lex_lt_union_map(model.reference)
+    writes: dict[str, isl.UnionMap] = {}
+    reads: dict[str, isl.UnionMap] = {}
+    for sm in model.stmts.values():
+        for acc in sm.writes:
+            _add(writes, acc.array.name, acc.relation)
+        for acc in sm.reads:
+            _add(reads, acc.array.name, acc.relation)
+    deps: list[Dependence] = []
+    for array, w in writes.items():
+        r = reads.get(array)
+        pairs = [("WAW", w.apply_range(w.reverse()))]
+        if r is not None:
+            pairs += [("RAW", w.apply_range(r.reverse())), ("WAR", r.apply_range(w.reverse()))]
+        for kind, relation in pairs:
+            relation = relation.intersect(before)
+            for m in maps_of(relation):
+                if m.is_empty():
+                    continue
+                src = m.get_tuple_name(isl.dim_type.in_)
+                dst = m.get_tuple_name(isl.dim_type.out)
+                stmt = model.stmts[src].stmt
+                reduction = src == dst and stmt.reduction and stmt.target.name == array
+                deps.append(Dependence(kind, array, src, dst, m.coalesce(), reduction))
+    return deps
+
+
+def _add(table: dict[str, isl.UnionMap], key: str, relation: isl.Map) -> None:
+    piece = isl.UnionMap.from_map(relation)
+    table[key] = piece if key not in table else table[key].union(piece)

@@ -1,0 +1,95 @@
+"""compute_at with recomputation: the region a producer must compute per iteration.
+
+A stage computed inside loop L of a consumer gets, as leading dims, the values
+of L and the loops around it ("o"). For each o, it computes exactly the
+elements read by the statements inside that iteration of L (Halide semantics:
+overlapping tiles recompute their halo), into storage private to the iteration,
+sized by isl from that region: constant when the tiles are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import islpy as isl
+
+from ..errors import ScheduleError
+from ..lang import dtypes
+from ..lang.expr import Const, Expr
+from .ast_expr import from_pw_aff
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one iteration's private region lives: element x is at x - offset."""
+
+    offset: tuple[Expr, ...]          # in the enclosing loops' axes
+    shape: tuple[Expr, ...]           # constants when the tile sizes are constant
+    footprint: isl.Map                # o -> x, for teaching and tests
+
+
+def expand_private_arrays(model) -> dict[str, Layout]:
+    """Narrow the domains of compute_at statements to their footprints; return the
+    layout of each private array."""
+    from .model import _guarded_loads, _map_from_affs
+    program = model.program
+    private = [a for a in program.arrays if a.name in program.attach]
+    writers = {a.name: [sm for sm in model.stmts.values() if sm.stmt.target is a]
+               for a in private}
+    # Consumers first: a producer's region depends on its readers' (already narrowed) domains.
+    private.sort(key=lambda a: -min(sm.stmt.ref_order[0] for sm in writers[a.name]))
+    layouts = {}
+    for array in private:
+        loop = program.attach[array.name]
+        inside = {sm.name for sm in model.statements_under(loop)}
+        footprint = None
+        for reader in model.stmts.values():
+            if reader.stmt.target is array:
+                continue
+            for load, conds in _guarded_loads(reader.stmt):
+                if program.array_of[id(load.tensor.op)] is not array:
+                    continue
+                if reader.name not in inside:
+                    raise ScheduleError(
+                        f"{writers[array.name][0].stmt.stage} is computed inside loop "
+                        f"{loop.var.name} of {loop.stage}, but {reader.stmt.stage} reads it "
+                        f"outside that loop; compute {reader.stmt.stage} inside the same loop "
+                        f"first, or keep {writers[array.name][0].stmt.stage} at the root")
+                relation, _, _ = model.raw_access(reader, array, load.indices, conds)
+                relation = relation.reset_tuple_id(isl.dim_type.out)
+                to_o = _map_from_affs(reader.domain, model.path_values(reader, loop), None)
+                piece = to_o.reverse().apply_range(relation)
+                footprint = piece if footprint is None else footprint.union(piece)
+        if footprint is None:
+            stage = writers[array.name][0].stmt.stage
+            raise ScheduleError(f"{stage} is computed inside loop {loop.var.name} of "
+                                f"{loop.stage}, but nothing in that loop reads {stage}")
+        footprint = footprint.coalesce()
+        region = footprint.wrap().flatten()
+        for w in writers[array.name]:
+            n_o = len(w.outer)
+            o_affs = [isl.PwAff.from_aff(isl.Aff.var_on_domain(w.build.local, isl.dim_type.set, k))
+                      for k in range(n_o)]
+            to_region = _map_from_affs(w.domain, o_affs + [w.build(i) for i in w.stmt.index],
+                                       None)
+            w.domain = to_region.intersect_range(region).domain().coalesce()
+        layouts[array.name] = _layout(model, loop, footprint)
+    return layouts
+
+
+def _layout(model, loop, footprint: isl.Map) -> Layout:
+    path = (*model.loop_paths[id(loop)], loop)
+    ids = {f"__in{k}": l.var for k, l in enumerate(path)}
+    ids.update({p.name: p for p in model.params})
+    offset, shape = [], []
+    for d in range(footprint.dim(isl.dim_type.out)):
+        lo, hi = footprint.dim_min(d), footprint.dim_max(d)
+        offset.append(from_pw_aff(lo, ids))
+        extent = hi.sub(lo).add_constant_val(isl.Val.one(model.ctx))
+        biggest = extent.max_val()
+        if biggest.is_int():
+            shape.append(Const(int(biggest.to_python()), dtypes.INDEX))
+        else:
+            over_params = isl.Map.from_pw_aff(extent).range().dim_max(0)
+            shape.append(from_pw_aff(over_params, ids, model.context))
+    return Layout(tuple(offset), tuple(shape), footprint)

@@ -1,0 +1,109 @@
+"""Legality of a schedule: evidence, not a bool.
+
+`order_violations` finds dependences the schedule no longer runs source before
+sink; `carried` finds dependences carried by one loop (forbidden for parallel,
+vectorized and GPU-bound loops, reduction updates included). Each violation
+carries one concrete pair of instances, with the smallest sizes, for messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import islpy as isl
+
+from .deps import Dependence
+from .model import maps_of
+from .witness import describe_instance, smallest_point
+
+
+@dataclass
+class Violation:
+    dependence: Dependence
+    source: str               # "C.update[i=0, j=0, k=0]"
+    sink: str
+    element: str              # "C[0, 0]"
+    sizes: dict[str, int]
+
+    @property
+    def race(self) -> bool:
+        return self.dependence.reduction
+
+
+def order_violations(model, deps: list[Dependence], limit: int = 1) -> list[Violation]:
+    """Dependences whose sink the schedule runs at the same time as, or before, the
+    source (reduction updates may run in any order, so only "same time" counts)."""
+    time = model.time
+    not_after = time.lex_ge_union_map(time)
+    same = time.apply_range(time.reverse())
+    found = []
+    for dep in deps:
+        bad = _restrict(dep.relation, same if dep.reduction else not_after)
+        if bad is not None:
+            found.append(_explain(model, dep, bad))
+            if len(found) >= limit:
+                break
+    return found
+
+
+def carried(model, deps: list[Dependence], loop, limit: int = 1) -> list[Violation]:
+    """Dependences between two different iterations of `loop` (same iteration of every
+    loop around it)."""
+    inside = {sm.name for sm in model.statements_under(loop)}
+    dim = model.time_dim_of(loop)
+    width = maps_of(model.time)[0].dim(isl.dim_type.out)
+    t = [f"t{k}" for k in range(width)]
+    s = [f"s{k}" for k in range(width)]
+    conds = [f"{t[k]} = {s[k]}" for k in range(dim)] + [f"({t[dim]} < {s[dim]} or "
+                                                         f"{t[dim]} > {s[dim]})"]
+    differ = isl.UnionMap(f"{{ T[{', '.join(t)}] -> T[{', '.join(s)}] : {' and '.join(conds)} }}")
+    pairs = model.time.apply_range(differ).apply_range(model.time.reverse())
+    found = []
+    for dep in deps:
+        if dep.source in inside and dep.sink in inside:
+            bad = _restrict(dep.relation, pairs)
+            if bad is not None:
+                found.append(_explain(model, dep, bad))
+                if len(found) >= limit:
+                    break
+    return found
+
+
+def _restrict(relation: isl.Map, allowed: isl.UnionMap) -> isl.Map | None:
+    bad = isl.UnionMap.from_map(relation).intersect(allowed)
+    if bad.is_empty():
+        return None
+    return maps_of(bad)[0]
+
+
+def _explain(model, dep: Dependence, bad: isl.Map) -> Violation:
+    bad = bad.intersect_params(model.context.align_params(bad.get_space()))
+    point = smallest_point(bad.wrap(), model.param_names)
+    src, dst = model.stmts[dep.source], model.stmts[dep.sink]
+    n_src = src.space.dim(isl.dim_type.set)
+    src_coords, dst_coords = point.coords[:n_src], point.coords[n_src:]
+    return Violation(dep, describe_instance(model, src, src_coords),
+                     describe_instance(model, dst, dst_coords),
+                     _element(model, dep, src, src_coords), point.params)
+
+
+def _element(model, dep: Dependence, src, coords: list[int]) -> str:
+    """The array element the two instances share, as `C[0, 0]`."""
+    accesses = src.writes if dep.kind in ("RAW", "WAW") else src.reads
+    for acc in accesses:
+        if acc.array.name != dep.array:
+            continue
+        point = isl.Set.universe(acc.relation.get_space().domain())
+        for k, v in enumerate(coords):
+            point = point.fix_val(isl.dim_type.set, k, isl.Val.int_from_si(model.ctx, v))
+        image = acc.relation.intersect_domain(point)
+        n_par = image.dim(isl.dim_type.param)
+        image = image.range()
+        if image.is_empty():
+            continue
+        w = smallest_point(image, model.param_names)
+        attach = model.program.attach.get(acc.array.name)
+        skip = len(model.loop_paths[id(attach)]) + 1 if attach is not None else 0
+        del n_par
+        return f"{dep.array}[{', '.join(map(str, w.coords[skip:]))}]"
+    return dep.array

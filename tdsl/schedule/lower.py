@@ -1,0 +1,125 @@
+"""The lowering pipeline: a schedule and its arguments in, one loop-nest kernel out.
+
+    program = build_program(...)        stages -> statements in a loop tree (inlining done)
+    model   = poly.Model(program)       isl domains, accesses, footprints, time
+    check(...)                          the whole schedule proven legal once more
+    ast     = poly.generate_ast(model)  isl's AST generator, full tiles isolated
+    body    = poly.translate(...)       AST -> tdsl IR, statements instantiated
+
+`TDSL_DEBUG=1` prints what each step produced.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from .. import poly
+from ..ir import nodes as ir
+from ..lang.expr import Const, Expr
+from ..lang.tensor import Tensor
+from . import legality
+from .program import build_program, check_args
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A lowered kernel with the tensors its parameters stand for."""
+
+    kernel: ir.Kernel
+    args: tuple[Tensor, ...]
+    timings: dict
+
+    def __str__(self) -> str:
+        return str(self.kernel)
+
+    def _repr_pretty_(self, p, cycle):       # IPython shows the loop nest
+        p.text(str(self))
+
+
+def lower(schedule, args, name: str = "kernel") -> Lowered:
+    """The loop nest of `schedule` as a kernel taking `args` (inputs and outputs).
+
+    >>> print(td.lower(s, [A, B, C]))
+    """
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def step(label: str, value):
+        nonlocal clock
+        now = time.perf_counter()
+        timings[label] = now - clock
+        clock = now
+        if os.environ.get("TDSL_DEBUG"):
+            print(f"--- {label} ({timings[label] * 1e3:.1f} ms)\n{value}")
+        return value
+
+    data = schedule.data
+    args = check_args(data, args)
+    program = step("build_program", build_program(data, args, _c_name(name)))
+    model = step("model", poly.Model(program))
+    deps = poly.dependences(model)
+    analysis = legality.Analysis(program, model, deps)
+    _recheck(analysis)
+    ast, marks = poly.generate_ast(model)
+    step("isl_ast", ast.to_C_str())
+    buffers = make_buffers(program, model.layouts, args)
+    taken = {b.name for b in buffers.values()} | {p.name for p in program.params}
+    body = step("ir", poly.translate(model, ast, marks, buffers, model.layouts, taken))
+    params = tuple(buffers[_array_name(program, t)] for t in args)
+    temps = tuple(b for b in buffers.values() if b.role == "temp" and b.name not in
+                  program.attach and b not in params)
+    kernel = ir.Kernel(program.name, params, tuple(model.params), body, temps)
+    return Lowered(kernel, tuple(args), timings)
+
+
+def _recheck(analysis: legality.Analysis) -> None:
+    """Every schedule is checked again as a whole at lowering (DESIGN.md)."""
+    broken = poly.order_violations(analysis.model, analysis.deps)
+    if broken:
+        from ..errors import ScheduleError
+        raise ScheduleError(f"the schedule is illegal: {broken[0].dependence.kind} on "
+                            f"{broken[0].dependence.array}: {broken[0].source} -> "
+                            f"{broken[0].sink}")
+
+
+def _array_name(program: poly.Program, t: Tensor) -> str:
+    return program.array_of[id(t.op)].name
+
+
+def _c_name(name: str) -> str:
+    if not name.isidentifier():
+        from ..errors import TdslValueError
+        raise TdslValueError(f"a kernel name must be an identifier; got {name!r}")
+    return name
+
+
+def make_buffers(program: poly.Program, layouts: dict, args) -> dict[str, ir.Buffer]:
+    """One IR buffer per array: private ones shaped by their isl-computed regions."""
+    buffers = {}
+    arg_names = {_array_name(program, t) for t in args}
+    for arr in program.arrays:
+        layout = layouts.get(arr.name)
+        shape = layout.shape if layout is not None else arr.shape
+        role = arr.role if arr.name in arg_names or arr.role == "input" else "temp"
+        if arr.name in arg_names and role == "temp":
+            role = "output"
+        buffers[arr.name] = ir.Buffer(arr.name, arr.dtype, tuple(shape), role, arr.scope,
+                                      strides(shape, arr.align))
+    return buffers
+
+
+def strides(shape: tuple[Expr, ...], align) -> tuple[Expr, ...]:
+    """Row-major strides in elements, with storage_align's padding applied."""
+    padded = {dim: (factor, offset) for dim, factor, offset in align}
+    result: list[Expr] = []
+    stride: Expr = Const(1, "int64")
+    for d in reversed(range(len(shape))):
+        if d in padded:
+            factor, offset = padded[d]
+            # the smallest stride >= the natural one with stride % factor == offset
+            stride = stride + ((offset - stride) % factor)
+        result.append(stride)
+        stride = stride * shape[d]
+    return tuple(reversed(result))

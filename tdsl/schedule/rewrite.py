@@ -1,0 +1,206 @@
+"""Primitives that rewrite the operation graph: cache_read, cache_write, rfactor.
+
+Each returns the new schedule data (not yet checked), the tensor the user gets
+back, and the call as the user wrote it. Rewritten stages keep their axis
+objects, so the user's handles to `C.op.axis` stay valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..errors import ScheduleError
+from ..lang.expr import IterVar, Load, Reduce, all_of
+from ..lang.graph import storage_root
+from ..lang.tensor import ComputeOp, PlaceholderOp, Tensor, UpdateOp
+from ..lang.visit import substitute, transform
+from .state import Split, derived_from, initial_state
+
+SCOPES = ("global", "local", "shared")
+
+
+def _scope(scope: str, call: str) -> str:
+    if scope not in SCOPES:
+        raise ScheduleError(f"{call}: scope must be one of {', '.join(SCOPES)}; got {scope!r}")
+    return scope
+
+
+def _tensor(sched, tensor, call: str):
+    if not isinstance(tensor, Tensor):
+        raise ScheduleError(f"{call}: expected a tensor; got {tensor!r}")
+    return tensor
+
+
+def cache_read(sched, tensor: Tensor, scope: str, readers):
+    call = f"s.cache_read({getattr(tensor, 'name', tensor)}, {scope!r}, [" + ", ".join(
+        getattr(r, "name", str(r)) for r in (readers if isinstance(readers, (list, tuple))
+                                             else [readers])) + "])"
+    _tensor(sched, tensor, call)
+    _scope(scope, call)
+    data = sched.data
+    readers = readers if isinstance(readers, (list, tuple)) else [readers]
+    if not readers:
+        raise ScheduleError(f"{call}: give the stages that should read the copy")
+    source_ops = {id(op) for op in _versions(data, tensor)}
+    reader_keys = []
+    for r in readers:
+        key = data.key_of(r.op if isinstance(r, Tensor) else getattr(r, "op", r))
+        if key is None:
+            raise ScheduleError(f"{call}: {getattr(r, 'name', r)} is not a stage of this schedule")
+        if not any(id(t.op) in source_ops for t in data.states[key].op.input_tensors):
+            raise ScheduleError(f"{call}: {data.states[key].op.name} does not read "
+                                f"{tensor.name}")
+        reader_keys.append(key)
+    axes = tuple(IterVar(f"ax{d}", _zero(), extent, "data") for d, extent in
+                 enumerate(tensor.shape))
+    copy = ComputeOp(_fresh_name(data, f"{tensor.name}_{scope}"), axes,
+                     Load(tensor, axes))
+
+    def redirect(node):
+        if isinstance(node, Load) and id(node.tensor.op) in source_ops:
+            return Load(copy.output(0), node.indices)
+        return None
+
+    first = min(data.order.index(k) for k in reader_keys)
+    new = data.with_stage(copy, replace(initial_state(copy), scope=scope, origin="cache_read"),
+                          before=data.order[first])
+    for key in reader_keys:
+        state = new.states[key]
+        new = new.with_state(key, replace(state, op=_rewrite_op(state.op, redirect)))
+    return new, copy.output(0), call
+
+
+def cache_write(sched, tensor: Tensor, scope: str):
+    call = f"s.cache_write({getattr(tensor, 'name', tensor)}, {scope!r})"
+    _tensor(sched, tensor, call)
+    _scope(scope, call)
+    data = sched.data
+    key = data.key_of(tensor.op)
+    if key is None or isinstance(tensor.op, PlaceholderOp):
+        raise ScheduleError(f"{call}: {tensor.name} is not computed by this schedule")
+    state = data.states[key]
+    op = state.op
+    if not isinstance(op, ComputeOp):
+        raise ScheduleError(f"{call}: {tensor.name} is an update definition; cache its base")
+    if state.relations or state.kinds or state.leaves != op.axis + op.reduce_axis:
+        raise ScheduleError(f"{call}: call cache_write before transforming {tensor.name}'s "
+                            "loops (the cached stage takes over its computation)")
+    axes = tuple(IterVar(f"{a.name}_c", a.start, a.extent, "data") for a in op.axis)
+    local = ComputeOp(_fresh_name(data, f"{op.name}_{scope}"), axes,
+                      substitute(op.body, dict(zip(op.axis, axes))))
+    copy = ComputeOp(op.name, op.axis, Load(local.output(0), op.axis))
+    new = data.with_stage(local, replace(initial_state(local), scope=scope, origin="cache_write"),
+                          before=key)
+    new = new.with_state(key, replace(state, op=copy, leaves=copy.axis))
+    return new, local.output(0), call
+
+
+def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
+    call = f"s.rfactor({getattr(tensor, 'name', tensor)}, {getattr(axis, 'name', axis)})"
+    _tensor(sched, tensor, call)
+    data = sched.data
+    key = data.key_of(tensor.op)
+    if key is None:
+        raise ScheduleError(f"{call}: {tensor.name} is not computed by this schedule")
+    state = data.states[key]
+    op = state.op
+    if not isinstance(op, ComputeOp) or not isinstance(op.body, Reduce):
+        raise ScheduleError(f"{call}: {tensor.name} is not a reduction")
+    if not any(leaf is axis for leaf in state.leaves):
+        raise ScheduleError(f"{call}: {getattr(axis, 'name', axis)} is not a loop of "
+                            f"{tensor.name} ({', '.join(v.name for v in state.leaves)})")
+    roots = derived_from(state)[axis]
+    if len(roots) != 1 or next(iter(roots)).kind != "reduce":
+        raise ScheduleError(f"{call}: {axis.name} must be a reduction loop (a reduction axis "
+                            "or a piece of one made by split)")
+    if not 0 <= factor_axis <= len(op.axis):
+        raise ScheduleError(f"{call}: factor_axis must be in 0..{len(op.axis)}")
+    (k,) = roots
+    pieces = [leaf for leaf in state.leaves if derived_from(state)[leaf] == roots]
+    expr = _recompose(state, k)
+    if expr is None:
+        raise ScheduleError(f"{call}: the loops of {k.name} were fused with other loops; "
+                            f"rfactor needs {k.name} to be only split")
+    body = op.body
+    factored = IterVar(axis.name, axis.start, axis.extent, "data")
+    kept = {leaf: IterVar(leaf.name, leaf.start, leaf.extent, "reduce") for leaf in pieces
+            if leaf is not axis}
+    k_value = substitute(expr, {axis: factored, **kept})
+    data_axes = tuple(IterVar(a.name, a.start, a.extent, "data") for a in op.axis)
+    rename = {**dict(zip(op.axis, data_axes)), k: k_value}
+    where = [k_value < k.start + k.extent]
+    if body.where is not None:
+        where.insert(0, substitute(body.where, rename))
+    other = tuple(a for a in body.axes if a is not k)
+    axes_rf = data_axes[:factor_axis] + (factored,) + data_axes[factor_axis:]
+    inner = substitute(body.body, rename)
+    reduce_axes = tuple(kept.values()) + other
+    if reduce_axes:
+        rf_body = Reduce(body.reducer, inner, reduce_axes, all_of(*where))
+    else:
+        from ..lang.expr import select
+        rf_body = select(all_of(*where), inner, body.reducer.identity(body.dtype))
+    rf = ComputeOp(_fresh_name(data, f"{op.name}_rf"), axes_rf, rf_body)
+    r = IterVar(f"{axis.name}_r", axis.start, axis.extent, "reduce")
+    index = op.axis[:factor_axis] + (r,) + op.axis[factor_axis:]
+    final = ComputeOp(op.name, op.axis, Reduce(body.reducer, Load(rf.output(0), index), (r,)))
+    new = data.with_stage(rf, replace(initial_state(rf), origin="rfactor"), before=key)
+    new = new.with_state(key, replace(initial_state(final), attach=state.attach))
+    return new, rf.output(0), call
+
+
+def _recompose(state, k: IterVar):
+    """`k` as an expression of its leaves (inverting the splits), or None if fused."""
+    value = {}
+
+    def expr_of(iv):
+        for rel in state.relations:
+            if isinstance(rel, Split) and rel.parent is iv:
+                outer, inner = expr_of(rel.outer), expr_of(rel.inner)
+                if outer is None or inner is None:
+                    return None
+                return iv.start + outer * rel.factor + inner
+        if any(leaf is iv for leaf in state.leaves):
+            return iv
+        return None
+
+    del value
+    return expr_of(k)
+
+
+def _rewrite_op(op, fn):
+    if isinstance(op, ComputeOp):
+        return ComputeOp(op.name, op.axis, transform(op.body, fn))
+    if isinstance(op, UpdateOp):
+        return UpdateOp(op.name, op.base, op.axis, op.reduce_axis,
+                        tuple(transform(i, fn) for i in op.index), transform(op.value, fn))
+    return op
+
+
+def _versions(data, tensor: Tensor) -> list:
+    """Every op whose storage is `tensor`'s (the tensor, its stage's ops, its updates)."""
+    root = storage_root(tensor)
+    ops = [tensor.op, root.op]
+    key = data.key_of(root.op)
+    if key is not None:
+        ops += data.ops_of(key)
+    for k in data.order:
+        op = data.states[k].op
+        if isinstance(op, UpdateOp) and storage_root(op.output(0)).op is root.op:
+            ops += data.ops_of(k)
+    return ops
+
+
+def _fresh_name(data, name: str) -> str:
+    taken = {data.states[k].op.name for k in data.order} | {p.name for p in data.placeholders}
+    base, n = name, 1
+    while name in taken:
+        name = f"{base}{n}"
+        n += 1
+    return name
+
+
+def _zero():
+    from ..lang import dtypes
+    from ..lang.expr import Const
+    return Const(0, dtypes.INDEX)
