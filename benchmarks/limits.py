@@ -1,0 +1,161 @@
+"""Machine limit rows: FMA peak (GFLOP/s) and STREAM triad (GB/s), timed like workloads.
+
+Two small C kernels, compiled once by `gcc -O3 -march=native -fopenmp` into a shared
+library and called through ctypes. Each limit is an implementation with the same
+`(run, result, compile_s)` contract, so the harness times it inside every workload's
+round-robin rotation and percentages divide by the limit measured in that same rotation.
+
+- fma: every OpenMP thread runs 16 independent chains of 512-bit FMAs (enough to cover
+  the FMA latency), so the count is threads * iters * 16 chains * 16 lanes * 2 flops.
+- triad: a[i] = b[i] + s * c[i] over arrays far larger than L3 (64 MiB each by default),
+  counted as STREAM does: 3 arrays * 4 bytes per element (write-allocate not counted).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+C_SOURCE = r"""
+#include <immintrin.h>
+#include <omp.h>
+#include <stddef.h>
+
+int limit_threads(void) { return omp_get_max_threads(); }
+
+/* 16 independent FMA chains of 16 lanes per thread. Returns a value that depends on every
+   chain so nothing can be optimized away. */
+float fma_peak(long iters) {
+    float total = 0.0f;
+    #pragma omp parallel reduction(+:total)
+    {
+        __m512 acc[16];
+        const __m512 mul = _mm512_set1_ps(0.999999f), add = _mm512_set1_ps(1e-7f);
+        #pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_set1_ps((float)(j + omp_get_thread_num()));
+        for (long i = 0; i < iters; i++) {
+            #pragma GCC unroll 16
+            for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(acc[j], mul, add);
+        }
+        __m512 s = acc[0];
+        #pragma GCC unroll 16
+        for (int j = 1; j < 16; j++) s = _mm512_add_ps(s, acc[j]);
+        total += _mm512_reduce_add_ps(s);
+    }
+    return total;
+}
+
+void triad_init(float *a, float *b, float *c, long n) {
+    #pragma omp parallel for schedule(static)
+    for (long i = 0; i < n; i++) { a[i] = 0.0f; b[i] = 1.0f; c[i] = 2.0f; }
+}
+
+void triad(float *restrict a, const float *restrict b, const float *restrict c, float s,
+           long n) {
+    #pragma omp parallel for simd schedule(static)
+    for (long i = 0; i < n; i++) a[i] = b[i] + s * c[i];
+}
+"""
+
+CFLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+
+
+def build_dir() -> Path:
+    d = Path(os.environ.get("BENCH_BUILD_DIR", Path(tempfile.gettempdir()) / "tdsl-bench-build"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def compile_c(source: str, name: str) -> tuple[ctypes.CDLL, float]:
+    """gcc `source` into a shared library (cached by content hash); (library, seconds)."""
+    key = hashlib.sha256((source + " ".join(CFLAGS)).encode()).hexdigest()[:16]
+    so = build_dir() / f"{name}-{key}.so"
+    t0 = time.perf_counter()
+    if not so.exists():
+        src = so.with_suffix(".c")
+        src.write_text(source)
+        tmp = so.with_suffix(f".{os.getpid()}.tmp")
+        subprocess.run(["gcc", *CFLAGS, str(src), "-o", str(tmp)], check=True,
+                       capture_output=True, text=True)
+        tmp.replace(so)
+    lib = ctypes.CDLL(str(so))
+    return lib, time.perf_counter() - t0
+
+
+_lib = None
+
+
+def _load():
+    global _lib
+    if _lib is None:
+        lib, _ = compile_c(C_SOURCE, "limits")
+        lib.limit_threads.restype = ctypes.c_int
+        lib.fma_peak.restype = ctypes.c_float
+        lib.fma_peak.argtypes = [ctypes.c_long]
+        fp = ctypes.POINTER(ctypes.c_float)
+        lib.triad_init.argtypes = [fp, fp, fp, ctypes.c_long]
+        lib.triad.argtypes = [fp, fp, fp, ctypes.c_float, ctypes.c_long]
+        _lib = lib
+    return _lib
+
+
+@dataclass
+class Limit:
+    kind: str          # "fma" or "triad"
+    unit: str          # "GFLOP/s" or "GB/s"
+    amount: float      # flops or bytes per call
+    run: object
+    description: str
+
+    def perf(self, seconds: float) -> float:
+        return self.amount / seconds / 1e9
+
+
+def fma_limit(iters: int = 2_000_000) -> Limit:
+    lib = _load()
+    threads = lib.limit_threads()
+
+    def run():
+        lib.fma_peak(iters)
+    return Limit("fma", "GFLOP/s", 2.0 * 16 * 16 * threads * iters, run,
+                 f"FMA peak: {threads} threads x 16 chains of zmm FMAs")
+
+
+_triad_arrays = {}
+
+
+def triad_limit(n: int = 16 * 1024 * 1024) -> Limit:
+    """STREAM triad over three arrays of `n` float32 (64 MiB each by default)."""
+    lib = _load()
+    if n not in _triad_arrays:
+        arrs = [np.empty(n, np.float32) for _ in range(3)]
+        ptrs = [a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)) for a in arrs]
+        lib.triad_init(*ptrs, n)      # first touch by the threads that will use the pages
+        _triad_arrays[n] = (arrs, ptrs)
+    _, (pa, pb, pc) = _triad_arrays[n]
+    s = ctypes.c_float(3.0)
+
+    def run():
+        lib.triad(pa, pb, pc, s, n)
+    return Limit("triad", "GB/s", 3.0 * 4 * n, run,
+                 f"STREAM triad, 3 x {n * 4 >> 20} MiB float32 arrays")
+
+
+def make(kind: str, quick: bool = False) -> Limit:
+    return fma_limit() if kind == "fma" else triad_limit()
+
+
+def gcc_version() -> str:
+    try:
+        out = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout
+        return out.splitlines()[0]
+    except Exception as e:   # gcc missing: the limit rows cannot be built
+        return f"unavailable ({e})"

@@ -1,0 +1,110 @@
+"""Turns measured rotations into the printed table, RESULTS.md and the JSON record.
+
+Input: per workload, its `Workload` and the list of `harness.Impl` rows (the limit row
+last). Output layout of the JSON (documented in benchmarks/README.md):
+{"workloads": {"W1": {"tdsl": {...}, "numpy": {...}, "tvm": {...}, "halide": {...},
+ "limit": {...}}, ...}, "workload_info": {...}, "machine": {...}, "method": {...}}
+"""
+
+from __future__ import annotations
+
+from .harness import Impl, Stats
+
+COLUMNS = ["median ms", "p10 ms", "IQR ms", "perf", "unit", "vs numpy", "% limit",
+           "compile s", "cache hit s"]
+
+
+def row_record(im: Impl, numpy_median: float | None, limit_perf: float | None) -> dict:
+    """One implementation's JSON record (None where not measured)."""
+    rec: dict = {"status": im.status, "median_s": None, "p10_s": None, "iqr_s": None,
+                 "perf": None, "unit": im.unit, "compile_s": im.compile_s,
+                 "compile_hit_s": im.compile_hit_s, "vs_numpy": None, "pct_of_limit": None,
+                 "n": 0}
+    if im.reason:
+        rec["reason"] = im.reason
+    if im.schedule:
+        rec["schedule"] = im.schedule
+    if im.samples:
+        st = Stats.of(im.samples)
+        perf = im.amount / st.median_s / 1e9
+        rec.update(median_s=st.median_s, p10_s=st.p10_s, iqr_s=st.iqr_s, perf=perf, n=st.n,
+                   samples_s=[round(t, 7) for t in im.samples])
+        if numpy_median:
+            rec["vs_numpy"] = numpy_median / st.median_s
+        if limit_perf:
+            rec["pct_of_limit"] = 100.0 * perf / limit_perf
+    return rec
+
+
+def workload_records(impls: list[Impl]) -> dict:
+    by = {im.name: im for im in impls}
+    np_im = by.get("numpy")
+    np_med = Stats.of(np_im.samples).median_s if np_im and np_im.samples else None
+    lim = next((im for im in impls if im.is_limit), None)
+    lim_perf = (lim.amount / Stats.of(lim.samples).median_s / 1e9
+                if lim is not None and lim.samples else None)
+    out = {}
+    for im in impls:
+        rec = row_record(im, None if im.is_limit else np_med, lim_perf)
+        out["limit" if im.is_limit else im.name] = rec
+    return out
+
+
+def _fmt(v, spec, scale=1.0):
+    return "-" if v is None else format(v * scale, spec)
+
+
+def _cells(name: str, rec: dict) -> list[str]:
+    if rec["status"] != "ok" or rec["median_s"] is None:
+        what = rec["status"] + (f": {rec['reason']}" if rec.get("reason") else "")
+        return [name, what]
+    return [name, _fmt(rec["median_s"], ".3f", 1e3), _fmt(rec["p10_s"], ".3f", 1e3),
+            _fmt(rec["iqr_s"], ".3f", 1e3), _fmt(rec["perf"], ".1f"), rec["unit"],
+            _fmt(rec["vs_numpy"], ".2f") + ("x" if rec["vs_numpy"] is not None else ""),
+            _fmt(rec["pct_of_limit"], ".0f") + ("%" if rec["pct_of_limit"] is not None else ""),
+            _fmt(rec["compile_s"], ".3f"), _fmt(rec["compile_hit_s"], ".3f")]
+
+
+def text_table(wid: str, title: str, recs: dict) -> str:
+    head = ["impl"] + COLUMNS
+    rows = [_cells(name, rec) for name, rec in recs.items()]
+    widths = [max(len(head[i]), *(len(r[i]) for r in rows if len(r) > 2 or i == 0))
+              for i in range(len(head))]
+    lines = [f"{wid}  {title}",
+             "  " + "  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in
+                              enumerate(zip(head, widths)))]
+    for r in rows:
+        if len(r) == 2:
+            lines.append(f"  {r[0].ljust(widths[0])}  {r[1]}")
+        else:
+            lines.append("  " + "  ".join(c.rjust(w) if i else c.ljust(w)
+                                          for i, (c, w) in enumerate(zip(r, widths))))
+    return "\n".join(lines)
+
+
+def markdown(results: dict, titles: dict, machine: dict, method: dict,
+             schedules: dict) -> str:
+    out = ["# Benchmark results", "",
+           f"{machine.get('date', '')}: {machine.get('cpu', '')}, "
+           f"{machine.get('threads')} threads of {machine.get('cores')} cores. "
+           "Ratios and % of limit are within one rotation of this run; absolute numbers "
+           "vary between runs on this machine.", "",
+           "| workload | impl | " + " | ".join(COLUMNS) + " |",
+           "|---|---|" + "---:|" * len(COLUMNS)]
+    for wid, recs in results.items():
+        for name, rec in recs.items():
+            cells = _cells(name, rec)
+            if len(cells) == 2:
+                cells = cells + [""] * (len(COLUMNS) - 1)
+            out.append(f"| {wid} | " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    out += ["", "Workloads:", ""]
+    out += [f"- {wid}: {t}" for wid, t in titles.items()]
+    out += ["", "## Machine", ""]
+    out += [f"- {k}: {v}" for k, v in machine.items()]
+    out += ["", "## Method", ""]
+    out += [f"- {k}: {v}" for k, v in method.items()]
+    out += ["", "## Peer schedules", ""]
+    for peer, per in schedules.items():
+        for wid, desc in per.items():
+            out.append(f"- {peer} {wid}: {desc}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Benchmark tdsl's schedules against numpy, TVM and Halide on W1-W8.
+
+    python benchmarks/run.py [--quick] [--workloads W1,W3] [--threads N]
+                             [--json PATH] [--md PATH]
+
+Thread counts are fixed through the environment before numpy, TVM or Halide is imported.
+tdsl's implementations are found in benchmarks/schedules/w1_gemm.py ... w8_layernorm.py
+(`prepare(inputs) -> (run, result, compile_s)`); a missing one is reported as "not
+available". See benchmarks/README.md for the method and the columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+THREAD_VARS = ("OMP_NUM_THREADS", "TVM_NUM_THREADS", "HL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+PEERS = ("numpy", "tvm", "halide")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="fewer rounds (4 x 5 timed calls) and shorter pauses; for a smoke run")
+    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8",
+                   help="comma-separated workload ids (default: all)")
+    p.add_argument("--threads", type=int, default=os.cpu_count(),
+                   help="threads for every implementation (default: all cores)")
+    p.add_argument("--json", default=str(HERE / "out" / "results.json"), help="JSON output")
+    p.add_argument("--md", default=str(HERE / "out" / "RESULTS.md"), help="Markdown output")
+    p.add_argument("--peers", default=",".join(PEERS), help="peers to run (default: all)")
+    p.add_argument("--rounds", type=int, help="rounds of the rotation (default 10, quick 4)")
+    p.add_argument("--calls", type=int, help="timed calls per impl per round (default 3, quick 5)")
+    p.add_argument("--settle", type=float,
+                   help="seconds of sleep between implementations, longer than the idle spin of "
+                        "OpenBLAS (~0.1 s) and the other thread pools (default 0.15)")
+    p.add_argument("--switch-warm", type=float, default=0.03,
+                   help="seconds of untimed calls after each switch of implementation "
+                        "(at least one call; default 0.03)")
+    p.add_argument("--flush", choices=("auto", "always", "never"), default="auto",
+                   help="read a 128 MiB buffer (untimed) before every timed call so that "
+                        "the data starts in DRAM, not L3: 'auto' (default) does it for the "
+                        "GB/s workloads, whose measure counts bytes from memory (W4 and W8 "
+                        "move 32 MiB, the size of the L3)")
+    p.add_argument("--keep-tdsl-cache", action="store_true",
+                   help="use the existing TDSL_CACHE_DIR instead of a fresh one (the "
+                        "'cold' compile is then not cold)")
+    args = p.parse_args(argv)
+    args.rounds = args.rounds or (4 if args.quick else 10)
+    args.calls = args.calls or (5 if args.quick else 3)
+    args.settle = args.settle if args.settle is not None else 0.15
+    args.warmup = 1 if args.quick else 2
+    return args
+
+
+def fix_environment(args) -> None:
+    """Before any numeric library is imported: thread counts, a fresh tdsl cache."""
+    for var in THREAD_VARS:
+        os.environ[var] = str(args.threads)
+    if not args.keep_tdsl_cache:
+        os.environ["TDSL_CACHE_DIR"] = tempfile.mkdtemp(prefix="tdsl-bench-cache-")
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+
+
+def flushes(mode: str, workload) -> bool:
+    return mode == "always" or (mode == "auto" and workload.unit == "GB/s")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    fix_environment(args)
+
+    import json
+
+    import numpy as np
+
+    from benchmarks import harness, limits, machine, report, tdsl_schedules
+    from benchmarks.peers import halide_impl, numpy_impl, tvm_impl
+    from benchmarks.workloads import WORKLOADS
+
+    peer_mods = {"numpy": numpy_impl, "tvm": tvm_impl, "halide": halide_impl}
+    peers = [p for p in args.peers.split(",") if p]
+    wids = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    unknown = [w for w in wids if w not in WORKLOADS]
+    if unknown:
+        log(f"unknown workload(s) {unknown}; choose from {list(WORKLOADS)}")
+        return 2
+
+    evict = np.ones(32 * 1024 * 1024, np.float32) if args.flush != "never" else None
+
+    def flush():                                          # 128 MiB, 4x the L3
+        return float(evict.sum())
+    t_start = time.perf_counter()
+    results, titles, failures = {}, {}, []
+    for wid in wids:
+        w = WORKLOADS[wid]
+        titles[wid] = w.title
+        log(f"== {wid} {w.title}")
+        inputs = w.make_inputs(np.random.default_rng(1234))
+        ref = w.reference(inputs)
+
+        impls = tdsl_schedules.prepare_all(w, inputs)
+        for name in peers:
+            mod = peer_mods[name]
+            own = {k: v.copy() for k, v in inputs.items()}   # nobody shares (or edits) inputs
+            impls.append(harness.prepare_impl(
+                name, lambda mod=mod, own=own: mod.prepare(wid, own, w.out_shape),
+                schedule=mod.SCHEDULES[wid], amount=w.amount, unit=w.unit))
+        lim = limits.make(w.limit)
+        impls.append(harness.Impl("limit", run=lim.run, is_limit=True, amount=lim.amount,
+                                  unit=lim.unit, schedule=lim.description))
+        for im in impls:
+            harness.check(im, w, ref)
+            if im.status in ("wrong", "error"):
+                failures.append(f"{wid} {im.name}: {im.status}: {im.reason}")
+                log(f"!! {wid} {im.name} {im.status.upper()}: {im.reason}")
+                if im.traceback_text:
+                    log(im.traceback_text)
+        harness.measure(impls, rounds=args.rounds, calls=args.calls, warmup=args.warmup,
+                        settle_s=args.settle, switch_warm_s=args.switch_warm,
+                        flush=flush if flushes(args.flush, w) else None)
+        recs = tdsl_schedules.with_best(report.workload_records(impls))
+        results[wid] = recs
+        note = "  [L3 flushed before each timed call]" if flushes(args.flush, w) else ""
+        print(report.text_table(wid, w.title + note, recs), flush=True)
+        print(flush=True)
+        del impls, inputs, ref
+
+    info = machine.describe(args.threads)
+    method = {
+        "rounds": args.rounds, "timed calls per impl per round": args.calls,
+        "timed calls per impl": args.rounds * args.calls, "warm-up calls": args.warmup,
+        "settle between impls (s)": args.settle,
+        "untimed calls after a switch (s)": args.switch_warm,
+        "L3 flushed before each timed call": {
+            wid: flushes(args.flush, WORKLOADS[wid]) for wid in wids},
+        "quick": args.quick,
+        "wall time (s)": round(time.perf_counter() - t_start, 1),
+    }
+    schedules = {"numpy": numpy_impl.SCHEDULES, "tvm": tvm_impl.SCHEDULES,
+                 "halide": halide_impl.SCHEDULES}
+    doc = {"workloads": results, "workload_info": {
+        wid: {"title": WORKLOADS[wid].title, "unit": WORKLOADS[wid].unit,
+              "amount": WORKLOADS[wid].amount, "limit": WORKLOADS[wid].limit,
+              "sizes": WORKLOADS[wid].sizes} for wid in wids},
+        "machine": info, "method": method, "failures": failures}
+    for path, text in ((args.json, json.dumps(doc, indent=1, default=str)),
+                       (args.md, report.markdown(results, titles, info, method, schedules))):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    log(f"wrote {args.json} and {args.md} in {method['wall time (s)']} s")
+    if failures:
+        log("FAILED:\n  " + "\n  ".join(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
