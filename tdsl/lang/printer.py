@@ -6,7 +6,7 @@ from .expr import (SYMBOLS, BinOp, Call, Cast, Const, Expr, IterVar, Load, Reduc
                    UnaryOp, Var)
 
 _PRECEDENCE = {
-    "or": 1, "xor": 2, "and": 3, "lt": 4, "le": 4, "gt": 4, "ge": 4, "eq": 4, "ne": 4,
+    "lt": 1, "le": 1, "gt": 1, "ge": 1, "eq": 1, "ne": 1, "or": 2, "xor": 3, "and": 4,
     "add": 5, "sub": 5, "mul": 6, "truediv": 6, "floordiv": 6, "mod": 6, "power": 8,
     "truncdiv": 6, "truncmod": 6,
 }

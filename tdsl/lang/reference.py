@@ -67,8 +67,10 @@ def _shape(op, sizes) -> tuple[int, ...]:
 class _Evaluator:
     """Evaluates expressions over broadcast NumPy arrays."""
 
-    def __init__(self, env: dict[int, np.ndarray], sizes: dict, values: dict[int, np.ndarray]):
+    def __init__(self, env: dict[int, np.ndarray], sizes: dict, values: dict[int, np.ndarray],
+                 mask: np.ndarray | None = None):
         self.env, self.sizes, self.values = env, sizes, values
+        self.mask = mask        # where the expression being evaluated is actually used
 
     def eval(self, e: Expr) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -102,7 +104,15 @@ class _Evaluator:
             case Cast(dtype=dt, value=v):
                 return self._eval(v).astype(dt)
             case Select(cond=c, true_value=t, false_value=f):
-                return np.where(self._eval(c), self._eval(t), self._eval(f))
+                # A select reads only the chosen side (padding: `select(i >= 1, A[i - 1], 0)`).
+                cond = self._eval(c)
+                outer = self.mask
+                self.mask = cond if outer is None else (outer & cond)
+                yes = self._eval(t)
+                self.mask = ~cond if outer is None else (outer & ~cond)
+                no = self._eval(f)
+                self.mask = outer
+                return np.where(cond, yes, no)
             case Load(tensor=t, indices=idx):
                 return self._load(t, idx)
         raise TdslTypeError(f"cannot evaluate {e!r} here")
@@ -111,11 +121,15 @@ class _Evaluator:
         array = self.values[id(storage_root(t).op) if id(t.op) not in self.values else id(t.op)]
         idx = [self._eval(i).astype(np.int64) for i in indices]
         for d, i in enumerate(idx):
-            if i.size and (i.min() < 0 or i.max() >= array.shape[d]):
-                bad = int(i.min()) if i.min() < 0 else int(i.max())
+            outside = (i < 0) | (i >= array.shape[d])
+            if self.mask is not None:
+                outside = outside & self.mask
+            if np.any(outside):
+                bad = int(np.broadcast_to(i, outside.shape)[outside].flat[0])
                 raise TdslIndexError(
                     f"{t.name} is read at index {bad} in dimension {d}, outside its size "
                     f"{array.shape[d]} (index expression `{indices[d]}`)")
+            idx[d] = np.clip(i, 0, array.shape[d] - 1)     # unused lanes read a valid element
         return array[tuple(idx)]
 
 

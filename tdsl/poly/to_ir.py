@@ -13,6 +13,7 @@ from __future__ import annotations
 import islpy as isl
 
 from ..ir import nodes as ir
+from ..ir.simplify import simplify_index
 from ..lang import dtypes
 from ..lang.expr import Expr, Load, Var
 from ..lang.visit import children, rebuild, substitute
@@ -155,9 +156,9 @@ class Translator:
 
     def _index(self, array, index: list[Expr], env: dict) -> tuple[Expr, ...]:
         layout = self.layouts.get(array.name)
-        if layout is None:
-            return tuple(index)
-        return tuple(i - substitute(off, env) for i, off in zip(index, layout.offset))
+        if layout is not None:
+            index = [i - substitute(off, env) for i, off in zip(index, layout.offset)]
+        return tuple(simplify_index(i) for i in index)
 
 
 def translate(model: Model, ast: isl.AstNode, marks: Marks, buffers, layouts,

@@ -166,9 +166,9 @@ def nest_lines(state: StageState, mark=None) -> list[str]:
         text = "  " * depth + f"for {leaf.name} in {rng}:"
         kind = state.kind_of(leaf)
         if mark is not None and leaf is mark[0]:
-            text = f"{text:<36}<-- {mark[1]}({leaf.name})"
+            text = f"{text:<34}  <-- {mark[1]}({leaf.name})"
         elif kind != "serial":
-            text = f"{text:<36}# {kind}"
+            text = f"{text:<34}  # {kind}"
         lines.append(text)
     lines.append("  " * len(state.leaves) + statement_text(state))
     return lines

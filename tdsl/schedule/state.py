@@ -112,5 +112,6 @@ def new_axis(name: str, extent: Expr, kind: str) -> IterVar:
 
 
 def ceil_div(extent: Expr, factor: int) -> Expr:
-    return (extent + (factor - 1)) // factor
+    from ..ir.simplify import simplify_index
+    return simplify_index(extent + (factor - 1)) // factor
 
