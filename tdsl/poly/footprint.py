@@ -50,11 +50,13 @@ def expand_private_arrays(model) -> dict[str, Layout]:
                 if program.array_of[id(load.tensor.op)] is not array:
                     continue
                 if reader.name not in inside:
+                    producer, consumer = writers[array.name][0].stmt.stage, reader.stmt.stage
                     raise ScheduleError(
-                        f"{writers[array.name][0].stmt.stage} is computed inside loop "
-                        f"{loop.var.name} of {loop.stage}, but {reader.stmt.stage} reads it "
-                        f"outside that loop; compute {reader.stmt.stage} inside the same loop "
-                        f"first, or keep {writers[array.name][0].stmt.stage} at the root")
+                        f"{producer} would be computed inside loop {loop.var.name} of "
+                        f"{loop.stage}, but {consumer} also reads it, outside that loop. Move "
+                        f"the consumer in first (consumers before producers), e.g. "
+                        f"s[{consumer}].compute_at(s[{loop.stage}], {loop.var.name}), or keep "
+                        f"{producer} at the root")
                 relation, _, _ = model.raw_access(reader, array, load.indices, conds)
                 relation = relation.reset_tuple_id(isl.dim_type.out)
                 to_o = _map_from_affs(reader.domain, model.path_values(reader, loop), None)

@@ -442,9 +442,11 @@ def _owner(data: ScheduleData, axis: IterVar) -> str | None:
 
 
 def _producers_of(data: ScheduleData, key) -> set:
-    """Stages read by stage `key` directly or through inlined stages."""
+    """Stages read inside the loops of stage `key`: by it, by stages computed inside its
+    loops, and through inlined stages."""
+    readers = [key] + [k for k in data.order if _inside(data, k, key)]
     found = set()
-    stack = [key]
+    stack = list(readers)
     while stack:
         k = stack.pop()
         for t in data.states[k].op.input_tensors:
@@ -455,3 +457,14 @@ def _producers_of(data: ScheduleData, key) -> set:
             if data.states[pk].inlined:
                 stack.append(pk)
     return found
+
+
+def _inside(data: ScheduleData, key, ancestor) -> bool:
+    """Is stage `key` computed (transitively) inside a loop of stage `ancestor`?"""
+    seen = set()
+    while isinstance(data.states[key].attach, tuple) and key not in seen:
+        seen.add(key)
+        key = data.states[key].attach[0]
+        if key is ancestor:
+            return True
+    return False
