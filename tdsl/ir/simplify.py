@@ -49,7 +49,8 @@ def _linear(e: Expr) -> tuple[dict, int]:
 
 def _rebuild(terms: dict, constant: int, dtype: str) -> Expr:
     result: Expr | None = None
-    for coef, node in terms.values():
+    # positive terms first, so `i - 8 * io` rather than `0 - 8 * io + i`
+    for coef, node in sorted(terms.values(), key=lambda t: t[0] < 0):
         if coef == 0:
             continue
         term = node if coef in (1, -1) else binary("mul", Const(abs(coef), dtype), node)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import islpy as isl
 
-from .model import Model, _map_from_affs
+from .model import Model, _map_from_affs, maps_of
 from .program import Loop, Statement
 
 
@@ -20,11 +20,13 @@ ISOLATED_KINDS = ("vectorize", "unroll")
 
 
 class Marks:
-    """The registry of mark ids: `loop<k>` -> Loop, `alloc<k>` -> array name."""
+    """The registry of mark ids (`loop<k>` -> Loop, `alloc<k>` -> arrays) and of the
+    index expressions isl derived at each statement instance (`user<k>`)."""
 
     def __init__(self):
         self.loops: dict[str, Loop] = {}
         self.allocs: dict[str, list] = {}
+        self.indices: dict[str, dict[int, list[isl.AstExpr]]] = {}
 
     def loop(self, loop: Loop) -> isl.Id:
         key = f"loop{len(self.loops)}"
@@ -46,7 +48,28 @@ def generate_ast(model: Model, isolate: bool = True) -> tuple[isl.AstNode, Marks
         # once the whole tree exists.
         schedule = _isolate_all(model, schedule.get_root(), marks).get_schedule()
     build = isl.AstBuild.from_context(model.context)
-    return build.node_from_schedule(schedule), marks
+    build, handle = build.set_at_each_domain(lambda node, b: _index_exprs(model, marks, node, b))
+    ast = build.node_from_schedule(schedule)
+    del handle
+    return ast, marks
+
+
+def _index_exprs(model: Model, marks: Marks, node: isl.AstNode,
+                 build: isl.AstBuild) -> isl.AstNode:
+    """Every exact access of the statement at `node`, as expressions of the loop
+    iterators, simplified by isl in the context of the loops around (PPCG does the
+    same): `Bp[j // 32, ...]` inside a tile of 32 becomes `Bp[j_outer, ...]`."""
+    name = node.user_get_expr().get_op_arg(0).get_id().get_name()
+    sm = model.stmts[name]
+    to_domain = isl.PwMultiAff.from_map(maps_of(build.get_schedule())[0].reverse())
+    exprs = {}
+    for k, acc in enumerate(sm.writes + sm.reads):
+        if acc.index is not None:
+            exprs[k] = [build.expr_from_pw_aff(pa.pullback_pw_multi_aff(to_domain))
+                        for pa in acc.index]
+    key = f"user{len(marks.indices)}"
+    marks.indices[key] = exprs
+    return node.set_annotation(isl.Id(key))
 
 
 def schedule_tree(model: Model) -> isl.Schedule:

@@ -26,6 +26,7 @@ class Layout:
     offset: tuple[Expr, ...]          # in the enclosing loops' axes
     shape: tuple[Expr, ...]           # constants when the tile sizes are constant
     footprint: isl.Map                # o -> x, for teaching and tests
+    offset_affs: tuple                # the offsets as isl PwAffs of o
 
 
 def expand_private_arrays(model) -> dict[str, Layout]:
@@ -83,9 +84,10 @@ def _layout(model, loop, footprint: isl.Map) -> Layout:
     path = (*model.loop_paths[id(loop)], loop)
     ids = {f"__in{k}": l.var for k, l in enumerate(path)}
     ids.update({p.name: p for p in model.params})
-    offset, shape = [], []
+    offset, shape, affs = [], [], []
     for d in range(footprint.dim(isl.dim_type.out)):
         lo, hi = footprint.dim_min(d), footprint.dim_max(d)
+        affs.append(lo)
         offset.append(from_pw_aff(lo, ids))
         extent = hi.sub(lo).add_constant_val(isl.Val.one(model.ctx))
         biggest = extent.max_val()
@@ -94,4 +96,4 @@ def _layout(model, loop, footprint: isl.Map) -> Layout:
         else:
             over_params = isl.Map.from_pw_aff(extent).range().dim_max(0)
             shape.append(from_pw_aff(over_params, ids, model.context))
-    return Layout(tuple(offset), tuple(shape), footprint)
+    return Layout(tuple(offset), tuple(shape), footprint, tuple(affs))

@@ -31,6 +31,8 @@ class Access:
     exact: bool                      # False: a conservative over-approximation
     proven_in_bounds: bool
     load: Load | None = None         # the expression node, for reads
+    index: list | None = None        # exact accesses: one PwAff per dim of the storage
+                                     # (rebased for private storage), on the stmt's domain
 
 
 @dataclass
@@ -178,13 +180,19 @@ class Model:
         in_bounds = exact and relation.range().is_subset(self.box(array))
         if exact and exact_guard and not in_bounds:
             self._out_of_bounds(sm, array, indices, relation)
+        index = _components(relation) if exact else None
         attach = self.program.attach.get(array.name)
         if attach is not None:
             prefix = self.path_values(sm, attach)
             domain = relation.domain()
-            relation = _map_from_affs(domain, prefix, None).flat_range_product(relation)
+            to_o = _map_from_affs(domain, prefix, None)
+            if index is not None:
+                o_of = isl.PwMultiAff.from_map(to_o)
+                offsets = self.layouts[array.name].offset_affs
+                index = [x.sub(off.pullback_pw_multi_aff(o_of)) for x, off in zip(index, offsets)]
+            relation = to_o.flat_range_product(relation)
             relation = relation.set_tuple_name(isl.dim_type.out, array.name)
-        return Access(array, tuple(indices), relation, exact, in_bounds, load)
+        return Access(array, tuple(indices), relation, exact, in_bounds, load, index)
 
     def box(self, array: Array) -> isl.Set:
         """`{ array[x] : 0 <= x_d < shape_d }`."""
@@ -258,6 +266,12 @@ class Model:
 
 
 # ---------------------------------------------------------------------------------------
+
+def _components(relation: isl.Map) -> list[isl.PwAff]:
+    """The index functions of a single-valued access relation, one per array dim."""
+    pma = isl.PwMultiAff.from_map(relation)
+    return [pma.get_pw_aff(d) for d in range(relation.dim(isl.dim_type.out))]
+
 
 def maps_of(umap: isl.UnionMap) -> list[isl.Map]:
     """The maps of a union map, one per pair of spaces."""

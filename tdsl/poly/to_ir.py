@@ -77,7 +77,7 @@ class Translator:
                 else None
             return ir.If(cond, then, other)
         if kind == _N.user:
-            return self._user(node.user_get_expr())
+            return self._user(node)
         raise NotImplementedError(f"isl AST node {kind}")
 
     def _for(self, node: isl.AstNode, loop) -> ir.Stmt:
@@ -109,9 +109,14 @@ class Translator:
         return ir.For(var, start, stop, body, loop.kind if loop is not None else "serial")
 
     # -- statements --------------------------------------------------------------------
-    def _user(self, call: isl.AstExpr) -> ir.Stmt:
+    def _user(self, node: isl.AstNode) -> ir.Stmt:
+        call = node.user_get_expr()
         name = call.get_op_arg(0).get_id().get_name()
         sm = self.model.stmts[name]
+        exprs = self.marks.indices[node.get_annotation().get_name()]
+        # isl's index expressions, by access: the write is access 0, reads follow
+        self.isl_index = {id(acc.load): exprs[k + 1] for k, acc in enumerate(sm.reads)
+                          if k + 1 in exprs}
         coords = [from_ast(call.get_op_arg(k), self.ids) for k in range(1, call.get_op_n_arg())]
         n_o = len(sm.outer)
         env: dict = {d: c for d, c in zip(sm.stmt.dims, coords[n_o:])}
@@ -125,7 +130,10 @@ class Translator:
         stmt = sm.stmt
         value = self._expr(sm, stmt.value, env)
         target = self.buffers[stmt.target.name]
-        index = self._index(stmt.target, [substitute(i, env) for i in stmt.index], env)
+        if 0 in exprs:
+            index = tuple(simplify_index(from_ast(e, self.ids)) for e in exprs[0])
+        else:
+            index = self._index(stmt.target, [substitute(i, env) for i in stmt.index], env)
         checked = () if sm.writes[0].proven_in_bounds else (True,) * len(index)
         store: ir.Stmt = ir.Store(target, index, value, checked)
         if sm.guard is not None:
@@ -141,7 +149,11 @@ class Translator:
                 return memo[id(node)]
             if isinstance(node, Load):
                 array = self.model.program.array_of[id(node.tensor.op)]
-                index = self._index(array, [convert(i) for i in node.indices], env)
+                if id(node) in self.isl_index:
+                    index = tuple(simplify_index(from_ast(e, self.ids))
+                                  for e in self.isl_index[id(node)])
+                else:
+                    index = self._index(array, [convert(i) for i in node.indices], env)
                 proven = self.proven.get((sm.name, id(node)), True)
                 result: Expr = ir.BufferLoad(self.buffers[array.name], index,
                                              () if proven else (True,) * len(index))

@@ -57,5 +57,21 @@ static inline void* tdsl_alloc(size_t bytes) {
   return aligned_alloc(64, rounded ? rounded : 64);
 }
 static inline void tdsl_free(void* p) { free(p); }
-#define tdsl_expf expf
+/* exp for float: the same algorithm as the vector version (tdsl_vexpf), so lanes and
+   remainders agree; within 2 ulp of expf. */
+static inline float tdsl_expf(float x) {
+  if (x < -87.33654f) return 0.0f;
+  if (x > 88.72283f) return __builtin_inff();
+  const float n = ((x * 1.44269504088896341f) + 12582912.0f) - 12582912.0f;
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  union { int32_t i; float f; } scale = { .i = ((int32_t)n + 127) << 23 };
+  return p * scale.f;
+}
 """

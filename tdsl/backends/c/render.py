@@ -15,9 +15,11 @@ import cgen as c
 
 from ...ir import nodes as ir
 from ...ir.passes import unroll_loop
+from ...ir.simplify import simplify_index
 from ...lang import dtypes
 from ...lang.expr import (BinOp, Call, Cast, Const, Expr, IterVar, Select, UnaryOp, Var)
 from .prelude import PRELUDE
+from .vector import NotVectorizable, VectorLoop, vector_prelude
 
 C_TYPES = {
     "bool": "bool", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
@@ -70,15 +72,18 @@ class ExprRenderer:
         raise NotImplementedError(f"cannot render {e!r} in C")
 
     def offset(self, b: ir.Buffer, indices, checked=()) -> str:
+        if not any(checked):
+            flat: Expr = Const(0, "int64")
+            for i, stride in zip(indices, b.strides):
+                flat = flat + i * stride
+            return _strip(self.expr(simplify_index(flat)))
         terms = []
         for d, (i, stride) in enumerate(zip(indices, b.strides)):
-            text = self.expr(i)
-            if checked and checked[d] and self.checked_index:
+            text = self.expr(simplify_index(i))
+            if checked[d] and self.checked_index:
                 text = f"tdsl_check({text}, {self.expr(b.shape[d])}, &tdsl_err)"
-            if isinstance(stride, Const) and stride.value == 1:
-                terms.append(text)
-            else:
-                terms.append(f"({text}) * {self.expr(stride)}")
+            terms.append(text if isinstance(stride, Const) and stride.value == 1 else
+                         f"({text}) * {self.expr(stride)}")
         return " + ".join(terms) if terms else "0"
 
     def narrow(self, text: str, dtype: str) -> str:
@@ -203,6 +208,20 @@ class StmtRenderer:
             self.parallel_depth -= 1
             return pragmas + [c.For(*header, body)]
         if s.kind == "vectorize":
+            if trip is not None:
+                try:
+                    vector, covered = VectorLoop(s, trip, self.e).render()
+                except NotVectorizable:
+                    pass
+                else:
+                    if covered == trip:
+                        return vector
+                    rest = ir.For(s.var, simplify_index(s.start + covered), s.stop, s.body,
+                                  "vectorize")
+                    return vector + [c.Pragma("omp simd"), c.For(
+                        f"int64_t {var} = {_strip(self.e(rest.start))}",
+                        f"{var} < {_strip(self.e(rest.stop))}", f"++{var}",
+                        c.Block(self.stmts(rest.body)))]
             pragmas.append(c.Pragma("omp simd"))
         elif s.kind == "unroll":
             pragmas.append(c.Pragma("GCC unroll 8"))
@@ -238,7 +257,7 @@ def _itemsize(dtype: str) -> int:
 
 
 def _const_trip(s: ir.For) -> int | None:
-    trip = s.stop - s.start
+    trip = simplify_index(s.stop - s.start)
     return trip.value if isinstance(trip, Const) else None
 
 
@@ -276,4 +295,4 @@ def render(kernel: ir.Kernel) -> str:
     body += [c.Statement(f"tdsl_free({t.name})") for t in kernel.temps]
     body.append(c.Statement("return tdsl_err"))
     fn = c.FunctionBody(c.FunctionDeclaration(c.Value("int", kernel.name), params), c.Block(body))
-    return PRELUDE + "\n" + str(fn) + "\n"
+    return PRELUDE + vector_prelude() + "\n" + str(fn) + "\n"

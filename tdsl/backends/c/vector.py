@@ -1,0 +1,269 @@
+"""Vector code for `vectorize`d loops: GCC vector extensions instead of hoping.
+
+A vectorized loop with a constant trip count and a straight-line body is
+emitted in chunks of 64 bytes (16 floats): the loop variable becomes `v + lane`,
+loads whose address moves by one element per lane become vector loads, loads
+that do not move become scalars (broadcast by GCC), anything else is built lane
+by lane. A remainder shorter than a vector runs as a scalar `omp simd` loop.
+This is TVM's Ramp/Broadcast lowering, written for a C compiler: the result no
+longer depends on whether gcc's auto-vectorizer recognizes the loop.
+"""
+
+from __future__ import annotations
+
+import cgen as c
+
+from ...ir import nodes as ir
+from ...ir.simplify import simplify_index
+from ...lang import dtypes
+from ...lang.expr import BinOp, Call, Cast, Const, Expr, Select, UnaryOp
+from ...lang.visit import free_vars, substitute
+
+VECTOR_BYTES = 64
+UNROLL_CHUNKS = 8
+VECTOR_TYPES = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i64"}
+
+
+class NotVectorizable(Exception):
+    """The body has a construct the vector emitter does not handle; use `omp simd`."""
+
+
+def lanes_for(stores: list[ir.Store]) -> int:
+    """Lanes per vector: 64 bytes of the stored type (all stores must agree)."""
+    widths = set()
+    for st in stores:
+        if st.buffer.dtype not in VECTOR_TYPES:
+            raise NotVectorizable(st.buffer.dtype)
+        widths.add(_width(st.buffer.dtype))
+    if len(widths) != 1:
+        raise NotVectorizable("stores of different widths")
+    return VECTOR_BYTES // widths.pop()
+
+
+def _stores(s: ir.Stmt):
+    """The stores of a straight-line body, in order."""
+    match s:
+        case ir.Seq(stmts=stmts):
+            for x in stmts:
+                yield from _stores(x)
+        case ir.Store():
+            yield s
+        case _:
+            raise NotVectorizable(type(s).__name__)
+
+
+class VectorLoop:
+    """Renders one vectorized loop; `render()` raises NotVectorizable to fall back."""
+
+    def __init__(self, loop: ir.For, trip: int, scalar):
+        self.loop, self.trip, self.scalar = loop, trip, scalar
+        self.var = loop.var
+        self.stores = list(_stores(loop.body))
+        self.lanes = lanes_for(self.stores)
+        while self.lanes > trip and self.lanes > 4:
+            self.lanes //= 2
+        if trip < self.lanes:
+            raise NotVectorizable("short loop")
+
+    def render(self) -> tuple[list, int]:
+        """The vector loop, and how many iterations it covers (the rest is scalar).
+        Up to UNROLL_CHUNKS vectors are unrolled, so a register tile's offsets are
+        constants and gcc keeps it in registers."""
+        chunks = self.trip // self.lanes
+        if chunks <= UNROLL_CHUNKS:
+            body = []
+            for k in range(chunks):
+                self.base = simplify_index(self.loop.start + k * self.lanes)
+                body += [line for st in self.stores for line in self.store(st)]
+            return [c.Block(body)], chunks * self.lanes
+        self.base = self.var
+        body = [line for st in self.stores for line in self.store(st)]
+        v = self.var.name
+        start = self.scalar(self.loop.start)
+        return [c.For(f"int64_t {v} = {start}", f"{v} < {start} + {chunks * self.lanes}L",
+                      f"{v} += {self.lanes}", c.Block(body))], chunks * self.lanes
+
+    # -- stores and expressions ------------------------------------------------------
+    def store(self, s: ir.Store) -> list:
+        value = self.expr(s.value, s.buffer.dtype)
+        offset = self._flat(s.buffer, s.indices, s.checked)
+        step = self._stride(offset)
+        if step == 1 and not s.checked:
+            vt = _vtype(s.buffer.dtype, self.lanes)
+            return [c.Statement(f"*({vt}_u*)&{s.buffer.name}[{self.scalar(self._at(offset))}] "
+                                f"= {self._as_vector(value, s.buffer.dtype)}")]
+        if step == 0:
+            raise NotVectorizable("store to one address from every lane")
+        lines = []
+        for lane in range(self.lanes):
+            lane_offset = self.scalar(self._at_lane(offset, lane))
+            lines.append(c.Statement(f"{s.buffer.name}[{lane_offset}] = "
+                                     f"{self._lane(value, lane)}"))
+        return lines
+
+    def expr(self, e: Expr, dtype: str) -> tuple[str, bool]:
+        """(C text, is it a vector?) of `e` with the loop variable as `v + lane`."""
+        if not any(x is self.var for x in free_vars(e)):
+            return self.scalar(self._at(e) if dtypes.is_int(e.dtype) else e), False
+        match e:
+            case ir.BufferLoad(buffer=b, indices=idx, checked=checked):
+                offset = self._flat(b, idx, checked)
+                step = self._stride(offset)
+                vt = _vtype(b.dtype, self.lanes)
+                if step == 1 and not any(checked):
+                    return f"(*({vt}_u*)&{b.name}[{self.scalar(self._at(offset))}])", True
+                if step == 0:
+                    return self.scalar(e), False
+                return self._by_lane(e), True
+            case BinOp(op=op, a=a, b=b) if op in _VECTOR_OPS and e.dtype in VECTOR_TYPES:
+                (x, xv), (y, yv) = self.expr(a, a.dtype), self.expr(b, b.dtype)
+                return f"({x} {_VECTOR_OPS[op]} {y})", xv or yv
+            case BinOp(op=op, a=a, b=b) if op in ("min", "max") and e.dtype in VECTOR_TYPES:
+                x, y = self._as_vector(self.expr(a, a.dtype), a.dtype), \
+                    self._as_vector(self.expr(b, b.dtype), b.dtype)
+                fn = f"tdsl_v{op}_{VECTOR_TYPES[e.dtype]}x{self.lanes}"
+                return f"{fn}({x}, {y})", True
+            case UnaryOp(op="neg", value=v) if e.dtype in VECTOR_TYPES:
+                x, xv = self.expr(v, v.dtype)
+                return f"(-{x})", xv
+            case Call(name="exp", args=(arg,)) if e.dtype == "float32":
+                x = self._as_vector(self.expr(arg, arg.dtype), arg.dtype)
+                return f"tdsl_vexpf_x{self.lanes}({x})", True
+            case Select(cond=cond, true_value=t, false_value=f) if e.dtype in ("float32",
+                                                                              "int32"):
+                mask = self._mask(cond)
+                if mask is None:
+                    return self._by_lane(e), True
+                x = self._as_vector(self.expr(t, t.dtype), t.dtype)
+                y = self._as_vector(self.expr(f, f.dtype), f.dtype)
+                return f"tdsl_vselect_{VECTOR_TYPES[e.dtype]}x{self.lanes}({mask}, {x}, {y})", \
+                    True
+            case Cast(dtype=dt, value=v) if dt in VECTOR_TYPES and v.dtype in VECTOR_TYPES and \
+                    _width(dt) == _width(v.dtype):
+                x = self._as_vector(self.expr(v, v.dtype), v.dtype)
+                return f"__builtin_convertvector({x}, {_vtype(dt, self.lanes)})", True
+        return self._by_lane(e), True
+
+    def _mask(self, cond: Expr) -> str | None:
+        """A 32-bit lane mask for a comparison of 32-bit values, or None."""
+        if isinstance(cond, BinOp) and cond.op in _COMPARE and cond.a.dtype in ("float32",
+                                                                                 "int32"):
+            x = self._as_vector(self.expr(cond.a, cond.a.dtype), cond.a.dtype)
+            y = self._as_vector(self.expr(cond.b, cond.b.dtype), cond.b.dtype)
+            return f"({x} {_COMPARE[cond.op]} {y})"
+        if isinstance(cond, BinOp) and cond.op in ("and", "or"):
+            x, y = self._mask(cond.a), self._mask(cond.b)
+            if x is None or y is None:
+                return None
+            return f"({x} {'&' if cond.op == 'and' else '|'} {y})"
+        return None
+
+    def _as_vector(self, rendered: tuple[str, bool], dtype: str) -> str:
+        text, is_vector = rendered
+        if is_vector:
+            return text
+        return f"(({_vtype(dtype, self.lanes)}){{}} + ({text}))"
+
+    def _lane(self, rendered: tuple[str, bool], lane: int) -> str:
+        text, is_vector = rendered
+        return f"({text})[{lane}]" if is_vector else text
+
+    def _by_lane(self, e: Expr) -> str:
+        if e.dtype not in VECTOR_TYPES:
+            raise NotVectorizable(e.dtype)
+        items = ", ".join(self.scalar(self._at_lane(e, lane)) for lane in range(self.lanes))
+        return f"(({_vtype(e.dtype, self.lanes)}){{{items}}})"
+
+    def _at(self, e: Expr) -> Expr:
+        """`e` at lane 0 of the current vector."""
+        return simplify_index(substitute(e, {self.var: self.base}))
+
+    def _at_lane(self, e: Expr, lane: int) -> Expr:
+        return simplify_index(substitute(e, {self.var: self.base + lane})) \
+            if dtypes.is_int(e.dtype) else _subst_lane(e, self.var, self.base + lane)
+
+    def _flat(self, b: ir.Buffer, indices, checked) -> Expr:
+        if any(checked):
+            raise NotVectorizable("checked index")
+        total: Expr = Const(0, "int64")
+        for i, stride in zip(indices, b.strides):
+            total = total + i * stride
+        return simplify_index(total)
+
+    def _stride(self, offset: Expr) -> int | None:
+        step = simplify_index(substitute(offset, {self.var: self.var + 1}) - offset)
+        if isinstance(step, Const):
+            return step.value
+        return None
+
+
+def _subst_lane(e: Expr, var, value: Expr) -> Expr:
+    """`e` with `value` for `var`, index expressions simplified."""
+    from ...lang.visit import transform
+
+    def fix(node):
+        if isinstance(node, ir.BufferLoad):
+            return ir.BufferLoad(node.buffer, tuple(simplify_index(i) for i in node.indices),
+                                 node.checked)
+        return None
+    return transform(substitute(e, {var: value}), fix)
+
+
+_VECTOR_OPS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/"}
+_COMPARE = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
+def _width(dtype: str) -> int:
+    return 8 if dtype.endswith("64") else 4
+
+
+def _vtype(dtype: str, lanes: int) -> str:
+    return f"tdsl_{VECTOR_TYPES[dtype]}x{lanes}"
+
+
+def vector_prelude() -> str:
+    """Vector typedefs and helpers for 4, 8 and 16 lanes."""
+    lines = []
+    for dtype, short in VECTOR_TYPES.items():
+        ctype = {"float32": "float", "float64": "double", "int32": "int32_t",
+                 "int64": "int64_t"}[dtype]
+        mask = "int32_t" if _width(dtype) == 4 else "int64_t"
+        for lanes in (4, 8, 16):
+            size = lanes * _width(dtype)
+            t = f"tdsl_{short}x{lanes}"
+            m = f"tdsl_m{_width(dtype) * 8}x{lanes}"
+            lines.append(f"typedef {ctype} {t} __attribute__((vector_size({size})));")
+            lines.append(f"typedef {ctype} {t}_u __attribute__((vector_size({size}), "
+                         f"aligned({_width(dtype)}), may_alias));")
+            lines.append(f"typedef {mask} {m}_{short} __attribute__((vector_size({size})));")
+            lines.append(f"static inline {t} tdsl_vselect_{short}x{lanes}({m}_{short} k, {t} a, "
+                         f"{t} b) {{ return ({t})((k & ({m}_{short})a) | (~k & ({m}_{short})b)); }}")
+            lines.append(f"static inline {t} tdsl_vmin_{short}x{lanes}({t} a, {t} b) "
+                         f"{{ return tdsl_vselect_{short}x{lanes}(a < b, a, b); }}")
+            lines.append(f"static inline {t} tdsl_vmax_{short}x{lanes}({t} a, {t} b) "
+                         f"{{ return tdsl_vselect_{short}x{lanes}(a > b, a, b); }}")
+    for lanes in (4, 8, 16):
+        lines.append(EXP_TEMPLATE.replace("LANES", str(lanes)))
+    return "\n".join(lines) + "\n"
+
+
+# exp(x) = 2^n * p(r), n = round(x / ln 2), r = x - n ln 2 (two-part ln 2), p a degree-6
+# polynomial (Cephes' expf). Within 2 ulp of expf on [-87.3, 88.7]; 0 below, inf above.
+EXP_TEMPLATE = """
+static inline tdsl_f32xLANES tdsl_vexpf_xLANES(tdsl_f32xLANES x) {
+  const tdsl_f32xLANES t = x * 1.44269504088896341f;
+  const tdsl_f32xLANES n = (t + 12582912.0f) - 12582912.0f;
+  tdsl_f32xLANES r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  tdsl_f32xLANES p = 1.9875691500e-4f * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const tdsl_i32xLANES e = (__builtin_convertvector(n, tdsl_i32xLANES) + 127) << 23;
+  tdsl_f32xLANES y = p * (tdsl_f32xLANES)e;
+  y = tdsl_vselect_f32xLANES(x < -87.33654f, (tdsl_f32xLANES){} , y);
+  return tdsl_vselect_f32xLANES(x > 88.72283f, (tdsl_f32xLANES){} + __builtin_inff(), y);
+}
+"""
