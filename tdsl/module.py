@@ -88,6 +88,15 @@ class Module:
         run = self._bind(arrays)
         _raise_for(run())
 
+    def bind(self, *arrays) -> Callable[[], None]:
+        """A zero-argument callable running the kernel on these arrays, checked once now
+        (for timing loops and benchmarks; the arrays must not change shape or dtype)."""
+        run = self._bind(arrays)
+
+        def call() -> None:
+            _raise_for(run())
+        return call
+
     def time(self, *arrays, repeat: int = 5, number: int = 1) -> Timing:
         """Seconds per call of the kernel alone (arguments checked once, outside timing)."""
         run = self._bind(arrays)

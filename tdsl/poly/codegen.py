@@ -120,8 +120,9 @@ def _isolate_all(model: Model, node: isl.ScheduleNode, marks: Marks) -> isl.Sche
 
 
 def _isolate_option(model: Model, loop: Loop) -> isl.UnionSet | None:
-    """`isolate[[outer loops] -> [this loop]]` over the prefixes whose whole range of this
-    loop is executed (full tiles), or None when there is nothing to separate."""
+    """`isolate[[outer loops] -> [this loop]]` over the prefixes at which this loop runs
+    its longest (constant) trip count: full tiles, whose loops get constant bounds.
+    None when there is nothing to separate."""
     region = None
     for sm in model.statements_under(loop):
         piece = _map_from_affs(sm.domain, model.path_values(sm, loop), None).range()
@@ -129,25 +130,20 @@ def _isolate_option(model: Model, loop: Loop) -> isl.UnionSet | None:
     n = region.dim(isl.dim_type.set)
     if n < 2:
         return None
-    region = region.coalesce()
-    lo, hi = region.dim_min_val(n - 1), region.dim_max_val(n - 1)
-    if not (lo.is_int() and hi.is_int()):
+    # prefix -> loop value; its bounds are functions of the prefix (a compute_at tile
+    # runs over [14 x_outer, 14 x_outer + 14), a split's inner loop over [0, 14))
+    ranges = isl.Map.from_domain(region.coalesce()).move_dims(
+        isl.dim_type.out, 0, isl.dim_type.in_, n - 1, 1)
+    lo, hi = ranges.dim_min(0), ranges.dim_max(0)
+    extent = hi.sub(lo).add_constant_val(isl.Val.one(model.ctx))
+    longest = extent.max_val()
+    if not longest.is_int():
         return None
-    prefix = region.project_out(isl.dim_type.set, n - 1, 1)
-    box = prefix.add_dims(isl.dim_type.set, 1)
-    last = isl.PwAff.from_aff(isl.Aff.var_on_domain(isl.LocalSpace.from_space(box.get_space()),
-                                                    isl.dim_type.set, n - 1))
-    box = box.intersect(last.ge_set(_const_like(last, lo))).intersect(
-        last.le_set(_const_like(last, hi)))
-    holes = box.subtract(region)
-    if holes.is_empty():
+    full = extent.eq_set(_const_like(extent, longest))
+    isolated = ranges.intersect_domain(full)
+    if isolated.is_equal(ranges) or isolated.is_empty():
         return None
-    full_prefix = prefix.subtract(holes.project_out(isl.dim_type.set, n - 1, 1))
-    if full_prefix.is_empty():
-        return None
-    full = box.intersect(full_prefix.add_dims(isl.dim_type.set, 1)).coalesce()
-    as_map = isl.Map.from_domain(full).move_dims(isl.dim_type.out, 0, isl.dim_type.in_, n - 1, 1)
-    return isl.UnionSet.from_set(as_map.wrap().set_tuple_name("isolate"))
+    return isl.UnionSet.from_set(isolated.wrap().set_tuple_name("isolate"))
 
 
 def _const_like(pa: isl.PwAff, value: isl.Val) -> isl.PwAff:

@@ -1,0 +1,49 @@
+"""W4, row softmax: one row at a time in registers and L1, rows in parallel.
+
+Per row: the maximum (factored into 16 lanes), exp(x - max) into a private row
+buffer with the vectorized polynomial exp, the sum of that row (16 lanes), and
+the normalized row. Every stage is computed at the row loop, so a row is read
+from memory once and written once.
+"""
+
+from __future__ import annotations
+
+import tdsl as td
+
+from ._common import prepare_kernel
+
+LANES = 16
+
+
+def softmax(n: int, m: int, lanes: int = LANES):
+    x = td.placeholder((n, m), name="x")
+    k1, k2 = td.reduce_axis(m, name="k1"), td.reduce_axis(m, name="k2")
+    row_max = td.compute((n,), lambda i: td.max(x[i, k1], axis=k1), name="row_max")
+    e = td.compute((n, m), lambda i, j: td.exp(x[i, j] - row_max[i]), name="e")
+    total = td.compute((n,), lambda i: td.sum(e[i, k2], axis=k2), name="total")
+    out = td.compute((n, m), lambda i, j: e[i, j] * (1.0 / total[i]), name="out")
+
+    s = td.create_schedule(out)
+    i, j = out.op.axis
+    s[out].parallel(i)
+    s[out].vectorize(j)
+    for red in (total, row_max):                    # consumers first
+        (kk,) = red.op.reduce_axis
+        ko, ki = s[red].split(kk, factor=lanes)
+        part = s.rfactor(red, ki)
+        s[red].compute_at(s[out], i)
+        s[part].compute_at(s[out], i)
+        lane, _ = part.op.axis
+        (kr,) = part.op.reduce_axis
+        s[part].reorder(kr, lane)
+        s[part].vectorize(lane)
+        if red is total:
+            s[e].compute_at(s[out], i)
+            s[e].vectorize(e.op.axis[1])
+    return s, [x, out]
+
+
+def prepare(inputs):
+    x = inputs["x"]
+    s, args = softmax(*x.shape)
+    return prepare_kernel(s, args, [x], x.shape)

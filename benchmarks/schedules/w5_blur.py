@@ -1,0 +1,35 @@
+"""W5, two-stage 3x3 box blur: blur_x computed per tile of blur_y (Halide's blur app).
+
+blur_y is tiled 32 rows x 256 columns; each tile computes the 34 x 256 rows of
+blur_x it needs (the 2-row halo is recomputed, 6%) into a private buffer that
+stays in L1/L2, both stages as 16-lane vectors, tiles of rows in parallel.
+"""
+
+from __future__ import annotations
+
+import tdsl as td
+
+from ._common import prepare_kernel
+
+
+def blur(h: int, w: int, tile_y: int = 32, tile_x: int = 256):
+    """(schedule, args) for an (h + 2) x (w + 2) input and an h x w output."""
+    inp = td.placeholder((h + 2, w + 2), name="inp")
+    bx = td.compute((h + 2, w), lambda y, x: (inp[y, x] + inp[y, x + 1] + inp[y, x + 2])
+                    * (1.0 / 3), name="bx")
+    by = td.compute((h, w), lambda y, x: (bx[y, x] + bx[y + 1, x] + bx[y + 2, x]) * (1.0 / 3),
+                    name="by")
+    s = td.create_schedule(by)
+    y, x = by.op.axis
+    yo, xo, yi, xi = s[by].tile(y, x, tile_y, tile_x)
+    s[by].vectorize(xi)
+    s[by].parallel(yo)
+    s[bx].compute_at(s[by], xo)
+    s[bx].vectorize(bx.op.axis[1])
+    return s, [inp, by]
+
+
+def prepare(inputs):
+    x = inputs["x"]
+    s, args = blur(x.shape[0] - 2, x.shape[1] - 2)
+    return prepare_kernel(s, args, [x], (x.shape[0] - 2, x.shape[1] - 2))

@@ -1,0 +1,37 @@
+"""W7, row sums: the reduction factored into 16 lanes (rfactor), rows in parallel.
+
+A float sum does not vectorize by itself (reassociation), so the reduction over k
+is split by 16 and factored over the 16 inner positions: 16 partial sums per row,
+kept in one vector register while the row streams through, then added up.
+"""
+
+from __future__ import annotations
+
+import tdsl as td
+
+from ._common import prepare_kernel
+
+LANES = 16
+
+
+def rowsum(n: int, m: int, lanes: int = LANES):
+    x = td.placeholder((n, m), name="x")
+    k = td.reduce_axis(m, name="k")
+    total = td.compute((n,), lambda i: td.sum(x[i, k], axis=k), name="total")
+    s = td.create_schedule(total)
+    ko, ki = s[total].split(k, factor=lanes)
+    partial = s.rfactor(total, ki)
+    (i,) = total.op.axis
+    s[partial].compute_at(s[total], i)
+    lane, _ = partial.op.axis
+    (kr,) = partial.op.reduce_axis
+    s[partial].reorder(kr, lane)
+    s[partial].vectorize(lane)
+    s[total].parallel(i)
+    return s, [x, total]
+
+
+def prepare(inputs):
+    x = inputs["x"]
+    s, args = rowsum(*x.shape)
+    return prepare_kernel(s, args, [x], (x.shape[0],))

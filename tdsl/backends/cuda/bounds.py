@@ -1,0 +1,121 @@
+"""Interval bounds of integer index expressions: how many blocks and threads a launch needs.
+
+A loop bound to blockIdx/threadIdx runs over `start <= v < stop`, both affine expressions
+(with min/max and floor division) of the sizes and the enclosing loops. The launch must
+cover the largest `stop - start` over every value the enclosing loops take. Plain interval
+arithmetic would lose the correlation in `min(M, 16 * io + 16) - 16 * io`, so linear terms
+are first pushed into min/max (`min(M - 16 * io, 16)`), where they cancel.
+
+>>> upper_bound(stop - start, {id(M): (1, INF), id(io): (0, INF)})      # doctest: +SKIP
+16
+"""
+
+from __future__ import annotations
+
+import math
+
+from ...lang.expr import BinOp, Cast, Const, Expr, IterVar, Select, UnaryOp, Var
+
+INF = math.inf
+Interval = tuple[float, float]
+Env = dict[int, Interval]          # id(Var) -> (lo, hi), inclusive, possibly infinite
+
+
+def upper_bound(e: Expr, env: Env) -> float:
+    """The largest value `e` can take when each variable ranges over `env` (INF if unknown)."""
+    return interval(e, env)[1]
+
+
+def interval(e: Expr, env: Env) -> Interval:
+    """(lo, hi) enclosing every value of the integer expression `e` over `env`."""
+    terms, const = _linear(e)
+    if len(terms) == 1 and const == 0 and next(iter(terms.values()))[0] == 1:
+        return _atom(next(iter(terms.values()))[1], env)
+    for key, (coef, atom) in terms.items():
+        if _is_minmax(atom) and coef in (1, -1):
+            rest = _rebuild({k: t for k, t in terms.items() if k != key}, const)
+            if coef == 1:           # min(a, b) + r = min(a + r, b + r)
+                return _atom(BinOp(atom.op, rest + atom.a, rest + atom.b, atom.dtype), env)
+            flipped = "max" if atom.op == "min" else "min"      # r - min(a, b) = max(r - a, r - b)
+            return _atom(BinOp(flipped, rest - atom.a, rest - atom.b, atom.dtype), env)
+    lo = hi = float(const)
+    for coef, atom in terms.values():
+        a_lo, a_hi = _atom(atom, env)
+        t_lo, t_hi = _mul((coef, coef), (a_lo, a_hi))
+        lo, hi = lo + t_lo, hi + t_hi
+    return lo, hi
+
+
+def _atom(e: Expr, env: Env) -> Interval:
+    match e:
+        case Const(value=v):
+            return float(v), float(v)
+        case Var() | IterVar():
+            return env.get(id(e), (-INF, INF))
+        case BinOp(op="min" | "max", a=a, b=b):
+            (a_lo, a_hi), (b_lo, b_hi) = interval(a, env), interval(b, env)
+            pick = min if e.op == "min" else max
+            return pick(a_lo, b_lo), pick(a_hi, b_hi)
+        case BinOp(op="add" | "sub" | "mul") | UnaryOp(op="neg"):
+            if isinstance(e, BinOp) and e.op == "mul":
+                return _mul(interval(e.a, env), interval(e.b, env))
+            return interval(e, env)
+        case BinOp(op="floordiv" | "truncdiv", a=a, b=Const(value=d)) if d > 0:
+            lo, hi = interval(a, env)
+            if e.op == "truncdiv" and lo < 0:
+                return -INF, INF
+            return _floor_div(lo, d), _floor_div(hi, d)
+        case BinOp(op="mod" | "truncmod", b=Const(value=d)) if d > 0:
+            lo, _ = interval(e.a, env)
+            return (0.0 if e.op == "mod" or lo >= 0 else -(d - 1.0)), d - 1.0
+        case Cast(value=v) if v.dtype.startswith("int"):
+            return interval(v, env)
+        case Select(true_value=t, false_value=f):
+            (t_lo, t_hi), (f_lo, f_hi) = interval(t, env), interval(f, env)
+            return min(t_lo, f_lo), max(t_hi, f_hi)
+    return -INF, INF
+
+
+def _floor_div(x: float, d: int) -> float:
+    return x if math.isinf(x) else float(math.floor(x / d))
+
+
+def _mul(a: Interval, b: Interval) -> Interval:
+    products = []
+    for x in a:
+        for y in b:
+            products.append(0.0 if x == 0 or y == 0 else x * y)  # 0 * inf is 0 here
+    return min(products), max(products)
+
+
+def _is_minmax(e: Expr) -> bool:
+    return isinstance(e, BinOp) and e.op in ("min", "max")
+
+
+def _linear(e: Expr) -> tuple[dict[str, tuple[int, Expr]], int]:
+    """({text of atom: (coefficient, atom)}, constant) of an integer expression."""
+    match e:
+        case Const(value=v) if isinstance(v, int) and not isinstance(v, bool):
+            return {}, int(v)
+        case BinOp(op="add" | "sub", a=a, b=b):
+            ta, ca = _linear(a)
+            tb, cb = _linear(b)
+            sign = 1 if e.op == "add" else -1
+            for key, (coef, atom) in tb.items():
+                ta[key] = (ta.get(key, (0, atom))[0] + sign * coef, atom)
+            return {k: t for k, t in ta.items() if t[0] != 0}, ca + sign * cb
+        case BinOp(op="mul", a=a, b=Const(value=v)) | BinOp(op="mul", a=Const(value=v), b=a) \
+                if isinstance(v, int):
+            ta, ca = _linear(a)
+            return ({k: (c * v, n) for k, (c, n) in ta.items() if c * v != 0}, ca * v)
+        case UnaryOp(op="neg", value=v):
+            tv, cv = _linear(v)
+            return {k: (-c, n) for k, (c, n) in tv.items()}, -cv
+    return {f"{type(e).__name__}:{e}": (1, e)}, 0
+
+
+def _rebuild(terms: dict[str, tuple[int, Expr]], const: int) -> Expr:
+    result: Expr = Const(const, "int64")
+    for coef, atom in terms.values():
+        result = result + (atom if coef == 1 else atom * coef)
+    return result
