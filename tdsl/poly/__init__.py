@@ -6,12 +6,14 @@ generates loops through isl's AST generator and translates them into tdsl's IR.
 """
 
 from .codegen import generate_ast, schedule_tree
-from .deps import Dependence, dependences
+from .deps import Dependence, compute_dependences
 from .legality import Violation, carried, order_violations
 from .model import Model
 from .program import Array, Loop, Program, Statement
+from .teach import accesses, dependences, domains, explain, schedule_map
 from .to_ir import translate
 
-__all__ = ["Array", "Dependence", "Loop", "Model", "Program", "Statement", "Violation",
-           "carried", "dependences", "generate_ast", "order_violations", "schedule_tree",
+__all__ = ["accesses", "domains", "explain", "dependences", "schedule_map",
+           "compute_dependences", "Array", "Dependence", "Loop", "Model", "Program", "Statement", "Violation",
+           "carried", "generate_ast", "order_violations", "schedule_tree",
            "translate"]

@@ -31,7 +31,7 @@ class Dependence:
         return f"{tag}{self.kind} on {self.array}: {self.relation}"
 
 
-def dependences(model) -> list[Dependence]:
+def compute_dependences(model) -> list[Dependence]:
     """All dependences of the program in `model`."""
     before = model.reference.lex_lt_union_map(model.reference)
     writes: dict[str, isl.UnionMap] = {}

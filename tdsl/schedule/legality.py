@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import ScheduleError
 from ..lang.expr import Const
-from ..poly import Model, carried, dependences, order_violations
+from ..poly import Model, carried, compute_dependences, order_violations
 from ..poly.legality import Violation
 from ..poly.program import Loop, Program, loops
 from .program import build_program
@@ -37,7 +37,7 @@ def analyze(data, args=None) -> Analysis:
     args = args if args is not None else default_args(data)
     program = build_program(data, args)
     model = Model(program)
-    return Analysis(program, model, dependences(model))
+    return Analysis(program, model, compute_dependences(model))
 
 
 def default_args(data) -> list:

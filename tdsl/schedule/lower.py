@@ -59,7 +59,7 @@ def lower(schedule, args, name: str = "kernel") -> Lowered:
     args = check_args(data, args)
     program = step("build_program", build_program(data, args, _c_name(name)))
     model = step("model", poly.Model(program))
-    deps = poly.dependences(model)
+    deps = poly.compute_dependences(model)
     analysis = legality.Analysis(program, model, deps)
     _recheck(analysis)
     ast, marks = poly.generate_ast(model)

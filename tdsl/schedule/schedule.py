@@ -42,6 +42,7 @@ class Schedule:
                                   {op: initial_state(op) for op in keys},
                                   tuple((op, op) for op in keys))
         self.history: list[str] = []
+        self._analysis = None
 
     # -- access --------------------------------------------------------------------
     @property
@@ -69,6 +70,13 @@ class Schedule:
                                     "schedule. To stage a copy of it, use s.cache_read")
             raise ScheduleError(f"{op.name} is not computed by this schedule")
         return Stage(self, key)
+
+    def analysis(self) -> "legality.Analysis":
+        """The polyhedral analysis of the current schedule (program, isl model,
+        dependences); cached until the next primitive. `td.poly` reads it."""
+        if self._analysis is None or self._analysis[0] is not self._data:
+            self._analysis = (self._data, legality.analyze(self._data))
+        return self._analysis[1]
 
     def _commit(self, data: ScheduleData, call: str, focus=None, result: str = "") -> None:
         legality.check(data, call, focus)
@@ -155,6 +163,10 @@ class Stage:
     def __init__(self, schedule: Schedule, key: Operation):
         self._schedule = schedule
         self._key = key
+
+    @property
+    def schedule(self) -> Schedule:
+        return self._schedule
 
     @property
     def state(self) -> StageState:

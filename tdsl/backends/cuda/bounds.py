@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from ...lang.expr import BinOp, Cast, Const, Expr, IterVar, Select, UnaryOp, Var
+from ...lang.visit import free_vars
 
 INF = math.inf
 Interval = tuple[float, float]
@@ -111,7 +112,9 @@ def _linear(e: Expr) -> tuple[dict[str, tuple[int, Expr]], int]:
         case UnaryOp(op="neg", value=v):
             tv, cv = _linear(v)
             return {k: (-c, n) for k, (c, n) in tv.items()}, -cv
-    return {f"{type(e).__name__}:{e}": (1, e)}, 0
+    if isinstance(e, (Var, IterVar)):
+        return {f"var:{id(e)}": (1, e)}, 0
+    return {f"{type(e).__name__}:{e}:{[id(v) for v in free_vars(e)]}": (1, e)}, 0
 
 
 def _rebuild(terms: dict[str, tuple[int, Expr]], const: int) -> Expr:
