@@ -79,8 +79,9 @@ class Schedule:
         return self._analysis[1]
 
     def _commit(self, data: ScheduleData, call: str, focus=None, result: str = "") -> None:
-        legality.check(data, call, focus)
+        analysis = legality.check(data, call, focus)
         self._data = data
+        self._analysis = (data, analysis)
         self.history.append(call + (f"  -> {result}" if result else ""))
 
     # -- graph-rewriting primitives --------------------------------------------------
