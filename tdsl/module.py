@@ -78,11 +78,10 @@ class Module:
         for k, (t, a) in enumerate(zip(self.args, arrays)):
             if t not in self.outputs:
                 continue
-            for other_t, other in zip(self.args, arrays):
-                if other is not a and np.may_share_memory(a, other):
+            for j, (other_t, other) in enumerate(zip(self.args, arrays)):
+                if j != k and np.may_share_memory(a, other):
                     raise TdslValueError(f"argument {t.name} (an output) shares memory with "
                                          f"{other_t.name}; pass separate arrays")
-            del k
 
     def __call__(self, *arrays) -> None:
         run = self._bind(arrays)

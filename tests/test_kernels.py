@@ -219,8 +219,6 @@ def test_cast(src, dst):
     assert_matches(d, want_d)
 
 
-@pytest.mark.xfail(reason="BUG: td.cast takes (dtype, expr); the pinned API is td.cast(expr, "
-                   "dtype), which raises ValueError", strict=True)
 def test_td_cast_pinned_argument_order():
     A = td.placeholder((N,), name="A")
     C = td.compute((N,), lambda i: td.cast(A[i], "int32"), name="C")
@@ -308,8 +306,6 @@ def test_int_min_floordiv_minus_one(dtype):
     _int_min_by_minus_one(dtype)
 
 
-@pytest.mark.xfail(reason="BUG: int64 MIN // -1 and MIN % -1 kill the process with SIGFPE "
-                   "(tdsl_floordiv_i64/tdsl_mod_i64 divide without guarding b == -1)", strict=True)
 def test_int64_min_floordiv_minus_one():
     _int_min_by_minus_one("int64")
 
@@ -331,8 +327,6 @@ def test_float_mod(dtype):
     assert (np.sign(r[r != 0]) == np.sign(b[r != 0])).all()     # Python's sign convention
 
 
-@pytest.mark.xfail(reason="BUG: float // does not render: NameError 'fn' in "
-                   "backends/c/render.py binop", strict=True)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_float_floordiv(dtype):
     A = td.placeholder((N,), dtype=dtype, name="A")
@@ -914,9 +908,6 @@ def test_update_then_consumer_stage():
     assert_matches(z, np.maximum.accumulate(x) - x)
 
 
-@pytest.mark.xfail(reason="BUG: a td.update whose index reads a tensor (scatter/histogram) "
-                   "fails in the C renderer: NotImplementedError 'cannot render <Load V[r]>'",
-                   strict=True)
 @pytest.mark.parametrize("m", [1, 50])
 def test_histogram_scatter_update(m):
     V = td.placeholder((M,), dtype="int32", name="V")

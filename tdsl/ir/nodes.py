@@ -23,6 +23,7 @@ class Buffer:
     role: str = "temp"             # "input" | "output" | "temp"
     scope: str = "global"          # "global" | "local" | "shared"
     strides: tuple[Expr, ...] | None = None
+    padded: bool = False           # storage_align padded a stride
 
     def __repr__(self) -> str:
         return f"Buffer({self.name}, {self.dtype}, scope={self.scope})"

@@ -285,11 +285,25 @@ def binary(op: str, a: object, b: object) -> Expr:
             "use | or & for logic, or .astype('int32') to count")
     if op in COMPARISONS:
         operand = _numpy_result("add", ta, tb) if not (ta == tb == "bool") else "bool"
+        operand = _widen_for(operand, a, b)
     else:
         operand = result
     ea, eb = _coerce(a, operand), _coerce(b, operand)
     folded = _fold(op, ea, eb, result)
     return folded if folded is not None else BinOp(op, ea, eb, result)
+
+
+def _widen_for(operand: str, a: object, b: object) -> str:
+    """NumPy compares an integer array with any Python int, even one outside the array's
+    type (`uint8 < -3`): compare in a type that holds both."""
+    for x in (a, b):
+        if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) and \
+                dtypes.is_int(operand):
+            info = np.iinfo(operand)
+            if not info.min <= int(x) <= info.max:
+                return "int64" if -(2**63) <= int(x) < 2**63 and operand != "uint64" \
+                    else "float64"
+    return operand
 
 
 def _type_name(t: object) -> str:

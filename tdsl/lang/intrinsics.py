@@ -7,6 +7,7 @@ int32 expression is float64, as `np.exp` gives).
 from __future__ import annotations
 
 from .expr import Expr, call
+from .expr import cast as _cast
 
 
 def exp(x) -> Expr: return call("exp", x)
@@ -22,3 +23,8 @@ def cos(x) -> Expr: return call("cos", x)
 def power(x, y) -> Expr: return call("power", x, y)
 def maximum(x, y) -> Expr: return call("max", x, y)
 def minimum(x, y) -> Expr: return call("min", x, y)
+
+
+def cast(value, dtype) -> Expr:
+    """`value` converted to `dtype` (as `value.astype(dtype)`; floats to ints truncate)."""
+    return _cast(dtype, value)

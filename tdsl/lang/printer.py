@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .expr import (SYMBOLS, BinOp, Call, Cast, Const, Expr, IterVar, Load, Reduce, Select,
                    UnaryOp, Var)
 
@@ -27,7 +29,10 @@ def _fmt(e: Expr, parent: int, names) -> str:
             if isinstance(v, bool):
                 return "True" if v else "False"
             if isinstance(v, float):
-                text = repr(v)
+                # the shortest text that reads back as the same value of its type
+                text = repr(v) if dt == "float64" else str(np.dtype(dt).type(v))
+                if text in ("inf", "-inf", "nan"):
+                    text = {"inf": "inf", "-inf": "-inf", "nan": "nan"}[text]
                 return text if dt in ("float32", "float64") else f"{dt}({text})"
             return str(v)
         case BinOp(op=op, a=a, b=b) if op in ("min", "max"):
@@ -38,7 +43,8 @@ def _fmt(e: Expr, parent: int, names) -> str:
             text = f"{_fmt(a, prec, names)} {symbol} {_fmt(b, prec + 1, names)}"
             return f"({text})" if prec < parent else text
         case UnaryOp(op=op, value=v):
-            return ("-" if op == "neg" else "~") + _fmt(v, 9, names)
+            text = ("-" if op == "neg" else "~") + _fmt(v, 9, names)
+            return f"({text})" if parent > 7 else text     # Python: -x ** 2 == -(x ** 2)
         case Call(name=name, args=args):
             return f"{name}({', '.join(_fmt(a, 0, names) for a in args)})"
         case Cast(dtype=dt, value=v):

@@ -64,6 +64,15 @@ class Tensor:
     def __bool__(self):
         return True
 
+    def _not_a_value(self, *_):
+        raise TdslTypeError(f"the tensor {self.name} was used as a value; index it, e.g. "
+                            f"{self.name}[{', '.join('ijklmn'[d] for d in range(self.ndim))}]")
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _not_a_value
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = _not_a_value
+    __pow__ = __rpow__ = __neg__ = __lt__ = __le__ = __gt__ = __ge__ = _not_a_value
+    __and__ = __or__ = __invert__ = _not_a_value
+
     def __repr__(self):
         return f"Tensor({self.name}, shape={shape_str(self.shape)}, dtype={self.dtype})"
 

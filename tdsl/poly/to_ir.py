@@ -133,7 +133,7 @@ class Translator:
         if 0 in exprs:
             index = tuple(simplify_index(from_ast(e, self.ids)) for e in exprs[0])
         else:
-            index = self._index(stmt.target, [substitute(i, env) for i in stmt.index], env)
+            index = self._index(stmt.target, [self._expr(sm, i, env) for i in stmt.index], env)
         checked = () if sm.writes[0].proven_in_bounds else (True,) * len(index)
         store: ir.Stmt = ir.Store(target, index, value, checked)
         if sm.guard is not None:

@@ -106,7 +106,7 @@ def make_buffers(program: poly.Program, layouts: dict, args) -> dict[str, ir.Buf
         if arr.name in arg_names and role == "temp":
             role = "output"
         buffers[arr.name] = ir.Buffer(arr.name, arr.dtype, tuple(shape), role, arr.scope,
-                                      strides(shape, arr.align))
+                                      strides(shape, arr.align), bool(arr.align))
     return buffers
 
 

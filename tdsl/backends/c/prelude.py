@@ -13,11 +13,12 @@ PRELUDE = r"""
 
 static inline int64_t tdsl_floordiv_i64(int64_t a, int64_t b) {
   if (b == 0) return 0;
+  if (b == -1) return (int64_t)(0ULL - (uint64_t)a);   /* INT64_MIN / -1 would trap */
   int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 static inline int64_t tdsl_mod_i64(int64_t a, int64_t b) {
-  if (b == 0) return 0;
+  if (b == 0 || b == -1) return 0;
   int64_t r = a % b;
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }
@@ -52,7 +53,17 @@ static inline int64_t tdsl_check(int64_t i, int64_t n, int* err) {
   if ((uint64_t)i >= (uint64_t)n) { tdsl_fail(err, 2); return 0; }
   return i;
 }
-static inline void* tdsl_alloc(size_t bytes) {
+/* count * elem bytes, 64-byte aligned; NULL when the size does not fit (count < 0 marks an
+   overflow in tdsl_cmul). */
+static inline int64_t tdsl_cmul(int64_t a, int64_t b) {
+  int64_t r;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r)) return -1;
+  return r;
+}
+static inline void* tdsl_alloc(int64_t count, size_t elem) {
+  size_t bytes;
+  if (count < 0 || __builtin_mul_overflow((size_t)count, elem, &bytes) || bytes > SIZE_MAX - 64)
+    return NULL;
   size_t rounded = (bytes + 63) / 64 * 64;
   return aligned_alloc(64, rounded ? rounded : 64);
 }

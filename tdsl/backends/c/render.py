@@ -108,7 +108,7 @@ class ExprRenderer:
         if op in ("floordiv", "mod"):
             if dtypes.is_float(operand):
                 if op == "floordiv":
-                    return self.narrow(f"{_math(fn, dt)}({x} / {y})", dt)
+                    return self.narrow(f"{_math('floor', dt)}({x} / {y})", dt)
                 return self.narrow(f"tdsl_fmod_{_suffix(dt)}({x}, {y})", dt)
             signed = "u" if operand.startswith("uint") else "i"
             return f"(({c_type(dt)})tdsl_{op}_{signed}64({x}, {y}))"
@@ -235,9 +235,9 @@ class StmtRenderer:
         if nbytes is not None and nbytes <= STACK_LIMIT:
             decl = c.Statement(f"{ctype} {b.name}[{size.value}] __attribute__((aligned(64)))")
             return c.Block([decl] + inner)
-        count = self.e(size)
+        count = _count(b, self.e)
         return c.Block([
-            c.Statement(f"{ctype}* restrict {b.name} = ({ctype}*)tdsl_alloc((size_t)({count}) * "
+            c.Statement(f"{ctype}* restrict {b.name} = ({ctype}*)tdsl_alloc({count}, "
                         f"sizeof({ctype}))"),
             c.If(f"{b.name} == NULL", c.Statement(f"tdsl_fail(&tdsl_err, {ERR_ALLOC})"),
                  c.Block(inner + [c.Statement(f"tdsl_free({b.name})")])),
@@ -249,6 +249,19 @@ def _size(b: ir.Buffer) -> Expr:
     if not b.shape:
         return Const(1, "int64")
     return b.strides[0] * b.shape[0]
+
+
+def _count(b: ir.Buffer, render) -> str:
+    """The element count of a buffer as C, every product checked for overflow (a padded
+    buffer's stride is checked as one factor)."""
+    if not b.shape:
+        return "1L"
+    if b.padded:
+        return f"tdsl_cmul({render(b.strides[0])}, {render(b.shape[0])})"
+    text = render(b.shape[-1])
+    for d in reversed(range(len(b.shape) - 1)):
+        text = f"tdsl_cmul({text}, {render(b.shape[d])})"
+    return text
 
 
 def _itemsize(dtype: str) -> int:
@@ -287,7 +300,7 @@ def render(kernel: ir.Kernel) -> str:
         body.append(c.Statement(f"{c_type(t.dtype)}* restrict {t.name} = NULL"))
     if kernel.temps:
         allocs = " || ".join(
-            f"!({t.name} = ({c_type(t.dtype)}*)tdsl_alloc((size_t)({r.e(_size(t))}) * "
+            f"!({t.name} = ({c_type(t.dtype)}*)tdsl_alloc({_count(t, r.e)}, "
             f"sizeof({c_type(t.dtype)})))" for t in kernel.temps)
         frees = [c.Statement(f"tdsl_free({t.name})") for t in kernel.temps]
         body.append(c.If(allocs, c.Block(frees + [c.Statement(f"return {ERR_ALLOC}")])))
