@@ -240,6 +240,7 @@ class _Analysis:
         self.accesses: dict[int, list[tuple[tuple[Expr, ...], ThreadVars]]] = {}
         self.used: dict[int, ir.Buffer] = {}
         self.block_tags: dict[int, str] = {}      # id(loop var) -> "blockIdx.x"
+        self.loop_stage: dict[int, str] = {}      # id(loop var) -> the stage it is a loop of
         self.checked = False
 
     # -- walking ---------------------------------------------------------------------
@@ -290,13 +291,14 @@ class _Analysis:
                 if other is not None:
                     self.walk(other, level, loops, tvars)
             case ir.Alloc(buffer=b, body=body):
-                where = f"{stage_of(body)} at loop {loops[-1][0].name}" if loops else "the root"
+                where = f"{self.loop_stage[id(loops[-1][0])]}'s loop {loops[-1][0].name}" \
+                    if loops else "the root"
                 if b.scope == "shared" and level == "thread":
                     raise ScheduleError(
                         f"{b.name} is allocated in shared memory inside the threadIdx loop "
-                        f"{tvars[-1][1].name} (it is computed at {where}): each thread would "
-                        f"get its own copy. Compute {b.name} at a loop outside the threadIdx "
-                        "loops")
+                        f"{tvars[-1][1].name} (it is computed at {where}), where each thread "
+                        f"would get its own copy: compute {b.name} at a loop outside the "
+                        "threadIdx loops")
                 self.allocs.setdefault(id(b), _Alloc(b, level != "thread", tvars, where))
                 self.walk(body, level, loops, tvars)
             case ir.Sync():
@@ -308,7 +310,8 @@ class _Analysis:
         kind = s.kind
         self.exprs((s.start, s.stop), tvars)
         inner = loops + ((s.var, s.start, s.stop),)
-        stage = stage_of(s)
+        stage = stage_of(s, last=True)
+        self.loop_stage[id(s.var)] = stage
         if kind.startswith("blockIdx."):
             if level == "thread":
                 raise ScheduleError(
