@@ -22,9 +22,37 @@ Interval = tuple[float, float]
 Env = dict[int, Interval]          # id(Var) -> (lo, hi), inclusive, possibly infinite
 
 
-def upper_bound(e: Expr, env: Env) -> float:
-    """The largest value `e` can take when each variable ranges over `env` (INF if unknown)."""
-    return interval(e, env)[1]
+def upper_bound(e: Expr, env: Env, facts=()) -> float:
+    """The largest value `e` can take when each variable ranges over `env` (INF if unknown)
+    and each expression in `facts` is <= 0 (conditions of the enclosing ifs)."""
+    best = interval(e, env)[1]
+    for f in facts:                       # f <= 0, so e <= e - f
+        best = min(best, interval(e - f, env)[1])
+    return best
+
+
+def lower_bound(e: Expr, env: Env, facts=()) -> float:
+    """The smallest value `e` can take; see upper_bound."""
+    return -upper_bound(-e, env, facts)
+
+
+def facts_of(cond: Expr, holds: bool) -> list[Expr]:
+    """Expressions that are <= 0 wherever `cond` is `holds`: the affine comparisons of a
+    conjunction that holds, or the single comparison that does not."""
+    match cond:
+        case BinOp(op="and", a=a, b=b) if holds:
+            return facts_of(a, True) + facts_of(b, True)
+        case BinOp(op="or", a=a, b=b) if not holds:
+            return facts_of(a, False) + facts_of(b, False)
+        case BinOp(op="lt" | "le" | "gt" | "ge" | "eq" | "ne", a=a, b=b) \
+                if a.dtype.startswith(("int", "uint")):
+            op = cond.op if holds else _NEGATED[cond.op]
+            return {"le": [a - b], "lt": [a - b + 1], "ge": [b - a], "gt": [b - a + 1],
+                    "eq": [a - b, b - a], "ne": []}[op]
+    return []
+
+
+_NEGATED = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt", "eq": "ne", "ne": "eq"}
 
 
 def interval(e: Expr, env: Env) -> Interval:
@@ -91,6 +119,19 @@ def _mul(a: Interval, b: Interval) -> Interval:
 
 def _is_minmax(e: Expr) -> bool:
     return isinstance(e, BinOp) and e.op in ("min", "max")
+
+
+def coefficient(e: Expr, var: Var) -> int | None:
+    """The integer `c` with `e == c * var + rest`, `rest` free of `var`; None if `var`
+    appears non-linearly (inside a division, a min, ...)."""
+    terms, _ = _linear(e)
+    c = 0
+    for coef, atom in terms.values():
+        if atom is var:
+            c += coef
+        elif any(v is var for v in free_vars(atom)):
+            return None
+    return c
 
 
 def _linear(e: Expr) -> tuple[dict[str, tuple[int, Expr]], int]:

@@ -19,6 +19,8 @@ import cgen as c
 
 from ...errors import ScheduleError
 from ...ir import nodes as ir
+from ...ir.simplify import simplify_index
+from ...lang.expr import Const
 from ..c.prelude import PRELUDE as C_PRELUDE
 from ..c.render import C_TYPES, ExprRenderer, _strip
 from .kernels import DIMS, GpuKernel
@@ -139,9 +141,16 @@ class _KernelRenderer:
 
     def loop(self, s: ir.For, bound: frozenset, single: bool) -> list:
         var = s.var.name
-        head = c.For(f"int64_t {var} = {_strip(self.e(s.start))}",
-                     f"{var} < {_strip(self.e(s.stop))}", f"++{var}",
-                     c.Block(self.stmts(s.body, bound, single)))
+        body = c.Block(self.stmts(s.body, bound, single))
+        stop = _strip(self.e(s.stop))
+        most = self.k.unroll.get(id(s.var)) if s.kind == "unroll" else None
+        if most is not None and not _is_const(simplify_index(s.stop - s.start), most):
+            # a partial tile: run the full tile's iterations, guarded, so that nvcc unrolls
+            # it completely and private arrays keep constant indices (registers)
+            body = c.Block([c.If(f"{var} < {stop}", body)])
+            stop = _strip(self.e(simplify_index(s.start + most)))
+        head = c.For(f"int64_t {var} = {_strip(self.e(s.start))}", f"{var} < {stop}", f"++{var}",
+                     body)
         return [c.Pragma("unroll"), head] if s.kind == "unroll" else [head]
 
     def missing(self, bound: frozenset) -> list[str]:
@@ -166,6 +175,10 @@ class _KernelRenderer:
             case ir.Store(buffer=b):
                 return b.name not in self.private
         return False
+
+
+def _is_const(e, value: int) -> bool:
+    return isinstance(e, Const) and e.value == value
 
 
 def _all_zero(dims) -> str:
