@@ -48,7 +48,17 @@ def order_violations(model, deps: list[Dependence], limit: int = 1) -> list[Viol
 
 def carried(model, deps: list[Dependence], loop, limit: int = 1) -> list[Violation]:
     """Dependences between two different iterations of `loop` (same iteration of every
-    loop around it)."""
+    loop around it), each explained by one witness."""
+    found = []
+    for dep, bad in carried_relations(model, deps, loop):
+        found.append(_explain(model, dep, bad))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def carried_relations(model, deps: list[Dependence], loop) -> list[tuple[Dependence, isl.Map]]:
+    """Each dependence carried by `loop`, restricted to the instance pairs it carries."""
     inside = {sm.name for sm in model.statements_under(loop)}
     dim = model.time_dim_of(loop)
     width = maps_of(model.time)[0].dim(isl.dim_type.out)
@@ -63,9 +73,7 @@ def carried(model, deps: list[Dependence], loop, limit: int = 1) -> list[Violati
         if dep.source in inside and dep.sink in inside:
             bad = _restrict(dep.relation, pairs)
             if bad is not None:
-                found.append(_explain(model, dep, bad))
-                if len(found) >= limit:
-                    break
+                found.append((dep, bad))
     return found
 
 

@@ -72,3 +72,63 @@ def explain(stage, axis) -> str:
                     f"of {axis.name}" + (f" (for {sizes})" if sizes else "") + ".")
     return (f"Loop {axis.name} of {stage.name} can run in parallel: no dependence connects two "
             f"different iterations of it (with the loops around it fixed).")
+
+
+# ---------------------------------------------------------------------------------------
+# Enumeration at concrete sizes, for pictures
+# ---------------------------------------------------------------------------------------
+
+def _fix_params(obj, sizes: dict[str, int]):
+    for k in range(obj.dim(isl.dim_type.param)):
+        name = obj.get_dim_name(isl.dim_type.param, k)
+        if name in sizes:
+            obj = obj.fix_val(isl.dim_type.param, k, isl.Val.int_from_si(obj.get_ctx(),
+                                                                        int(sizes[name])))
+    return obj
+
+
+def points(s: isl.Set, sizes: dict[str, int], limit: int = 20000) -> list[tuple[int, ...]]:
+    """The integer points of `s` with the parameters fixed to `sizes`."""
+    fixed = _fix_params(s, sizes)
+    if not fixed.is_bounded():
+        raise ValueError("the set is unbounded at these sizes; give every size")
+    found: list[tuple[int, ...]] = []
+
+    def take(point: isl.Point) -> None:
+        if len(found) < limit:
+            n = point.get_space().dim(isl.dim_type.set)
+            found.append(tuple(int(point.get_coordinate_val(isl.dim_type.set, d).to_python())
+                               for d in range(n)))
+    fixed.foreach_point(take)
+    return sorted(found)
+
+
+def pairs(m: isl.Map, sizes: dict[str, int], limit: int = 20000) -> list[tuple[tuple, tuple]]:
+    """The (source, sink) pairs of a relation at concrete sizes."""
+    n_in = m.dim(isl.dim_type.in_)
+    return [(p[:n_in], p[n_in:]) for p in points(m.wrap().flatten(), sizes, limit)]
+
+
+def times(schedule, statement: str, sizes: dict[str, int]) -> dict[tuple, tuple]:
+    """Each instance of `statement` -> its time vector in the schedule, at `sizes`."""
+    model = schedule.analysis().model
+    time = [m for m in _maps(model.time) if m.get_tuple_name(isl.dim_type.in_) == statement][0]
+    return dict(pairs(time, sizes))
+
+
+def carried_pairs(schedule, stage: str, axis, sizes: dict[str, int]) -> list[tuple]:
+    """(source, sink) instance pairs of dependences carried by loop `axis` of `stage`."""
+    from .legality import carried_relations
+    from .program import loops
+    analysis = schedule.analysis()
+    found = []
+    for loop, _ in loops(analysis.program.body):
+        if loop.stage == stage and loop.var is axis:
+            for dep, relation in carried_relations(analysis.model, analysis.deps, loop):
+                found += [(dep, src, dst) for src, dst in pairs(relation, sizes)]
+    return found
+
+
+def _maps(umap: isl.UnionMap) -> list[isl.Map]:
+    from .model import maps_of
+    return maps_of(umap)
