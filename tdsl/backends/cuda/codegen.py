@@ -33,7 +33,7 @@ _REUSED = re.compile(r"tdsl_(floordiv|mod|fmod|min|max|abs)_\w+|tdsl_ipow|tdsl_c
 def _device_prelude() -> str:
     parts = []
     for m in re.finditer(r"^static inline [^\n]*?\b(tdsl_\w+)\(.*?(?=^static |^#|^/\*|\Z)",
-                         C_PRELUDE, flags=re.S | re.M):
+                         C_PRELUDE, flags=re.DOTALL | re.MULTILINE):
         if _REUSED.fullmatch(m.group(1)):
             parts.append(m.group(0).replace("static inline", "static __device__ __forceinline__",
                                             1).rstrip() + "\n")

@@ -76,7 +76,7 @@ def row_sum():
     k = td.reduce_axis((0, m), name="k")
     S = td.compute((n,), lambda i: td.sum(A[i, k], axis=k), name="S")
     s = td.create_schedule(S)
-    ko, ki = s[S].split(k, factor=64)
+    _, ki = s[S].split(k, factor=64)
     SF = s.rfactor(S, ki)
     s[S].bind(S.op.axis[0], "blockIdx.x")
     s[SF].compute_at(s[S], S.op.axis[0])
@@ -112,6 +112,46 @@ def tiled_matmul(tile=16):
         s[stage].compute_at(s[CC], ko)
         s[stage].bind(stage.op.axis[0], "threadIdx.y")
         s[stage].bind(stage.op.axis[1], "threadIdx.x")
+    return s, [A, B, C]
+
+
+def register_tiled_matmul():
+    """64x64 tiles per block of 16x16 threads, each thread accumulating a 4x4 tile of C in
+    registers (C_local indexed 4 * threadIdx + 0..3), A and B tiles of 64x16 and 16x64
+    staged in shared memory, the 4x4 loops unrolled."""
+    M, N, K = td.var("M"), td.var("N"), td.var("K")
+    A = td.placeholder((M, K), name="A")
+    B = td.placeholder((K, N), name="B")
+    k = td.reduce_axis((0, K), name="k")
+    C = td.compute((M, N), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = td.create_schedule(C)
+    CC = s.cache_write(C, "local")
+    AS = s.cache_read(A, "shared", [CC])
+    BS = s.cache_read(B, "shared", [CC])
+    io, jo, ii, ji = s[C].tile(*C.op.axis, 64, 64)
+    iio, iii = s[C].split(ii, factor=4)
+    jio, jii = s[C].split(ji, factor=4)
+    s[C].reorder(io, jo, iio, jio, iii, jii)
+    for axis, tag in ((io, "blockIdx.y"), (jo, "blockIdx.x"), (iio, "threadIdx.y"),
+                      (jio, "threadIdx.x")):
+        s[C].bind(axis, tag)
+    s[CC].compute_at(s[C], jo)
+    ko, ki = s[CC].split(CC.op.reduce_axis[0], factor=16)
+    ico, ici = s[CC].split(CC.op.axis[0], factor=4)
+    jco, jci = s[CC].split(CC.op.axis[1], factor=4)
+    s[CC].reorder(ko, ico, jco, ki, ici, jci)
+    s[CC].bind(ico, "threadIdx.y")
+    s[CC].bind(jco, "threadIdx.x")
+    s[CC].unroll(ici)
+    s[CC].unroll(jci)
+    for stage in (AS, BS):
+        s[stage].compute_at(s[CC], ko)
+        rows, cols = stage.op.axis
+        ro, ri = s[stage].split(rows, factor=16)
+        co, ci = s[stage].split(cols, factor=16)
+        s[stage].reorder(ro, co, ri, ci)
+        s[stage].bind(ri, "threadIdx.y")
+        s[stage].bind(ci, "threadIdx.x")
     return s, [A, B, C]
 
 
@@ -248,6 +288,21 @@ def test_tiled_matmul_shared_and_registers():
         close(c, a @ b)
 
 
+def test_register_tiled_matmul():
+    s, args = register_tiled_matmul()
+    mod = build(s, args)
+    assert "float C_local[16];" in mod.source                 # 4x4 per thread
+    assert mod.plan.kernels[0].static_block == (16, 16, 1)
+    if HAS_NVCC:
+        r = mod.resources["kernel_C"]
+        assert r["shared_bytes"] == 8192 and r["stack_bytes"] == 0   # C_local in registers
+    for M, N, K in [(100, 37, 53), (128, 64, 32), (1, 1, 1)]:
+        a, b = rand(M, K), rand(K, N, seed=1)
+        c = np.zeros((M, N), "float32")
+        mod(a, b, c)
+        close(c, a @ b)
+
+
 def _run_source(mod, source, arrays):
     """Run an edited copy of `mod.source` on the emulator with `mod`'s launch sizes."""
     plan = mod.plan
@@ -371,6 +426,42 @@ def test_launch_size_follows_symbolic_extents():
     with pytest.raises(td.ScheduleError, match=r"needs blockDim.x = 2000 at these sizes; CUDA "
                                                r"allows at most 1024"):
         mod(big, np.zeros_like(big))
+
+
+def test_integer_and_double_arithmetic():
+    """The C prelude's helpers on the device: floor division and modulo like NumPy, min and
+    max, in int32 and float64."""
+    n = td.var("n")
+    A = td.placeholder((n,), dtype="int32", name="A")
+    X = td.placeholder((n,), dtype="float64", name="X")
+    B = td.compute((n,), lambda i: td.maximum(A[i] // 3, A[i] % 5 - 2) * 2, name="B")
+    Y = td.compute((n,), lambda i: td.minimum(X[i] * 3, td.sqrt(td.abs(X[i]))), name="Y")
+    s = td.create_schedule([B, Y])
+    for out in (B, Y):
+        bx, tx = s[out].split(out.op.axis[0], factor=64)
+        s[out].bind(bx, "blockIdx.x")
+        s[out].bind(tx, "threadIdx.x")
+    mod = build(s, [A, X, B, Y])
+    assert [k.name for k in mod.plan.kernels] == ["kernel_B", "kernel_Y"]
+    a = np.arange(-50, 50, dtype="int32")
+    x = np.linspace(-2, 2, 100)
+    b, y = np.zeros_like(a), np.zeros_like(x)
+    mod(a, x, b, y)
+    np.testing.assert_array_equal(b, np.maximum(a // 3, a % 5 - 2) * 2)
+    np.testing.assert_allclose(y, np.minimum(x * 3, np.sqrt(np.abs(x))), rtol=1e-12)
+
+
+def test_emulator_without_nvcc_warns(monkeypatch):
+    from tdsl.backends.cuda import toolchain
+    monkeypatch.setattr(toolchain, "find_nvcc", lambda: None)
+    s, args = elementwise()
+    with pytest.warns(UserWarning, match="nvcc not found"):
+        mod = td.build(s, args, target="cuda", emulate=True)
+    assert mod.ptx is None and mod.resources is None
+    a = rand(300)
+    b = np.zeros_like(a)
+    mod(a, b)
+    close(b, a * 2 + 1)
 
 
 def test_bounds_see_through_min_of_tiles():
