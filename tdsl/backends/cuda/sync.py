@@ -14,8 +14,11 @@ read, then overwritten). Private buffers never need one.
 
 from __future__ import annotations
 
+from ...errors import ScheduleError
 from ...ir import nodes as ir
-from ...lang.visit import walk
+from ...ir.simplify import simplify_index
+from ...lang.visit import free_vars, substitute, walk
+from .storage import THREAD_VARS
 
 # An access: (buffer name, "r" | "w", who: "all" threads or thread "t0" alone, and for a
 # write the id of the Store: a statement writes each element once, so two writes by the
@@ -38,7 +41,78 @@ def insert_barriers(body: ir.Stmt, private: set[str], readonly: set[str]) -> ir.
         elif isinstance(node, ir.BufferLoad):
             loaded.add(node.buffer.name)
     write_once = {name for name, n in stores.items() if n == 1 and name not in loaded}
+    skip = private | write_once | readonly
+    _check_regions(body, skip)
     return _Barriers(private | write_once, readonly).stmt(body, frozenset())[0]
+
+
+def _check_regions(s: ir.Stmt, skip: set[str]) -> None:
+    """Refuse a thread region in which threads would have to wait for each other: a
+    buffer written under some thread loops and used at another element under others (two
+    sibling loops bound to threadIdx.y inside one threadIdx.x loop), since no barrier can
+    go there. Accesses under the same thread loops are ordered by legality already."""
+    match s:
+        case ir.Seq(stmts=stmts):
+            for c in stmts:
+                _check_regions(c, skip)
+        case ir.For(kind=kind) if kind.startswith("threadIdx."):
+            found: list = []
+            _region_accesses(s, (), {}, skip, found)
+            for name, mode, loops, index in found:
+                for name2, mode2, loops2, index2 in found:
+                    if name == name2 and "w" in (mode, mode2) and \
+                            [id(v) for v in loops] != [id(v) for v in loops2] and \
+                            (index is None or index != index2):
+                        names = ", ".join(sorted({v.name for v in (*loops, *loops2)}))
+                        raise ScheduleError(
+                            f"{name} is written inside the threadIdx loops starting at "
+                            f"{s.var.name} and used by other threads in the same loops (loops "
+                            f"{names}): they would have to wait for each other "
+                            "(__syncthreads) inside the thread loops, where not every thread "
+                            "arrives. Compute the producer at a loop outside the threadIdx "
+                            "loops, or bind producer and consumer to the same thread loops")
+        case ir.For(body=body):
+            _check_regions(body, skip)
+        case ir.If(then=then, otherwise=other):
+            _check_regions(then, skip)
+            if other is not None:
+                _check_regions(other, skip)
+
+
+def _region_accesses(s: ir.Stmt, loops: tuple, env: dict, skip: set[str], found: list) -> None:
+    """(buffer, "r" | "w", thread loops around it, its indices as text in threadIdx, or None
+    if they depend on a serial loop of the region) of every shared-visible access."""
+    def canon(indices):
+        if any(id(v) in env and env[id(v)] is None for e in indices for v in free_vars(e)):
+            return None
+        mapping = {v: env[id(v)] for e in indices for v in free_vars(e) if id(v) in env}
+        return tuple(str(simplify_index(substitute(e, mapping))) for e in indices)
+
+    def reads(exprs):
+        for e in exprs:
+            for n in walk(e):
+                if isinstance(n, ir.BufferLoad) and n.buffer.name not in skip:
+                    found.append((n.buffer.name, "r", loops, canon(n.indices)))
+    match s:
+        case ir.Seq(stmts=stmts):
+            for c in stmts:
+                _region_accesses(c, loops, env, skip, found)
+        case ir.For(var=v, start=start, stop=stop, body=body, kind=kind):
+            reads((start, stop))
+            if kind.startswith("threadIdx."):
+                inner = {**env, id(v): start + THREAD_VARS[kind[-1]]}
+                _region_accesses(body, loops + (v,), inner, skip, found)
+            else:
+                _region_accesses(body, loops, {**env, id(v): None}, skip, found)
+        case ir.Store(buffer=b, indices=idx, value=value):
+            reads((*idx, value))
+            if b.name not in skip:
+                found.append((b.name, "w", loops, canon(idx)))
+        case ir.If(cond=cond, then=then, otherwise=other):
+            reads((cond,))
+            _region_accesses(then, loops, env, skip, found)
+            if other is not None:
+                _region_accesses(other, loops, env, skip, found)
 
 
 def conflicts(before, after) -> bool:

@@ -556,6 +556,30 @@ def test_local_buffer_shared_between_threads_is_refused():
         td.build(s, [A, B], target="cuda", emulate=True)
 
 
+def test_threads_that_would_wait_inside_a_thread_loop_are_refused():
+    """Hand-made IR: inside one threadIdx.x loop, one threadIdx.y loop fills X and a second
+    reads a neighbour's element; no barrier can go between them."""
+    from tdsl.backends.cuda.sync import insert_barriers
+    from tdsl.ir import nodes as ir
+    from tdsl.lang.expr import Const, Var
+    X = ir.Buffer("X", "float32", (Const(9, "int64"),), scope="shared",
+                  strides=(Const(1, "int64"),))
+    Y = ir.Buffer("Y", "float32", (Const(8, "int64"),), role="output",
+                  strides=(Const(1, "int64"),))
+    tx, ty, ty2 = Var("tx"), Var("ty"), Var("ty2")
+    zero, eight = Const(0, "int64"), Const(8, "int64")
+    fill = ir.For(ty, zero, eight, ir.Store(X, (ty,), Const(1.0, "float32")), "threadIdx.y")
+    use = ir.For(ty2, zero, eight, ir.Store(Y, (ty2,), ir.BufferLoad(X, (ty2 + 1,))),
+                 "threadIdx.y")
+    body = ir.For(tx, zero, Const(1, "int64"), ir.seq(fill, use), "threadIdx.x")
+    with pytest.raises(td.ScheduleError, match=r"X is written inside the threadIdx loops "
+                                               r"starting at tx and used by other threads"):
+        insert_barriers(body, private=set(), readonly=set())
+    same = ir.For(ty2, zero, eight, ir.Store(Y, (ty2,), ir.BufferLoad(X, (ty2,))), "threadIdx.y")
+    insert_barriers(ir.For(tx, zero, Const(1, "int64"), ir.seq(fill, same), "threadIdx.x"),
+                    private=set(), readonly=set())      # each thread reads its own element
+
+
 def test_without_gpu_the_error_says_why_and_what_to_do():
     usable, reason = pycuda_status()
     if usable:
