@@ -35,3 +35,25 @@ def unroll_loop(loop: ir.For, trip: int) -> ir.Stmt:
     return ir.seq(*copies)
 
 
+def merge_allocs(s: ir.Stmt) -> ir.Stmt:
+    """Adjacent Allocs of one buffer in a sequence become one (isl may split the body of a
+    loop with a single iteration into pieces, each under its own copy of the Alloc)."""
+    match s:
+        case ir.Seq(stmts=stmts):
+            out: list[ir.Stmt] = []
+            for child in (merge_allocs(c) for c in stmts):
+                if isinstance(child, ir.Alloc) and out and isinstance(out[-1], ir.Alloc) \
+                        and out[-1].buffer is child.buffer:
+                    out[-1] = ir.Alloc(child.buffer, merge_allocs(ir.seq(out[-1].body,
+                                                                         child.body)))
+                else:
+                    out.append(child)
+            return ir.seq(*out)
+        case ir.For(var=v, start=start, stop=stop, body=body, kind=kind):
+            return ir.For(v, start, stop, merge_allocs(body), kind)
+        case ir.If(cond=cond, then=then, otherwise=other):
+            return ir.If(cond, merge_allocs(then),
+                         merge_allocs(other) if other is not None else None)
+        case ir.Alloc(buffer=b, body=body):
+            return ir.Alloc(b, merge_allocs(body))
+    return s

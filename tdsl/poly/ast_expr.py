@@ -73,7 +73,7 @@ def plus_one(e: Expr) -> Expr:
     if isinstance(e, BinOp) and e.op in ("min", "max"):
         return BinOp(e.op, plus_one(e.a), plus_one(e.b), e.dtype)
     if isinstance(e, BinOp) and e.op in ("add", "sub") and isinstance(e.b, Const):
-        value = e.b.value + 1 if e.op == "add" else e.b.value - 1
+        value = (e.b.value if e.op == "add" else -e.b.value) + 1
         if value == 0:
             return e.a
         return BinOp("add" if value > 0 else "sub", e.a, Const(abs(value), e.dtype), e.dtype)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .. import poly
 from ..ir import nodes as ir
+from ..ir.passes import merge_allocs
 from ..lang.expr import Const, Expr
 from ..lang.tensor import Tensor
 from . import legality
@@ -66,7 +67,8 @@ def lower(schedule, args, name: str = "kernel") -> Lowered:
     step("isl_ast", ast.to_C_str())
     buffers = make_buffers(program, model.layouts, args)
     taken = {b.name for b in buffers.values()} | {p.name for p in program.params}
-    body = step("ir", poly.translate(model, ast, marks, buffers, model.layouts, taken))
+    body = step("ir", merge_allocs(poly.translate(model, ast, marks, buffers, model.layouts,
+                                                  taken)))
     params = tuple(buffers[_array_name(program, t)] for t in args)
     temps = tuple(b for b in buffers.values() if b.role == "temp" and b.name not in
                   program.attach and b not in params)

@@ -165,7 +165,7 @@ def split_kernels(kernel: ir.Kernel) -> list[GpuKernel]:
     for nest in nests:
         stage = stage_of(nest, last=True)
         name = _unique(f"{kernel.name}_{stage}", names)
-        result.append(_Walk(stage, globals_, kernel.sizes).kernel(name, merge_allocs(nest)))
+        result.append(_Walk(stage, globals_, kernel.sizes).kernel(name, nest))
     return result
 
 
@@ -194,30 +194,6 @@ def stage_of(s: ir.Stmt, last: bool = False) -> str:
                 if name != "?":
                     return name
     return "?"
-
-
-def merge_allocs(s: ir.Stmt) -> ir.Stmt:
-    """Adjacent Allocs of one buffer in a sequence become one (isl may split the body of a
-    loop with a single iteration into pieces, each under its own copy of the Alloc)."""
-    match s:
-        case ir.Seq(stmts=stmts):
-            out: list[ir.Stmt] = []
-            for child in (merge_allocs(c) for c in stmts):
-                if isinstance(child, ir.Alloc) and out and isinstance(out[-1], ir.Alloc) \
-                        and out[-1].buffer is child.buffer:
-                    out[-1] = ir.Alloc(child.buffer, merge_allocs(ir.seq(out[-1].body,
-                                                                         child.body)))
-                else:
-                    out.append(child)
-            return ir.seq(*out)
-        case ir.For(var=v, start=start, stop=stop, body=body, kind=kind):
-            return ir.For(v, start, stop, merge_allocs(body), kind)
-        case ir.If(cond=cond, then=then, otherwise=other):
-            return ir.If(cond, merge_allocs(then),
-                         merge_allocs(other) if other is not None else None)
-        case ir.Alloc(buffer=b, body=body):
-            return ir.Alloc(b, merge_allocs(body))
-    return s
 
 
 # --------------------------------------------------------------------------- the walk

@@ -18,20 +18,8 @@ from tdsl.backends.cuda import bounds
 from tdsl.backends.cuda.emu import EmuModule
 from tdsl.backends.cuda.gpu import CudaUnavailableError, pycuda_status
 from tdsl.backends.cuda.toolchain import find_nvcc
-from tdsl.lang.reference import evaluate_scalar
 
 HAS_NVCC = find_nvcc() is not None
-
-
-def _plus_one_broken() -> bool:
-    """Core bug probe: poly.ast_expr.plus_one once turned `n - 3 + 1` into `n + 2`, so isl's
-    `i <= n - 3` bounds overran partial tiles (writing past arrays)."""
-    from tdsl.poly.ast_expr import plus_one
-    n = td.var("n")
-    return evaluate_scalar(plus_one(n - 3), {n: 10}) != 8
-
-
-PLUS_ONE_BROKEN = _plus_one_broken()
 
 
 def build(s, args):
@@ -350,13 +338,7 @@ def test_conv2d(shared):
         close(y, want)
 
 
-def ragged(size):
-    return pytest.param(size, marks=pytest.mark.xfail(
-        PLUS_ONE_BROKEN, run=False, reason="core bug in tdsl.poly.ast_expr.plus_one: partial-"
-        "tile bounds `i <= n - 3` overrun the arrays (would corrupt memory)"))
-
-
-@pytest.mark.parametrize("size", [(34, 66), ragged((100, 37)), ragged((3, 3))],
+@pytest.mark.parametrize("size", [(34, 66), (100, 37), (3, 3)],
                          ids=["34x66", "100x37", "3x3"])
 @pytest.mark.parametrize("explicit", [True, False], ids=["cache_read-shared", "default-scope"])
 def test_blur_first_stage_in_shared_memory(explicit, size):
