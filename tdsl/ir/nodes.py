@@ -69,6 +69,7 @@ class For(Stmt):
     stop: Expr
     body: Stmt
     kind: str = "serial"           # serial | parallel | vectorize | unroll | blockIdx.x ...
+    step: int = 1                  # isl emits strided loops for strided domains
 
 
 @dataclass(frozen=True, eq=False)

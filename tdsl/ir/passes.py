@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Callable
 
 from ..lang.expr import Const, Expr
@@ -14,8 +16,8 @@ def map_exprs(s: ir.Stmt, fn: Callable[[Expr], Expr]) -> ir.Stmt:
     match s:
         case ir.Seq(stmts=children):
             return ir.Seq(tuple(map_exprs(c, fn) for c in children))
-        case ir.For(var=v, start=start, stop=stop, body=body, kind=kind):
-            return ir.For(v, fn(start), fn(stop), map_exprs(body, fn), kind)
+        case ir.For(start=start, stop=stop, body=body):
+            return dataclasses.replace(s, start=fn(start), stop=fn(stop), body=map_exprs(body, fn))
         case ir.Store(buffer=b, indices=idx, value=value, checked=checked):
             return ir.Store(b, tuple(fn(i) for i in idx), fn(value), checked)
         case ir.If(cond=cond, then=then, otherwise=other):
@@ -30,7 +32,7 @@ def unroll_loop(loop: ir.For, trip: int) -> ir.Stmt:
     """The loop body repeated `trip` times with the loop variable a constant each time."""
     copies = []
     for k in range(trip):
-        value = loop.start + Const(k, loop.var.dtype)
+        value = loop.start + Const(k * loop.step, loop.var.dtype)
         copies.append(map_exprs(loop.body, lambda e, v=value: substitute(e, {loop.var: v})))
     return ir.seq(*copies)
 
@@ -49,8 +51,8 @@ def merge_allocs(s: ir.Stmt) -> ir.Stmt:
                 else:
                     out.append(child)
             return ir.seq(*out)
-        case ir.For(var=v, start=start, stop=stop, body=body, kind=kind):
-            return ir.For(v, start, stop, merge_allocs(body), kind)
+        case ir.For(body=body):
+            return dataclasses.replace(s, body=merge_allocs(body))
         case ir.If(cond=cond, then=then, otherwise=other):
             return ir.If(cond, merge_allocs(then),
                          merge_allocs(other) if other is not None else None)

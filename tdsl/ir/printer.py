@@ -19,10 +19,12 @@ def stmt_lines(s: Stmt, depth: int = 0) -> list[str]:
     match s:
         case Seq(stmts=stmts):
             return [line for child in stmts for line in stmt_lines(child, depth)]
-        case For(var=v, start=start, stop=stop, body=body, kind=kind):
+        case For(var=v, start=start, stop=stop, body=body, kind=kind, step=step):
             note = "" if kind == "serial" else f"  # {kind}"
             head = f"{pad}for {v.name} in range({_e(start)}, {_e(stop)}):{note}"
-            if _e(start) == "0":
+            if step != 1:
+                head = f"{pad}for {v.name} in range({_e(start)}, {_e(stop)}, {step}):{note}"
+            elif _e(start) == "0":
                 head = f"{pad}for {v.name} in range({_e(stop)}):{note}"
             return [head] + stmt_lines(body, depth + 1)
         case Store(buffer=b, indices=idx, value=value):

@@ -86,7 +86,7 @@ class Translator:
         var = Var(self.names.fresh(base, loop.stage if loop is not None else ""), dtypes.INDEX)
         start = from_ast(node.for_get_init(), self.ids)
         inc = from_ast(node.for_get_inc(), self.ids)
-        if getattr(inc, "value", None) != 1:
+        if not isinstance(getattr(inc, "value", None), int) or inc.value < 1:
             raise NotImplementedError(f"isl generated a loop with step {inc}")
         cond = node.for_get_cond()
         op = cond.get_op_type()
@@ -106,7 +106,8 @@ class Translator:
             del self.active[id(loop)]
         self.names.taken.discard(var.name)
         del self.ids[iterator]
-        return ir.For(var, start, stop, body, loop.kind if loop is not None else "serial")
+        return ir.For(var, start, stop, body, loop.kind if loop is not None else "serial",
+                      inc.value)
 
     # -- statements --------------------------------------------------------------------
     def _user(self, node: isl.AstNode) -> ir.Stmt:

@@ -195,6 +195,13 @@ class StmtRenderer:
 
     def loop(self, s: ir.For) -> list:
         trip = _const_trip(s)
+        if s.step != 1:          # strided (rare): a plain loop, kinds other than parallel dropped
+            body = c.Block(self.stmts(s.body))
+            head = c.For(f"int64_t {s.var.name} = {_strip(self.e(s.start))}",
+                         f"{s.var.name} < {_strip(self.e(s.stop))}", f"{s.var.name} += {s.step}",
+                         body)
+            return ([c.Pragma("omp parallel for schedule(static)")] if s.kind == "parallel" and
+                    self.parallel_depth == 0 else []) + [head]
         if s.kind == "unroll" and trip is not None and trip <= UNROLL_LIMIT:
             return self.stmts(unroll_loop(s, trip))
         var = s.var.name

@@ -149,8 +149,8 @@ class _KernelRenderer:
             # it completely and private arrays keep constant indices (registers)
             body = c.Block([c.If(f"{var} < {stop}", body)])
             stop = _strip(self.e(simplify_index(s.start + most)))
-        head = c.For(f"int64_t {var} = {_strip(self.e(s.start))}", f"{var} < {stop}", f"++{var}",
-                     body)
+        step = f"++{var}" if s.step == 1 else f"{var} += {s.step}"
+        head = c.For(f"int64_t {var} = {_strip(self.e(s.start))}", f"{var} < {stop}", step, body)
         return [c.Pragma("unroll"), head] if s.kind == "unroll" else [head]
 
     def missing(self, bound: frozenset) -> list[str]:

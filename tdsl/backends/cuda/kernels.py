@@ -284,6 +284,9 @@ class _Walk:
 
     def loop(self, s: ir.For, where: Where) -> None:
         kind = s.kind
+        if s.step != 1 and "Idx." in kind:
+            raise ScheduleError(f"the loop {s.var.name} bound to {kind} has stride {s.step} "
+                                "(its domain is strided); bind a loop of unit stride")
         self.exprs((s.start, s.stop), where)
         stage = stage_of(s, last=True)
         self.loop_stage[id(s.var)] = stage

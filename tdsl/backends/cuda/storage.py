@@ -18,6 +18,8 @@ constant tiles by constants).
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,8 +190,8 @@ def rebuffer(s: ir.Stmt, mapping: dict, overrides: dict) -> ir.Stmt:
         match s:
             case ir.Seq(stmts=stmts):
                 return ir.seq(*(go(c) for c in stmts))
-            case ir.For(var=v, start=start, stop=stop, body=body, kind=kind):
-                return ir.For(v, expr(start), expr(stop), go(body), kind)
+            case ir.For(start=start, stop=stop, body=body):
+                return dataclasses.replace(s, start=expr(start), stop=expr(stop), body=go(body))
             case ir.Store(buffer=b, indices=idx, value=value, checked=checked):
                 idx = overrides.get(id(s), idx)
                 return ir.Store(mapping.get(id(b), b), tuple(expr(i) for i in idx), expr(value),

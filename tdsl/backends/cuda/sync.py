@@ -14,6 +14,8 @@ read, then overwritten). Private buffers never need one.
 
 from __future__ import annotations
 
+import dataclasses
+
 from ...errors import ScheduleError
 from ...ir import nodes as ir
 from ...ir.simplify import simplify_index
@@ -142,7 +144,7 @@ class _Barriers:
                 return s, frozenset()
             case ir.For(kind=kind) if kind.startswith("blockIdx."):
                 body, pending = self.stmt(s.body, pending)     # blocks never wait on blocks
-                return ir.For(s.var, s.start, s.stop, body, kind), pending
+                return dataclasses.replace(s, body=body), pending
             case ir.For(kind=kind) if not kind.startswith("threadIdx."):
                 # one barrier before the loop rather than one per iteration inside it
                 if conflicts(pending, self.all_accesses(s)):
@@ -174,7 +176,7 @@ class _Barriers:
             after = pending                       # with no iteration, nothing changed
         else:
             after = pending | end
-        return ir.For(s.var, s.start, s.stop, body, s.kind), after
+        return dataclasses.replace(s, body=body), after
 
     def head(self, body: ir.Stmt) -> frozenset:
         """Accesses a loop body makes before its first unconditional barrier."""
