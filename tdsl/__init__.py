@@ -18,3 +18,11 @@ from .module import Module, Timing
 from .schedule import Schedule, Stage, create_schedule, lower
 from . import poly as _poly  # noqa: F401  (td.poly: the polyhedral layer, for teaching)
 from . import testing  # noqa: E402
+
+
+def __getattr__(name: str):
+    # td.viz imports matplotlib, so it loads on first use rather than with tdsl
+    if name == "viz":
+        import importlib
+        return importlib.import_module(".viz", __name__)
+    raise AttributeError(f"module 'tdsl' has no attribute {name!r}")

@@ -207,10 +207,11 @@ def bars(results: dict[str, float], unit: str = "GFLOP/s", peak: float | None = 
     return fig
 
 
-def measure_machine(threads: int | None = None) -> dict[str, float]:
-    """The machine's attainable peak and memory bandwidth, measured with tdsl kernels:
-    a register-tiled matrix multiply that fits in cache (GFLOP/s) and a STREAM-like
-    triad on arrays much larger than the caches (GB/s)."""
+def measure_machine() -> dict[str, float]:
+    """The machine's attainable peak and memory bandwidth, measured with tdsl kernels on
+    all OpenMP threads: a register-tiled matrix multiply that fits in cache (GFLOP/s, the
+    best of 20 timings) and a STREAM-like triad on arrays much larger than the caches
+    (GB/s, the median). A busy machine measures low: run it when nothing else runs."""
     import tdsl as td
     rng = np.random.default_rng(0)
     n = 256

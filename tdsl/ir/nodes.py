@@ -49,7 +49,7 @@ class BufferLoad(Expr):
         return BufferLoad(self.buffer, tuple(kids), self.checked)
 
     def format_with(self, fmt) -> str:
-        return f"{self.buffer.name}[{', '.join(fmt(i) for i in self.indices)}]"
+        return f"{self.buffer.name}[{', '.join(fmt(i) for i in self.indices) or '()'}]"
 
 
 class Stmt:

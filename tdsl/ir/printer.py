@@ -28,7 +28,7 @@ def stmt_lines(s: Stmt, depth: int = 0) -> list[str]:
                 head = f"{pad}for {v.name} in range({_e(stop)}):{note}"
             return [head] + stmt_lines(body, depth + 1)
         case Store(buffer=b, indices=idx, value=value):
-            return [f"{pad}{b.name}[{', '.join(_e(i) for i in idx)}] = {_e(value)}"]
+            return [f"{pad}{b.name}[{', '.join(_e(i) for i in idx) or '()'}] = {_e(value)}"]
         case If(cond=c, then=then, otherwise=other):
             lines = [f"{pad}if {_e(c)}:"] + stmt_lines(then, depth + 1)
             if other is not None:
@@ -36,8 +36,8 @@ def stmt_lines(s: Stmt, depth: int = 0) -> list[str]:
             return lines
         case Alloc(buffer=b, body=body):
             shape = ", ".join(_e(d) for d in b.shape)
-            return [f"{pad}{b.name} = alloc {b.dtype}[{shape}]  # {b.scope}"] + \
-                stmt_lines(body, depth)
+            note = "" if b.scope == "global" else f"  # {b.scope}"
+            return [f"{pad}{b.name} = alloc {b.dtype}[{shape}]{note}"] + stmt_lines(body, depth)
         case Sync():
             return [f"{pad}sync_threads()"]
     return [f"{pad}{s!r}"]

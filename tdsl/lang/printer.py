@@ -52,7 +52,7 @@ def _fmt(e: Expr, parent: int, names) -> str:
         case Select(cond=c, true_value=t, false_value=f):
             return f"select({_fmt(c, 0, names)}, {_fmt(t, 0, names)}, {_fmt(f, 0, names)})"
         case Load(tensor=t, indices=idx):
-            return f"{t.name}[{', '.join(_fmt(i, 0, names) for i in idx)}]"
+            return f"{t.name}[{', '.join(_fmt(i, 0, names) for i in idx) or '()'}]"
         case Reduce(reducer=r, body=body, axes=axes, where=where):
             ax = ", ".join(names.get(a, a.name) for a in axes)
             cond = "" if where is None else f", where={_fmt(where, 0, names)}"

@@ -10,7 +10,7 @@ from .deps import Dependence, compute_dependences
 from .legality import Violation, carried, order_violations
 from .model import Model
 from .program import Array, Loop, Program, Statement
-from .teach import accesses, dependences, domains, explain, schedule_map
+from .teach import accesses, dependences, domains, explain, pairs, points, schedule_map
 from .to_ir import translate
 
 __all__ = ["accesses", "domains", "explain", "dependences", "schedule_map",

@@ -16,6 +16,7 @@ from ..lang.expr import Const
 from ..poly import Model, carried, compute_dependences, order_violations
 from ..poly.legality import Violation
 from ..poly.program import Loop, Program, loops
+from ..ir.simplify import simplify_index
 from .program import build_program
 from .state import StageState
 
@@ -162,7 +163,7 @@ def nest_lines(state: StageState, mark=None) -> list[str]:
         start = leaf.start
         extent = leaf.extent
         rng = f"range({extent})" if isinstance(start, Const) and start.value == 0 else \
-            f"range({start}, {start + extent})"
+            f"range({start}, {simplify_index(start + extent)})"
         text = "  " * depth + f"for {leaf.name} in {rng}:"
         kind = state.kind_of(leaf)
         if mark is not None and leaf is mark[0]:

@@ -30,7 +30,8 @@ class ProgramBuilder:
         self.array_of: dict[int, Array] = {}
         self.statements: dict[object, list[Statement]] = {}
         self.attach: dict[str, Loop] = {}
-        self._names: set[str] = set()
+        self._names: set[str] = set()          # array names
+        self._stmt_names: set[str] = set()     # statement names (a separate namespace)
 
     # -- inlining ------------------------------------------------------------------
     def body(self, op) -> Expr:
@@ -51,13 +52,17 @@ class ProgramBuilder:
         return substitute(self.body(producer), dict(zip(producer.axis, node.indices)))
 
     # -- arrays --------------------------------------------------------------------
-    def _unique(self, name: str) -> str:
+    def _unique(self, name: str, taken: set | None = None) -> str:
+        taken = self._names if taken is None else taken
         base, k = name, 1
-        while name in self._names:
+        while name in taken:
             name = f"{base}_{k}"
             k += 1
-        self._names.add(name)
+        taken.add(name)
         return name
+
+    def _stmt(self, name: str) -> str:
+        return self._unique(name, self._stmt_names)
 
     def build_arrays(self) -> None:
         outputs = {self._storage_key(self.data.key_of(t.op)) for t in self.args
@@ -101,21 +106,21 @@ class ProgramBuilder:
         if isinstance(op, UpdateOp):
             body = self.body(op)
             index = tuple(transform(i, self._inline_load) for i in op.index)
-            return [Statement(self._unique(stage), stage, "recurrence",
+            return [Statement(self._stmt(stage), stage, "recurrence",
                               op.axis + op.reduce_axis, arr, index, body,
                               ref_order=(s, *op.axis, *op.reduce_axis))]
         body = self.body(op)
         axis = op.axis
         if not isinstance(body, Reduce):
-            return [Statement(self._unique(stage), stage, "compute", axis, arr, axis, body,
+            return [Statement(self._stmt(stage), stage, "compute", axis, arr, axis, body,
                               ref_order=(s, *axis))]
         identity = body.reducer.identity(body.dtype)
         acc, value, combined = body.reducer.combine_expr(body.dtype)
         current = Load(op.output(0), axis)
         update_value = substitute(combined, {acc: current, value: body.body})
-        init = Statement(self._unique(f"{stage}_init"), stage, "init", axis, arr, axis, identity,
+        init = Statement(self._stmt(f"{stage}_init"), stage, "init", axis, arr, axis, identity,
                          ref_order=(s, *axis, 0))
-        update = Statement(self._unique(f"{stage}_update"), stage, "update",
+        update = Statement(self._stmt(f"{stage}_update"), stage, "update",
                            axis + body.axes, arr, axis, update_value, where=body.where,
                            reduction=True, ref_order=(s, *axis, 1, *body.axes))
         return [init, update]

@@ -126,13 +126,31 @@ class Schedule:
         names = ", ".join(t.name for t in self.outputs)
         lines = [f"Schedule of {names}"]
         lines += [f"  {h}" for h in self.history] or ["  (default: every stage at the root)"]
+        regions = self._regions()
         for key in self._data.order:
             state = self._data.states[key]
             where = _placement(self._data, state)
+            if key in regions:
+                where = where[:-1] + f"; each iteration computes a region of shape " \
+                                     f"[{regions[key]}], sized by isl)"
             lines.append(f"Stage {state.op.name}{where}:")
             if not state.inlined:
                 lines += ["  " + line for line in legality.nest_lines(state)]
         return "\n".join(lines)
+
+    def _regions(self) -> dict:
+        """Stage key -> the shape of the region a compute_at stage computes per iteration."""
+        attached = [k for k in self._data.order if isinstance(self._data.states[k].attach, tuple)]
+        if not attached:
+            return {}
+        analysis = self.analysis()
+        found = {}
+        for key in attached:
+            array = analysis.program.array_of.get(id(self._data.states[key].op))
+            layout = analysis.model.layouts.get(array.name) if array is not None else None
+            if layout is not None:
+                found[key] = ", ".join(str(d) for d in layout.shape)
+        return found
 
     __str__ = show
 

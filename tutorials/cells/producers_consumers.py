@@ -32,7 +32,6 @@ CELLS = [
 
     import tdsl as td
     import tdsl.viz  # pictures (matplotlib)
-    from tdsl.poly.teach import points  # the integer points of an isl set
     """),
     md("""
     ## 1. The algorithm
@@ -100,7 +99,7 @@ CELLS = [
     overlap by two rows: those rows are computed twice.
     """),
     code("""
-    (bx_domain,) = [d for name, d in td.poly.domains(s_at).items() if name.startswith("bx")]
+    bx_domain = td.poly.domains(s_at)["bx"]
     print(bx_domain)
     """),
     md("""
@@ -114,9 +113,8 @@ CELLS = [
     """),
     code("""
     def bx_evaluations(schedule, sizes):
-        (domain,) = [d for name, d in td.poly.domains(schedule).items()
-                     if name.startswith("bx")]
-        return len(points(domain, sizes, limit=10 ** 6))
+        domain = td.poly.domains(schedule)["bx"]
+        return len(td.poly.points(domain, sizes, limit=10 ** 6))
 
     H, W = 64, 64
     print(f"h = w = {H}: {H * W} outputs")
