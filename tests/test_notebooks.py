@@ -22,7 +22,7 @@ nbclient = pytest.importorskip("nbclient", reason="the notebook tests need nbcli
 pytest.importorskip("ipykernel", reason="the notebook tests need ipykernel")
 pytest.importorskip("matplotlib", reason="the notebooks draw with matplotlib")
 
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError  # noqa: E402
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))

@@ -13,7 +13,10 @@ from .program import Array, Loop, Program, Statement
 from .teach import accesses, dependences, domains, explain, pairs, points, schedule_map
 from .to_ir import translate
 
-__all__ = ["accesses", "domains", "explain", "dependences", "schedule_map",
-           "compute_dependences", "Array", "Dependence", "Loop", "Model", "Program", "Statement", "Violation",
-           "carried", "generate_ast", "order_violations", "schedule_tree",
-           "translate"]
+__all__ = [
+    # teaching: what a schedule looks like to isl
+    "accesses", "dependences", "domains", "explain", "pairs", "points", "schedule_map",
+    # the layer itself
+    "Array", "Dependence", "Loop", "Model", "Program", "Statement", "Violation", "carried",
+    "compute_dependences", "generate_ast", "order_violations", "schedule_tree", "translate",
+]

@@ -236,8 +236,9 @@ def vector_prelude() -> str:
             lines.append(f"typedef {ctype} {t}_u __attribute__((vector_size({size}), "
                          f"aligned({_width(dtype)}), may_alias));")
             lines.append(f"typedef {mask} {m}_{short} __attribute__((vector_size({size})));")
-            lines.append(f"static inline {t} tdsl_vselect_{short}x{lanes}({m}_{short} k, {t} a, "
-                         f"{t} b) {{ return ({t})((k & ({m}_{short})a) | (~k & ({m}_{short})b)); }}")
+            mt = f"{m}_{short}"
+            lines.append(f"static inline {t} tdsl_vselect_{short}x{lanes}({mt} k, {t} a, {t} b) "
+                         f"{{ return ({t})((k & ({mt})a) | (~k & ({mt})b)); }}")
             lines.append(f"static inline {t} tdsl_vmin_{short}x{lanes}({t} a, {t} b) "
                          f"{{ return tdsl_vselect_{short}x{lanes}(a < b, a, b); }}")
             lines.append(f"static inline {t} tdsl_vmax_{short}x{lanes}({t} a, {t} b) "
