@@ -61,12 +61,17 @@ def _index_exprs(model: Model, marks: Marks, node: isl.AstNode,
     same): `Bp[j // 32, ...]` inside a tile of 32 becomes `Bp[j_outer, ...]`."""
     name = node.user_get_expr().get_op_arg(0).get_id().get_name()
     sm = model.stmts[name]
-    to_domain = isl.PwMultiAff.from_map(maps_of(build.get_schedule())[0].reverse())
     exprs = {}
-    for k, acc in enumerate(sm.writes + sm.reads):
-        if acc.index is not None:
-            exprs[k] = [build.expr_from_pw_aff(pa.pullback_pw_multi_aff(to_domain))
-                        for pa in acc.index]
+    try:
+        to_domain = isl.PwMultiAff.from_map(maps_of(build.get_schedule())[0].reverse())
+        for k, acc in enumerate(sm.writes + sm.reads):
+            if acc.index is not None:
+                exprs[k] = [build.expr_from_pw_aff(pa.pullback_pw_multi_aff(to_domain))
+                            for pa in acc.index]
+    except isl.Error:
+        # An exception must not cross isl's C frames; without isl's expressions the
+        # statement's own index expressions are used (correct, only less simplified).
+        exprs = {}
     key = f"user{len(marks.indices)}"
     marks.indices[key] = exprs
     return node.set_annotation(isl.Id(key))

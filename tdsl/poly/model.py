@@ -180,7 +180,9 @@ class Model:
         in_bounds = exact and relation.range().is_subset(self.box(array))
         if exact and exact_guard and not in_bounds:
             self._out_of_bounds(sm, array, indices, relation)
-        index = _components(relation) if exact else None
+        # Index functions over the whole domain (a guarded load's relation covers only
+        # where its select chooses it, but its index is computed at every instance).
+        index = [sm.build(i).intersect_domain(sm.domain) for i in indices] if exact else None
         attach = self.program.attach.get(array.name)
         if attach is not None:
             prefix = self.path_values(sm, attach)
@@ -266,12 +268,6 @@ class Model:
 
 
 # ---------------------------------------------------------------------------------------
-
-def _components(relation: isl.Map) -> list[isl.PwAff]:
-    """The index functions of a single-valued access relation, one per array dim."""
-    pma = isl.PwMultiAff.from_map(relation)
-    return [pma.get_pw_aff(d) for d in range(relation.dim(isl.dim_type.out))]
-
 
 def maps_of(umap: isl.UnionMap) -> list[isl.Map]:
     """The maps of a union map, one per pair of spaces."""

@@ -32,6 +32,7 @@ class ProgramBuilder:
         self.attach: dict[str, Loop] = {}
         self._names: set[str] = set()          # array names
         self._stmt_names: set[str] = set()     # statement names (a separate namespace)
+        self._placed: set = set()
 
     # -- inlining ------------------------------------------------------------------
     def body(self, op) -> Expr:
@@ -130,6 +131,7 @@ class ProgramBuilder:
         if key in visiting:
             raise ScheduleError(f"compute_at cycle: {key.name} is computed inside itself")
         visiting = visiting | {key}
+        self._placed.add(key)
         state = self.data.states[key]
         stmts = self.statements[key]
         values = leaf_values(state)
@@ -168,6 +170,15 @@ class ProgramBuilder:
             state = self.data.states[key]
             if state.attach is None:
                 body.extend(self.stage_nodes(key))
+        for key in self.data.order:
+            state = self.data.states[key]
+            if not state.inlined and key not in self._placed:
+                parent, leaf = state.attach
+                raise ScheduleError(
+                    f"{state.op.name} is computed at loop {leaf.name} of "
+                    f"{self.data.states[parent].op.name}, which is no longer a loop of it "
+                    f"(its loops are {', '.join(v.name for v in self.data.states[parent].leaves)}"
+                    f"); compute_at {state.op.name} again")
         arrays = tuple(dict.fromkeys(self.arrays.values()))
         return Program(self.name, arrays, self.array_of, tuple(body), size_params(self.args),
                        self.attach)

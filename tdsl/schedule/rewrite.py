@@ -117,7 +117,7 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
         raise ScheduleError(f"{call}: factor_axis must be in 0..{len(op.axis)}")
     (k,) = roots
     pieces = [leaf for leaf in state.leaves if derived_from(state)[leaf] == roots]
-    expr = _recompose(state, k)
+    expr, split_bounds = _recompose(state, k)
     if expr is None:
         raise ScheduleError(f"{call}: the loops of {k.name} were fused with other loops; "
                             f"rfactor needs {k.name} to be only split")
@@ -128,18 +128,22 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
     k_value = substitute(expr, {axis: factored, **kept})
     data_axes = tuple(IterVar(a.name, a.start, a.extent, "data") for a in op.axis)
     rename = {**dict(zip(op.axis, data_axes)), k: k_value}
-    where = [k_value < k.start + k.extent]
+    where = [substitute(value, {axis: factored, **kept}) < iv.start + iv.extent
+             for value, iv in split_bounds]
     if body.where is not None:
         where.insert(0, substitute(body.where, rename))
     other = tuple(a for a in body.axes if a is not k)
     axes_rf = data_axes[:factor_axis] + (factored,) + data_axes[factor_axis:]
     inner = substitute(body.body, rename)
     reduce_axes = tuple(kept.values()) + other
+    cond = all_of(*where) if where else None
     if reduce_axes:
-        rf_body = Reduce(body.reducer, inner, reduce_axes, all_of(*where))
-    else:
+        rf_body = Reduce(body.reducer, inner, reduce_axes, cond)
+    elif cond is not None:
         from ..lang.expr import select
-        rf_body = select(all_of(*where), inner, body.reducer.identity(body.dtype))
+        rf_body = select(cond, inner, body.reducer.identity(body.dtype))
+    else:
+        rf_body = inner
     rf = ComputeOp(_fresh_name(data, f"{op.name}_rf"), axes_rf, rf_body)
     r = IterVar(f"{axis.name}_r", axis.start, axis.extent, "reduce")
     index = op.axis[:factor_axis] + (r,) + op.axis[factor_axis:]
@@ -150,8 +154,11 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
 
 
 def _recompose(state, k: IterVar):
-    """`k` as an expression of its leaves (inverting the splits), or None if fused."""
-    value = {}
+    """`k` as an expression of its leaves (inverting the splits), and the bounds that
+    inverting loses: a split of an axis whose extent its factor does not divide makes
+    `outer * f + inner` overshoot, so each split axis adds `value < start + extent`.
+    None if `k` was fused with another axis."""
+    bounds = []
 
     def expr_of(iv):
         for rel in state.relations:
@@ -159,13 +166,15 @@ def _recompose(state, k: IterVar):
                 outer, inner = expr_of(rel.outer), expr_of(rel.inner)
                 if outer is None or inner is None:
                     return None
-                return iv.start + outer * rel.factor + inner
+                value = iv.start + outer * rel.factor + inner
+                bounds.append((value, iv))
+                return value
         if any(leaf is iv for leaf in state.leaves):
             return iv
         return None
 
-    del value
-    return expr_of(k)
+    expr = expr_of(k)
+    return (expr, bounds) if expr is not None else (None, [])
 
 
 def _rewrite_op(op, fn):

@@ -209,41 +209,58 @@ class Stage:
     def _call(self, text: str) -> str:
         return f"s[{self.name}].{text}"
 
-    def _apply(self, state: StageState, call: str, focus=None, result: str = "") -> None:
+    def _apply(self, state: StageState, call: str, focus=None, result: str = "",
+                moved=()) -> None:
+        """Adopt `state` for this stage if the schedule stays legal. `moved` pairs a loop
+        that disappears with the loop that replaces it: stages computed at the old loop
+        move there (a split's inner loop keeps the same iterations per step; a fused
+        loop runs them finer, which recomputes more but stays correct)."""
         data = self._schedule.data.with_state(self._key, state)
+        for old, new in moved:
+            for key in data.order:
+                attach = data.states[key].attach
+                if isinstance(attach, tuple) and attach[0] is self._key and attach[1] is old:
+                    data = data.with_state(key, replace(data.states[key],
+                                                        attach=(self._key, new)))
         self._schedule._commit(data, call, focus, result)
 
     # -- validation ----------------------------------------------------------------
-    def _require_leaf(self, axis, primitive: str) -> IterVar:
-        state = self.state
+    def _require_leaf(self, axis, primitive: str, call: str | None = None,
+                      state: StageState | None = None) -> IterVar:
+        """`axis` if it is a loop of this stage now; else a ScheduleError saying what it is.
+        `call` is the user's call when it is not a method of this stage (compute_at)."""
+        state = state or self.state
+        call = call or self._call(primitive)
         if not isinstance(axis, IterVar):
-            raise ScheduleError(f"{self._call(primitive)}: expected an axis (an IterVar from "
+            raise ScheduleError(f"{call}: expected an axis (an IterVar from "
                                 f"{self.name}.op.axis, .op.reduce_axis or a primitive); got "
                                 f"{type(axis).__name__} {axis!r}")
         if any(leaf is axis for leaf in state.leaves):
             return axis
         for rel in state.relations:
-            if (isinstance(rel, Split) and rel.parent is axis):
+            if isinstance(rel, Split) and rel.parent is axis:
                 raise ScheduleError(
-                    f"{self._call(primitive)}: {axis.name} was already split into "
+                    f"{call}: {axis.name} was already split into "
                     f"{rel.outer.name} and {rel.inner.name}; use those loops")
-            if isinstance(rel, Fuse) and axis in (rel.outer, rel.inner):
-                raise ScheduleError(f"{self._call(primitive)}: {axis.name} was fused into "
+            if isinstance(rel, Fuse) and (axis is rel.outer or axis is rel.inner):
+                raise ScheduleError(f"{call}: {axis.name} was fused into "
                                     f"{rel.fused.name}; use that loop")
         owner = _owner(self._schedule.data, axis)
-        if owner is not None:
-            raise ScheduleError(f"{self._call(primitive)}: {axis.name} is an axis of "
+        if owner is not None and owner != self.name:
+            raise ScheduleError(f"{call}: {axis.name} is an axis of "
                                 f"{owner}, not of {self.name}; use s[{owner}] or "
                                 f"{self.name}'s own axes ({_names(state.leaves)})")
-        raise ScheduleError(f"{self._call(primitive)}: {axis.name} is not an axis of "
+        raise ScheduleError(f"{call}: {axis.name} is not an axis of "
                             f"{self.name}; its loops are {_names(state.leaves)}")
 
-    def _require_computed(self, primitive: str) -> None:
+    def _require_computed(self, primitive: str, call: str | None = None) -> None:
         if self.state.inlined:
-            raise ScheduleError(f"{self._call(primitive)}: {self.name} is inlined "
+            raise ScheduleError(f"{call or self._call(primitive)}: {self.name} is inlined "
                                 "(compute_inline) and has no loops; compute_root() it first")
 
     # -- loop transformations ------------------------------------------------------
+    # Each has a pure part (`_split`, `_reorder`, ...: state in, state out, nothing
+    # committed) so that `tile` can compose them and commit once, or not at all.
     def split(self, parent: IterVar, factor: int | None = None, nparts: int | None = None):
         """Split `parent` into (outer, inner) with parent == outer * factor + inner.
 
@@ -251,37 +268,45 @@ class Stage:
         """
         text = f"split({getattr(parent, 'name', parent)}, " + (
             f"factor={factor})" if nparts is None else f"nparts={nparts})")
-        self._require_computed(text)
-        parent = self._require_leaf(parent, text)
+        state, outer, inner = self._split(self.state, parent, factor, nparts, self._call(text))
+        self._apply(state, self._call(text), result=f"{outer.name}, {inner.name}",
+                    moved=((parent, inner),))
+        return outer, inner
+
+    def _split(self, state: StageState, parent, factor, nparts, call: str):
+        self._require_computed("split", call)
+        parent = self._require_leaf(parent, "split", call, state)
         if (factor is None) == (nparts is None):
-            raise ScheduleError(f"{self._call(text)}: give exactly one of factor= and nparts=")
+            raise ScheduleError(f"{call}: give exactly one of factor= and nparts=")
         if nparts is not None:
-            _positive(nparts, "nparts", self._call(text))
+            _positive(nparts, "nparts", call)
             if not isinstance(parent.extent, Const):
                 raise ScheduleError(
-                    f"{self._call(text)}: nparts= needs a constant extent, and {parent.name} "
+                    f"{call}: nparts= needs a constant extent, and {parent.name} "
                     f"runs over {parent.extent}; use factor= instead")
             factor = -(-parent.extent.value // nparts)
-        _positive(factor, "factor", self._call(text))
+        _positive(factor, "factor", call)
         outer = new_axis(f"{parent.name}_outer", ceil_div(parent.extent, factor), parent.kind)
         inner = new_axis(f"{parent.name}_inner", Const(factor, parent.extent.dtype), parent.kind)
-        state = self.state
         k = _index(state.leaves, parent)
         leaves = state.leaves[:k] + (outer, inner) + state.leaves[k + 1:]
         kinds = tuple((iv, kd) for iv, kd in state.kinds if iv is not parent)
-        self._apply(replace(state, leaves=leaves, kinds=kinds,
-                            relations=state.relations + (Split(parent, outer, inner, factor),)),
-                    self._call(text), result=f"{outer.name}, {inner.name}")
-        return outer, inner
+        return replace(state, leaves=leaves, kinds=kinds, relations=state.relations +
+                       (Split(parent, outer, inner, factor),)), outer, inner
 
     def tile(self, x_parent: IterVar, y_parent: IterVar, x_factor: int, y_factor: int):
-        """Split both axes and order the loops (x_outer, y_outer, x_inner, y_inner).
+        """Split both axes and order the loops (x_outer, y_outer, x_inner, y_inner); one
+        step: if any part is refused, nothing is applied.
 
         >>> io, jo, ii, ji = s[C].tile(i, j, 16, 8)
         """
-        xo, xi = self.split(x_parent, factor=x_factor)
-        yo, yi = self.split(y_parent, factor=y_factor)
-        self.reorder(xo, yo, xi, yi)
+        call = self._call(f"tile({getattr(x_parent, 'name', x_parent)}, "
+                          f"{getattr(y_parent, 'name', y_parent)}, {x_factor}, {y_factor})")
+        state, xo, xi = self._split(self.state, x_parent, x_factor, None, call)
+        state, yo, yi = self._split(state, y_parent, y_factor, None, call)
+        state = self._reorder(state, (xo, yo, xi, yi), call)
+        self._apply(state, call, result=f"{xo.name}, {yo.name}, {xi.name}, {yi.name}",
+                    moved=((x_parent, xi), (y_parent, yi)))
         return xo, yo, xi, yi
 
     def reorder(self, *axes: IterVar) -> None:
@@ -289,46 +314,48 @@ class Stage:
 
         >>> s[C].reorder(io, jo, ko, ii, ki, ji)
         """
-        text = f"reorder({', '.join(getattr(a, 'name', str(a)) for a in axes)})"
-        self._require_computed(text)
         if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
             axes = tuple(axes[0])
-        axes = tuple(self._require_leaf(a, text) for a in axes)
+        call = self._call(f"reorder({', '.join(getattr(a, 'name', str(a)) for a in axes)})")
+        self._apply(self._reorder(self.state, axes, call), call)
+
+    def _reorder(self, state: StageState, axes, call: str) -> StageState:
+        self._require_computed("reorder", call)
+        axes = tuple(self._require_leaf(a, "reorder", call, state) for a in axes)
         if len(set(map(id, axes))) != len(axes):
-            raise ScheduleError(f"{self._call(text)}: a loop is listed twice")
-        state = self.state
+            raise ScheduleError(f"{call}: a loop is listed twice")
         positions = sorted(_index(state.leaves, a) for a in axes)
         leaves = list(state.leaves)
         for pos, axis in zip(positions, axes):
             leaves[pos] = axis
-        self._apply(replace(state, leaves=tuple(leaves)), self._call(text))
+        return replace(state, leaves=tuple(leaves))
 
     def fuse(self, *axes: IterVar) -> IterVar:
         """Fuse adjacent loops (outermost first) into one loop over all their iterations.
 
         >>> f = s[C].fuse(io, jo)
         """
-        text = f"fuse({', '.join(getattr(a, 'name', str(a)) for a in axes)})"
-        self._require_computed(text)
+        call = self._call(f"fuse({', '.join(getattr(a, 'name', str(a)) for a in axes)})")
+        self._require_computed("fuse", call)
         if len(axes) < 2:
-            raise ScheduleError(f"{self._call(text)}: fuse needs at least two loops")
-        axes = tuple(self._require_leaf(a, text) for a in axes)
+            raise ScheduleError(f"{call}: fuse needs at least two loops")
+        axes = tuple(self._require_leaf(a, "fuse", call) for a in axes)
         state = self.state
         first = _index(state.leaves, axes[0])
         if [_index(state.leaves, a) for a in axes] != list(range(first, first + len(axes))):
             raise ScheduleError(
-                f"{self._call(text)}: fused loops must be adjacent and in order (outermost "
+                f"{call}: fused loops must be adjacent and in order (outermost "
                 f"first); the loops of {self.name} are {_names(state.leaves)}. Reorder first")
         kinds = {a.kind for a in axes}
         if len(kinds) > 1:
-            raise ScheduleError(f"{self._call(text)}: cannot fuse data loops with reduction "
+            raise ScheduleError(f"{call}: cannot fuse data loops with reduction "
                                 f"loops ({_names(axes)})")
         relations = state.relations
         fused = axes[0]
         for inner in axes[1:]:
             if not isinstance(inner.extent, Const):
                 raise ScheduleError(
-                    f"{self._call(text)}: the inner loop {inner.name} runs over {inner.extent}, "
+                    f"{call}: the inner loop {inner.name} runs over {inner.extent}, "
                     "which is not a constant, and fused = outer * extent + inner must be "
                     f"affine for isl. Split {inner.name} by a constant first, or fuse loops "
                     "with constant extents")
@@ -338,8 +365,8 @@ class Stage:
             fused = new
         leaves = state.leaves[:first] + (fused,) + state.leaves[first + len(axes):]
         kinds_kept = tuple((iv, kd) for iv, kd in state.kinds if not any(iv is a for a in axes))
-        self._apply(replace(state, leaves=leaves, relations=relations, kinds=kinds_kept),
-                    self._call(text), result=fused.name)
+        self._apply(replace(state, leaves=leaves, relations=relations, kinds=kinds_kept), call,
+                    result=fused.name, moved=tuple((a, fused) for a in axes))
         return fused
 
     # -- loop kinds ----------------------------------------------------------------
@@ -381,8 +408,8 @@ class Stage:
                                 "this schedule, e.g. s[C]")
         if parent._key is self._key:
             raise ScheduleError(f"{self._call(text)}: a stage cannot be computed inside itself")
-        parent._require_computed(text)
-        axis = parent._require_leaf(axis, text)
+        parent._require_computed("compute_at", self._call(text))
+        axis = parent._require_leaf(axis, "compute_at", self._call(text))
         self._require_movable(text)
         if self._key not in _producers_of(self._schedule.data, parent._key):
             raise ScheduleError(

@@ -172,7 +172,8 @@ class StmtRenderer:
 
     def __init__(self):
         self.e = ExprRenderer()
-        self.parallel_depth = 0
+        self.parallel_depth = 0        # inside an omp parallel loop: no nested parallel
+        self.simd_depth = 0            # inside an omp simd loop: no omp constructs at all
 
     def stmts(self, s: ir.Stmt) -> list:
         match s:
@@ -201,14 +202,14 @@ class StmtRenderer:
                          f"{s.var.name} < {_strip(self.e(s.stop))}", f"{s.var.name} += {s.step}",
                          body)
             return ([c.Pragma("omp parallel for schedule(static)")] if s.kind == "parallel" and
-                    self.parallel_depth == 0 else []) + [head]
+                    self.parallel_depth == 0 and self.simd_depth == 0 else []) + [head]
         if s.kind == "unroll" and trip is not None and trip <= UNROLL_LIMIT:
             return self.stmts(unroll_loop(s, trip))
         var = s.var.name
         header = (f"int64_t {var} = {_strip(self.e(s.start))}", f"{var} < {_strip(self.e(s.stop))}",
                   f"++{var}")
         pragmas = []
-        if s.kind == "parallel" and self.parallel_depth == 0:
+        if s.kind == "parallel" and self.parallel_depth == 0 and self.simd_depth == 0:
             pragmas.append(c.Pragma("omp parallel for schedule(static)"))
             self.parallel_depth += 1
             body = c.Block(self.stmts(s.body))
@@ -225,11 +226,16 @@ class StmtRenderer:
                         return vector
                     rest = ir.For(s.var, simplify_index(s.start + covered), s.stop, s.body,
                                   "vectorize")
-                    return vector + [c.Pragma("omp simd"), c.For(
+                    return vector + [c.Pragma("omp simd")] * (self.simd_depth == 0) + [c.For(
                         f"int64_t {var} = {_strip(self.e(rest.start))}",
                         f"{var} < {_strip(self.e(rest.stop))}", f"++{var}",
                         c.Block(self.stmts(rest.body)))]
-            pragmas.append(c.Pragma("omp simd"))
+            if self.simd_depth == 0:
+                pragmas.append(c.Pragma("omp simd"))
+            self.simd_depth += 1
+            body = c.Block(self.stmts(s.body))
+            self.simd_depth -= 1
+            return pragmas + [c.For(*header, body)]
         elif s.kind == "unroll":
             pragmas.append(c.Pragma("GCC unroll 8"))
         return pragmas + [c.For(*header, c.Block(self.stmts(s.body)))]
