@@ -55,3 +55,19 @@ def test_benchmark_schedule_matches_numpy(name):
     feeds, (out,) = check(s, args)
     inputs = [feeds[t] for t in args if isinstance(t.op, td.lang.PlaceholderOp)]
     np.testing.assert_allclose(out, numpy_fn(inputs), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("lanes,strip", [(32, 7), (32, 14)], ids=["k32x7", "k32x14"])
+def test_conv2d_variants(lanes, strip):
+    s, args = w2_conv2d.conv2d(1, 3, 9, 30, 64, lanes=lanes, strip=strip)
+    feeds, (out,) = check(s, args)
+    inputs = [feeds[t] for t in args if isinstance(t.op, td.lang.PlaceholderOp)]
+    np.testing.assert_allclose(out, _conv(*inputs), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("lanes", [32, 64])
+def test_reduction_lane_variants(lanes):
+    for make in (lambda: w4_softmax.softmax(5, 150, lanes), lambda: w8_layernorm.layernorm(
+            5, 150, lanes), lambda: w7_rowsum.rowsum(5, 150, lanes)):
+        s, args = make()
+        check(s, args)

@@ -46,8 +46,16 @@ def conv2d(batch: int, c: int, h: int, w: int, k: int, lanes: int = 16, strip: i
     return s, [x, wts, out]
 
 
-def prepare(inputs):
+def _prepare(inputs, lanes: int, strip: int):
     x, w = inputs["x"], inputs["w"]
     batch, c, h, wd = x.shape
-    s, args = conv2d(batch, c, h, wd, w.shape[0])
+    s, args = conv2d(batch, c, h, wd, w.shape[0], lanes=lanes, strip=strip)
     return prepare_kernel(s, args, [x, w], (batch, w.shape[0], h, wd))
+
+
+# (output channels per block, pixels per strip): 16 x 14 is TVM's tile; 32 x 7 loads half
+# as many pixels per FMA; 32 x 14 uses 28 of the 32 vector registers.
+VARIANTS = {
+    f"k{lanes}x{strip}": (lambda inputs, lanes=lanes, strip=strip: _prepare(inputs, lanes, strip))
+    for lanes, strip in ((16, 14), (32, 7), (32, 14))
+}

@@ -25,7 +25,10 @@ def fma_relu(n: int, m: int, rows_per_task: int = 16):
     return s, [a, b, c, out]
 
 
-def prepare(inputs):
+def _prepare(inputs, rows: int):
     a, b, c = inputs["a"], inputs["b"], inputs["c"]
-    s, args = fma_relu(*a.shape)
+    s, args = fma_relu(*a.shape, rows_per_task=rows)
     return prepare_kernel(s, args, [a, b, c], a.shape)
+
+
+VARIANTS = {f"rows{n}": (lambda inputs, n=n: _prepare(inputs, n)) for n in (16, 256)}

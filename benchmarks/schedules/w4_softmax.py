@@ -43,7 +43,12 @@ def softmax(n: int, m: int, lanes: int = LANES):
     return s, [x, out]
 
 
-def prepare(inputs):
+def _prepare(inputs, lanes: int):
     x = inputs["x"]
-    s, args = softmax(*x.shape)
+    s, args = softmax(*x.shape, lanes=lanes)
     return prepare_kernel(s, args, [x], x.shape)
+
+
+# 16 lanes: one vector of partial results; 32 or 64: two or four independent vectors,
+# which hides the latency of the reduction's additions
+VARIANTS = {f"lanes{n}": (lambda inputs, n=n: _prepare(inputs, n)) for n in (16, 32, 64)}

@@ -29,7 +29,14 @@ def blur(h: int, w: int, tile_y: int = 32, tile_x: int = 256):
     return s, [inp, by]
 
 
-def prepare(inputs):
+def _prepare(inputs, tile_y: int, tile_x: int):
     x = inputs["x"]
-    s, args = blur(x.shape[0] - 2, x.shape[1] - 2)
+    s, args = blur(x.shape[0] - 2, x.shape[1] - 2, tile_y, tile_x)
     return prepare_kernel(s, args, [x], (x.shape[0] - 2, x.shape[1] - 2))
+
+
+# tile shapes: Halide's app uses 32 x 256; taller tiles recompute less halo
+VARIANTS = {
+    f"{ty}x{tx}": (lambda inputs, ty=ty, tx=tx: _prepare(inputs, ty, tx))
+    for ty, tx in ((32, 256), (64, 512), (128, 256))
+}

@@ -35,6 +35,7 @@ def _prepare(inputs, tile: int, staged: bool):
 
 VARIANTS = {
     "staged-16": lambda inputs: _prepare(inputs, 16, True),
-    "staged-32": lambda inputs: _prepare(inputs, 32, True),
+    "direct-8": lambda inputs: _prepare(inputs, 8, False),
     "direct-16": lambda inputs: _prepare(inputs, 16, False),
+    "direct-32": lambda inputs: _prepare(inputs, 32, False),
 }

@@ -31,7 +31,10 @@ def rowsum(n: int, m: int, lanes: int = LANES):
     return s, [x, total]
 
 
-def prepare(inputs):
+def _prepare(inputs, lanes: int):
     x = inputs["x"]
-    s, args = rowsum(*x.shape)
+    s, args = rowsum(*x.shape, lanes=lanes)
     return prepare_kernel(s, args, [x], (x.shape[0],))
+
+
+VARIANTS = {f"lanes{n}": (lambda inputs, n=n: _prepare(inputs, n)) for n in (16, 64)}

@@ -45,7 +45,10 @@ def layernorm(n: int, m: int, lanes: int = LANES, eps: float = EPS):
     return s, [x, out]
 
 
-def prepare(inputs):
+def _prepare(inputs, lanes: int):
     x = inputs["x"]
-    s, args = layernorm(*x.shape)
+    s, args = layernorm(*x.shape, lanes=lanes)
     return prepare_kernel(s, args, [x], x.shape)
+
+
+VARIANTS = {f"lanes{n}": (lambda inputs, n=n: _prepare(inputs, n)) for n in (16, 32, 64)}
