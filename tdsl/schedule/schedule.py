@@ -267,7 +267,7 @@ class Stage:
         >>> io, ii = s[C].split(i, factor=16)
         """
         text = f"split({getattr(parent, 'name', parent)}, " + (
-            f"factor={factor})" if nparts is None else f"nparts={nparts})")
+            f"factor={factor!r})" if nparts is None else f"nparts={nparts!r})")
         state, outer, inner = self._split(self.state, parent, factor, nparts, self._call(text))
         self._apply(state, self._call(text), result=f"{outer.name}, {inner.name}",
                     moved=((parent, inner),))

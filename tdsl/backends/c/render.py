@@ -29,6 +29,7 @@ C_TYPES = {
 NARROW = ("int8", "int16", "uint8", "uint16", "float16")   # C computes these in int/float
 STACK_LIMIT = 64 * 1024        # private buffers up to this many bytes live on the stack
 UNROLL_LIMIT = 64              # constant trip counts up to this are unrolled in the source
+UNROLL_TOTAL = 512             # ... while nested unrolling makes at most this many copies
 
 ERR_ALLOC, ERR_INDEX = 1, 2
 
@@ -174,6 +175,7 @@ class StmtRenderer:
         self.e = ExprRenderer()
         self.parallel_depth = 0        # inside an omp parallel loop: no nested parallel
         self.simd_depth = 0            # inside an omp simd loop: no omp constructs at all
+        self.copies = 1                # copies of the body made by enclosing unrolled loops
 
     def stmts(self, s: ir.Stmt) -> list:
         match s:
@@ -203,8 +205,13 @@ class StmtRenderer:
                          body)
             return ([c.Pragma("omp parallel for schedule(static)")] if s.kind == "parallel" and
                     self.parallel_depth == 0 and self.simd_depth == 0 else []) + [head]
-        if s.kind == "unroll" and trip is not None and trip <= UNROLL_LIMIT:
-            return self.stmts(unroll_loop(s, trip))
+        if s.kind == "unroll" and trip is not None and trip <= UNROLL_LIMIT and \
+                self.copies * trip <= UNROLL_TOTAL:
+            self.copies *= trip
+            try:
+                return self.stmts(unroll_loop(s, trip))
+            finally:
+                self.copies //= trip
         var = s.var.name
         header = (f"int64_t {var} = {_strip(self.e(s.start))}", f"{var} < {_strip(self.e(s.stop))}",
                   f"++{var}")
