@@ -40,9 +40,10 @@ CASES = {
     "blur": (lambda: w5_blur.blur(37, 300),
              lambda f: sum(sum(f[0][r:r + 37, c:c + 300] for c in range(3)) / 3
                            for r in range(3)) / 3),
-    "transpose-staged": (lambda: w6_transpose.transpose(37, 45), lambda f: f[0].T),
-    "transpose-direct": (lambda: w6_transpose.transpose(37, 45, staged=False),
-                         lambda f: f[0].T),
+    "transpose-blocked": (lambda: w6_transpose.transpose(37, 45, block=16, tile=8),
+                          lambda f: f[0].T),
+    "transpose-one-level": (lambda: w6_transpose.transpose(37, 45, block=16, tile=16),
+                            lambda f: f[0].T),
     "rowsum": (lambda: w7_rowsum.rowsum(7, 45), lambda f: f[0].sum(axis=1)),
     "layernorm": (lambda: w8_layernorm.layernorm(7, 45), lambda f: _numpy_layernorm(f[0])),
 }

@@ -43,6 +43,8 @@ def conv2d(batch: int, c: int, h: int, w: int, k: int, lanes: int = 16, strip: i
     pn, pc, py, px = pad.op.axis
     s[pad].parallel(pc)
     s[pad].vectorize(px)
+    wko, wc, wr, ws, wki = wt.op.axis
+    s[wt].parallel(s[wt].fuse(wko, wc))
     return s, [x, wts, out]
 
 
@@ -57,5 +59,5 @@ def _prepare(inputs, lanes: int, strip: int):
 # as many pixels per FMA; 32 x 14 uses 28 of the 32 vector registers.
 VARIANTS = {
     f"k{lanes}x{strip}": (lambda inputs, lanes=lanes, strip=strip: _prepare(inputs, lanes, strip))
-    for lanes, strip in ((16, 14), (32, 7), (32, 14))
+    for lanes, strip in ((16, 14), (16, 7), (32, 7), (32, 8))
 }

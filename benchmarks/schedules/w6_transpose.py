@@ -1,8 +1,10 @@
-"""W6, transpose: 16 x 16 tiles, staged through a tile buffer in L1.
+"""W6, transpose: two levels of tiles, the outer for the TLB, the inner for vectors.
 
-A tile of the input is read row by row (contiguous vectors) into a local 16 x 16
-buffer; the output tile is then written row by row (contiguous vectors), reading
-the buffer by columns. Tiles of rows run in parallel.
+A 4096 x 4096 transpose reads one row in 4 KiB pages and writes another: with
+small tiles alone, every 64-byte line touched is on a different page. Blocks of
+128 x 128 keep a block's 2 x 128 pages in the TLB; inside a block, 8 x 8 tiles
+are written as rows of vectors (each gathered from a column of the input) with
+the tile's rows unrolled. Blocks of rows run in parallel.
 """
 
 from __future__ import annotations
@@ -12,30 +14,28 @@ import tdsl as td
 from ._common import prepare_kernel
 
 
-def transpose(n: int, m: int, tile: int = 16, staged: bool = True):
+def transpose(n: int, m: int, block: int = 128, tile: int = 8):
     x = td.placeholder((n, m), name="x")
     out = td.compute((m, n), lambda i, j: x[j, i], name="out")
     s = td.create_schedule(out)
     i, j = out.op.axis
-    io, jo, ii, ji = s[out].tile(i, j, tile, tile)
+    io, jo, ii, ji = s[out].tile(i, j, block, block)
+    iio, iii = s[out].split(ii, factor=tile)
+    jio, jii = s[out].split(ji, factor=tile)
+    s[out].reorder(io, jo, jio, iio, iii, jii)
     s[out].parallel(io)
-    s[out].vectorize(ji)
-    if staged:
-        xl = s.cache_read(x, "local", [out])
-        s[xl].compute_at(s[out], jo)
-        s[xl].vectorize(xl.op.axis[1])
+    s[out].unroll(iii)
+    s[out].vectorize(jii)
     return s, [x, out]
 
 
-def _prepare(inputs, tile: int, staged: bool):
+def _prepare(inputs, block: int, tile: int):
     x = inputs["x"]
-    s, args = transpose(*x.shape, tile=tile, staged=staged)
+    s, args = transpose(*x.shape, block=block, tile=tile)
     return prepare_kernel(s, args, [x], (x.shape[1], x.shape[0]))
 
 
 VARIANTS = {
-    "staged-16": lambda inputs: _prepare(inputs, 16, True),
-    "direct-8": lambda inputs: _prepare(inputs, 8, False),
-    "direct-16": lambda inputs: _prepare(inputs, 16, False),
-    "direct-32": lambda inputs: _prepare(inputs, 32, False),
+    f"{block}x{block}/{tile}x{tile}": (lambda inputs, b=block, t=tile: _prepare(inputs, b, t))
+    for block, tile in ((128, 8), (64, 8), (128, 16), (16, 16))
 }
