@@ -47,13 +47,16 @@ def gemm(n: int, m: int, l: int, tile_i: int = TILE_I, tile_j: int = TILE_J, pac
     return s, [A, B, C]
 
 
-def _prepare(inputs, pack: bool):
+def _prepare(inputs, pack: bool, tile_i: int = TILE_I, tile_j: int = TILE_J):
     a, b = inputs["A"], inputs["B"]
-    s, args = gemm(a.shape[0], b.shape[1], a.shape[1], pack=pack)
+    s, args = gemm(a.shape[0], b.shape[1], a.shape[1], tile_i, tile_j, pack=pack)
     return prepare_kernel(s, args, [a, b], (a.shape[0], b.shape[1]))
 
 
+# 8 x 32: 16 accumulators (2 vectors per row); 6 x 64: 24 accumulators (4 per row), which
+# loads fewer B vectors per FMA but leaves 1024 % 6 = 4 rows as a partial tile.
 VARIANTS = {
-    "packed-8x32": lambda inputs: _prepare(inputs, pack=True),
-    "unpacked-8x32": lambda inputs: _prepare(inputs, pack=False),
+    "packed-8x32": lambda inputs: _prepare(inputs, True),
+    "unpacked-8x32": lambda inputs: _prepare(inputs, False),
+    "packed-6x64": lambda inputs: _prepare(inputs, True, 6, 64),
 }
