@@ -8,7 +8,7 @@ import numpy as np
 import tdsl as td
 
 
-def matmul_example(size: int = 512):
+def matmul_example(size: int = 1024):
     n, l, m = td.var("n"), td.var("l"), td.var("m")
     A = td.placeholder((n, l), name="A")
     B = td.placeholder((l, m), name="B")
@@ -16,12 +16,18 @@ def matmul_example(size: int = 512):
     C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
 
     s = td.create_schedule(C)
+    # An 8 x 32 block of C accumulates in registers over the whole k loop: computed in a
+    # local buffer (cache_write) per tile, its rows unrolled and its columns vectorized.
+    CL = s.cache_write(C, "local")
     i, j = C.op.axis
-    io, jo, ii, ji = s[C].tile(i, j, 8, 64)
-    ko, ki = s[C].split(k, factor=4)
-    s[C].reorder(io, jo, ko, ii, ki, ji)
-    s[C].parallel(io)
+    io, jo, ii, ji = s[C].tile(i, j, 8, 32)
+    s[CL].compute_at(s[C], jo)
+    ic, jc = CL.op.axis
+    s[CL].reorder(CL.op.reduce_axis[0], ic, jc)
+    s[CL].unroll(ic)
+    s[CL].vectorize(jc)
     s[C].vectorize(ji)
+    s[C].parallel(io)
     return s, [A, B, C], (size, size), (size, size)
 
 
@@ -46,7 +52,7 @@ def softmax_example():
 
 def main() -> None:
     rng = np.random.default_rng(0)
-    print("== matmul: C[i, j] = sum_k A[i, k] * B[k, j], tiled 8x64, k split by 4 ==")
+    print("== matmul: C[i, j] = sum_k A[i, k] * B[k, j], an 8 x 32 register tile ==")
     s, args, a_shape, b_shape = matmul_example()
     print(s)
     print(td.lower(s, args))

@@ -1,0 +1,376 @@
+"""`Stage`: the schedule of one operation, and every loop primitive on it.
+
+Each primitive validates its arguments, computes the stage's new state (pure
+helpers such as `_split` return a state and commit nothing, so `tile` can
+compose them), and hands it to the schedule, which proves it legal with isl
+before adopting it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from ..errors import ScheduleError
+from ..lang.expr import Const, IterVar
+from ..lang.tensor import ComputeOp, Operation, UpdateOp
+from .data import ScheduleData
+from .state import Fuse, Split, StageState, ceil_div, derived_from, new_axis, root_axes
+
+if TYPE_CHECKING:
+    from .schedule import Schedule
+
+GPU_TAGS = ("blockIdx.x", "blockIdx.y", "blockIdx.z", "threadIdx.x", "threadIdx.y",
+            "threadIdx.z")
+
+
+class Stage:
+    """The schedule of one operation: its loops and where it is computed."""
+
+    def __init__(self, schedule: Schedule, key: Operation):
+        self._schedule = schedule
+        self._key = key
+
+    @property
+    def schedule(self) -> Schedule:
+        return self._schedule
+
+    @property
+    def state(self) -> StageState:
+        return self._schedule.data.states[self._key]
+
+    @property
+    def op(self) -> Operation:
+        return self.state.op
+
+    @property
+    def name(self) -> str:
+        return self.state.op.name
+
+    @property
+    def leaf_iter_vars(self) -> tuple[IterVar, ...]:
+        return self.state.leaves
+
+    def __repr__(self) -> str:
+        return f"<Stage {self.name}: {', '.join(v.name for v in self.leaf_iter_vars)}>"
+
+    def _call(self, text: str) -> str:
+        return f"s[{self.name}].{text}"
+
+    def _apply(self, state: StageState, call: str, focus=None, result: str = "",
+                moved=()) -> None:
+        """Adopt `state` for this stage if the schedule stays legal. `moved` pairs a loop
+        that disappears with the loop that replaces it: stages computed at the old loop
+        move there (a split's inner loop keeps the same iterations per step; a fused
+        loop runs them finer, which recomputes more but stays correct)."""
+        data = self._schedule.data.with_state(self._key, state)
+        for old, new in moved:
+            for key in data.order:
+                attach = data.states[key].attach
+                if isinstance(attach, tuple) and attach[0] is self._key and attach[1] is old:
+                    data = data.with_state(key, replace(data.states[key],
+                                                        attach=(self._key, new)))
+        self._schedule._commit(data, call, focus, result)
+
+    # -- validation ----------------------------------------------------------------
+    def _require_leaf(self, axis, primitive: str, call: str | None = None,
+                      state: StageState | None = None) -> IterVar:
+        """`axis` if it is a loop of this stage now; else a ScheduleError saying what it is.
+        `call` is the user's call when it is not a method of this stage (compute_at)."""
+        state = state or self.state
+        call = call or self._call(primitive)
+        if not isinstance(axis, IterVar):
+            raise ScheduleError(f"{call}: expected an axis (an IterVar from "
+                                f"{self.name}.op.axis, .op.reduce_axis or a primitive); got "
+                                f"{type(axis).__name__} {axis!r}")
+        if any(leaf is axis for leaf in state.leaves):
+            return axis
+        for rel in state.relations:
+            if isinstance(rel, Split) and rel.parent is axis:
+                raise ScheduleError(
+                    f"{call}: {axis.name} was already split into "
+                    f"{rel.outer.name} and {rel.inner.name}; use those loops")
+            if isinstance(rel, Fuse) and (axis is rel.outer or axis is rel.inner):
+                raise ScheduleError(f"{call}: {axis.name} was fused into "
+                                    f"{rel.fused.name}; use that loop")
+        owner = _owner(self._schedule.data, axis)
+        if owner is not None and owner != self.name:
+            raise ScheduleError(f"{call}: {axis.name} is an axis of "
+                                f"{owner}, not of {self.name}; use s[{owner}] or "
+                                f"{self.name}'s own axes ({_names(state.leaves)})")
+        raise ScheduleError(f"{call}: {axis.name} is not an axis of "
+                            f"{self.name}; its loops are {_names(state.leaves)}")
+
+    def _require_computed(self, primitive: str, call: str | None = None) -> None:
+        if self.state.inlined:
+            raise ScheduleError(f"{call or self._call(primitive)}: {self.name} is inlined "
+                                "(compute_inline) and has no loops; compute_root() it first")
+
+    # -- loop transformations ------------------------------------------------------
+    # Each has a pure part (`_split`, `_reorder`, ...: state in, state out, nothing
+    # committed) so that `tile` can compose them and commit once, or not at all.
+    def split(self, parent: IterVar, factor: int | None = None, nparts: int | None = None):
+        """Split `parent` into (outer, inner) with parent == outer * factor + inner.
+
+        >>> io, ii = s[C].split(i, factor=16)
+        """
+        text = f"split({getattr(parent, 'name', parent)}, " + (
+            f"factor={factor!r})" if nparts is None else f"nparts={nparts!r})")
+        state, outer, inner = self._split(self.state, parent, factor, nparts, self._call(text))
+        self._apply(state, self._call(text), result=f"{outer.name}, {inner.name}",
+                    moved=((parent, inner),))
+        return outer, inner
+
+    def _split(self, state: StageState, parent, factor, nparts, call: str):
+        self._require_computed("split", call)
+        parent = self._require_leaf(parent, "split", call, state)
+        if (factor is None) == (nparts is None):
+            raise ScheduleError(f"{call}: give exactly one of factor= and nparts=")
+        if nparts is not None:
+            _positive(nparts, "nparts", call)
+            if not isinstance(parent.extent, Const):
+                raise ScheduleError(
+                    f"{call}: nparts= needs a constant extent, and {parent.name} "
+                    f"runs over {parent.extent}; use factor= instead")
+            factor = -(-parent.extent.value // nparts)
+        _positive(factor, "factor", call)
+        outer = new_axis(f"{parent.name}_outer", ceil_div(parent.extent, factor), parent.kind)
+        inner = new_axis(f"{parent.name}_inner", Const(factor, parent.extent.dtype), parent.kind)
+        k = _index(state.leaves, parent)
+        leaves = state.leaves[:k] + (outer, inner) + state.leaves[k + 1:]
+        kinds = tuple((iv, kd) for iv, kd in state.kinds if iv is not parent)
+        return replace(state, leaves=leaves, kinds=kinds, relations=state.relations +
+                       (Split(parent, outer, inner, factor),)), outer, inner
+
+    def tile(self, x_parent: IterVar, y_parent: IterVar, x_factor: int, y_factor: int):
+        """Split both axes and order the loops (x_outer, y_outer, x_inner, y_inner); one
+        step: if any part is refused, nothing is applied.
+
+        >>> io, jo, ii, ji = s[C].tile(i, j, 16, 8)
+        """
+        call = self._call(f"tile({getattr(x_parent, 'name', x_parent)}, "
+                          f"{getattr(y_parent, 'name', y_parent)}, {x_factor}, {y_factor})")
+        state, xo, xi = self._split(self.state, x_parent, x_factor, None, call)
+        state, yo, yi = self._split(state, y_parent, y_factor, None, call)
+        state = self._reorder(state, (xo, yo, xi, yi), call)
+        self._apply(state, call, result=f"{xo.name}, {yo.name}, {xi.name}, {yi.name}",
+                    moved=((x_parent, xi), (y_parent, yi)))
+        return xo, yo, xi, yi
+
+    def reorder(self, *axes: IterVar) -> None:
+        """Run the given loops in this order, in the positions they occupy now.
+
+        >>> s[C].reorder(io, jo, ko, ii, ki, ji)
+        """
+        if len(axes) == 1 and isinstance(axes[0], (list, tuple)):
+            axes = tuple(axes[0])
+        call = self._call(f"reorder({', '.join(getattr(a, 'name', str(a)) for a in axes)})")
+        self._apply(self._reorder(self.state, axes, call), call)
+
+    def _reorder(self, state: StageState, axes, call: str) -> StageState:
+        self._require_computed("reorder", call)
+        axes = tuple(self._require_leaf(a, "reorder", call, state) for a in axes)
+        if len(set(map(id, axes))) != len(axes):
+            raise ScheduleError(f"{call}: a loop is listed twice")
+        positions = sorted(_index(state.leaves, a) for a in axes)
+        leaves = list(state.leaves)
+        for pos, axis in zip(positions, axes):
+            leaves[pos] = axis
+        return replace(state, leaves=tuple(leaves))
+
+    def fuse(self, *axes: IterVar) -> IterVar:
+        """Fuse adjacent loops (outermost first) into one loop over all their iterations.
+
+        >>> f = s[C].fuse(io, jo)
+        """
+        call = self._call(f"fuse({', '.join(getattr(a, 'name', str(a)) for a in axes)})")
+        self._require_computed("fuse", call)
+        if len(axes) < 2:
+            raise ScheduleError(f"{call}: fuse needs at least two loops")
+        axes = tuple(self._require_leaf(a, "fuse", call) for a in axes)
+        state = self.state
+        first = _index(state.leaves, axes[0])
+        if [_index(state.leaves, a) for a in axes] != list(range(first, first + len(axes))):
+            raise ScheduleError(
+                f"{call}: fused loops must be adjacent and in order (outermost "
+                f"first); the loops of {self.name} are {_names(state.leaves)}. Reorder first")
+        kinds = {a.kind for a in axes}
+        if len(kinds) > 1:
+            raise ScheduleError(f"{call}: cannot fuse data loops with reduction "
+                                f"loops ({_names(axes)})")
+        relations = state.relations
+        fused = axes[0]
+        for inner in axes[1:]:
+            if not isinstance(inner.extent, Const):
+                raise ScheduleError(
+                    f"{call}: the inner loop {inner.name} runs over {inner.extent}, "
+                    "which is not a constant, and fused = outer * extent + inner must be "
+                    f"affine for isl. Split {inner.name} by a constant first, or fuse loops "
+                    "with constant extents")
+            new = new_axis(f"{fused.name}_{inner.name}_fused", fused.extent * inner.extent,
+                           inner.kind)
+            relations = relations + (Fuse(fused, inner, new),)
+            fused = new
+        leaves = state.leaves[:first] + (fused,) + state.leaves[first + len(axes):]
+        kinds_kept = tuple((iv, kd) for iv, kd in state.kinds if not any(iv is a for a in axes))
+        self._apply(replace(state, leaves=leaves, relations=relations, kinds=kinds_kept), call,
+                    result=fused.name, moved=tuple((a, fused) for a in axes))
+        return fused
+
+    # -- loop kinds ----------------------------------------------------------------
+    def _annotate(self, axis: IterVar, kind: str, text: str) -> None:
+        self._require_computed(text)
+        axis = self._require_leaf(axis, text)
+        self._apply(self.state.with_kind(axis, kind), self._call(text), focus=(self._key, axis))
+
+    def parallel(self, axis: IterVar) -> None:
+        """Run the loop's iterations on parallel threads (OpenMP); it must carry no
+        dependence."""
+        self._annotate(axis, "parallel", f"parallel({getattr(axis, 'name', axis)})")
+
+    def vectorize(self, axis: IterVar) -> None:
+        """Run the loop's iterations as SIMD lanes (`omp simd`); it must carry no dependence."""
+        self._annotate(axis, "vectorize", f"vectorize({getattr(axis, 'name', axis)})")
+
+    def unroll(self, axis: IterVar) -> None:
+        """Unroll the loop in the generated source (constant trip counts are unrolled fully)."""
+        self._annotate(axis, "unroll", f"unroll({getattr(axis, 'name', axis)})")
+
+    def bind(self, axis: IterVar, thread: str) -> None:
+        """Map the loop to a GPU grid or block dimension ("blockIdx.x", "threadIdx.y", ...)."""
+        if thread not in GPU_TAGS:
+            raise ScheduleError(f"{self._call('bind')}: the thread tag must be one of "
+                                f"{', '.join(GPU_TAGS)}; got {thread!r}")
+        self._annotate(axis, thread, f"bind({getattr(axis, 'name', axis)}, {thread!r})")
+
+    # -- placement -----------------------------------------------------------------
+    def compute_at(self, parent: "Stage", axis: IterVar) -> None:
+        """Compute this stage inside loop `axis` of `parent`: per iteration, exactly the
+        region that iteration reads, in storage private to it.
+
+        >>> s[P].compute_at(s[C], jo)
+        """
+        text = f"compute_at(s[{getattr(parent, 'name', parent)}], {getattr(axis, 'name', axis)})"
+        if not isinstance(parent, Stage) or parent._schedule is not self._schedule:
+            raise ScheduleError(f"{self._call(text)}: the first argument must be a stage of "
+                                "this schedule, e.g. s[C]")
+        if parent._key is self._key:
+            raise ScheduleError(f"{self._call(text)}: a stage cannot be computed inside itself")
+        parent._require_computed("compute_at", self._call(text))
+        axis = parent._require_leaf(axis, "compute_at", self._call(text))
+        self._require_movable(text)
+        if self._key not in _producers_of(self._schedule.data, parent._key):
+            raise ScheduleError(
+                f"{self._call(text)}: {parent.name} does not read {self.name}, so there is "
+                f"nothing to compute inside its loop. compute_at places a producer inside "
+                f"a loop of a consumer of it")
+        self._apply(replace(self.state, attach=(parent._key, axis)), self._call(text))
+
+    def compute_root(self) -> None:
+        """Compute the whole stage at the root, before its consumers (the default)."""
+        self._apply(replace(self.state, attach=None), self._call("compute_root()"))
+
+    def compute_inline(self) -> None:
+        """Substitute this stage's expression into its consumers; it gets no loops and no
+        storage."""
+        text = self._call("compute_inline()")
+        op = self.state.op
+        if not isinstance(op, ComputeOp):
+            raise ScheduleError(f"{text} is illegal: {self.name} is an update definition (a "
+                                "recurrence); only pure computes can be inlined")
+        if op.reduce_axis:
+            raise ScheduleError(
+                f"{text} is illegal: {self.name} is a reduction ({op.body.reducer.name} over "
+                f"{_names(op.reduce_axis)}), and inlining it would recompute the whole "
+                "reduction at every use. Keep it as a stage: compute_root() or compute_at() it")
+        self._require_movable("compute_inline()")
+        data = self._schedule.data
+        for key in data.order:
+            attach = data.states[key].attach
+            if isinstance(attach, tuple) and attach[0] is self._key:
+                raise ScheduleError(f"{text}: {data.states[key].op.name} is computed inside a "
+                                    f"loop of {self.name}; move it first")
+        self._apply(replace(self.state, attach="inline", kinds=()), text)
+
+    def _require_movable(self, text: str) -> None:
+        data = self._schedule.data
+        if any(t.op is self.state.op or data.key_of(t.op) is self._key for t in data.outputs):
+            raise ScheduleError(f"{self._call(text)}: {self.name} is an output of the schedule; "
+                                "its values go to the caller's array, so it stays at the root")
+        if isinstance(self.state.op, UpdateOp) or any(
+                isinstance(data.states[k].op, UpdateOp) and
+                data.key_of(data.states[k].op.base.op) is self._key for k in data.order):
+            raise ScheduleError(f"{self._call(text)}: {self.name} has update definitions (a "
+                                "recurrence); its stages stay at the root")
+
+    def storage_align(self, axis: IterVar, factor: int, offset: int) -> None:
+        """Pad the stride of `axis`'s dimension so that stride % factor == offset
+        (avoids cache conflicts of power-of-two row lengths).
+
+        >>> s[B].storage_align(B.op.axis[0], 16, 1)
+        """
+        text = f"storage_align({getattr(axis, 'name', axis)}, {factor}, {offset})"
+        op = self.state.op
+        axes = getattr(op, "axis", ())
+        if not any(a is axis for a in axes):
+            raise ScheduleError(f"{self._call(text)}: the axis must be a data axis of "
+                                f"{self.name} ({_names(axes)})")
+        _positive(factor, "factor", self._call(text))
+        if not isinstance(offset, int) or not 0 <= offset < factor:
+            raise ScheduleError(f"{self._call(text)}: offset must be in 0..{factor - 1}")
+        dim = _index(axes, axis)
+        align = tuple(a for a in self.state.align if a[0] != dim) + ((dim, factor, offset),)
+        self._apply(replace(self.state, align=align), self._call(text))
+
+
+def _positive(value, name: str, call: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ScheduleError(f"{call}: {name} must be a positive integer constant; got {value!r}")
+
+
+def _index(seq, item) -> int:
+    for k, x in enumerate(seq):
+        if x is item:
+            return k
+    raise ValueError(item)
+
+
+def _names(axes) -> str:
+    return ", ".join(a.name for a in axes)
+
+
+def _owner(data: ScheduleData, axis: IterVar) -> str | None:
+    for key in data.order:
+        state = data.states[key]
+        if any(a is axis for a in root_axes(state.op)) or axis in derived_from(state):
+            return state.op.name
+    return None
+
+
+def _producers_of(data: ScheduleData, key) -> set:
+    """Stages read inside the loops of stage `key`: by it, by stages computed inside its
+    loops, and through inlined stages."""
+    readers = [key] + [k for k in data.order if _inside(data, k, key)]
+    found = set()
+    stack = list(readers)
+    while stack:
+        k = stack.pop()
+        for t in data.states[k].op.input_tensors:
+            pk = data.key_of(t.op)
+            if pk is None or pk in found:
+                continue
+            found.add(pk)
+            if data.states[pk].inlined:
+                stack.append(pk)
+    return found
+
+
+def _inside(data: ScheduleData, key, ancestor) -> bool:
+    """Is stage `key` computed (transitively) inside a loop of stage `ancestor`?"""
+    seen = set()
+    while isinstance(data.states[key].attach, tuple) and key not in seen:
+        seen.add(key)
+        key = data.states[key].attach[0]
+        if key is ancestor:
+            return True
+    return False
