@@ -52,6 +52,12 @@ def check(data, call: str, focus=None) -> Analysis:
         analysis = analyze(data)
     except ScheduleError as exc:
         raise ScheduleError(f"{call} is illegal.\n  {exc}") from None
+    verify(data, analysis, call, focus)
+    return analysis
+
+
+def verify(data, analysis: Analysis, call: str, focus=None) -> None:
+    """Raise the lesson for the first broken dependence or carried parallel loop."""
     model, deps = analysis.model, analysis.deps
     broken = order_violations(model, deps)
     if broken:
@@ -64,7 +70,6 @@ def check(data, call: str, focus=None) -> Analysis:
         found = carried(model, deps, loop)
         if found:
             raise ScheduleError(_carried_lesson(data, analysis, call, loop, found[0]))
-    return analysis
 
 
 # ---------------------------------------------------------------------------------------

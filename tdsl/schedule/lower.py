@@ -61,8 +61,8 @@ def lower(schedule, args, name: str = "kernel") -> Lowered:
     program = step("build_program", build_program(data, args, _c_name(name)))
     model = step("model", poly.Model(program))
     deps = poly.compute_dependences(model)
-    analysis = legality.Analysis(program, model, deps)
-    _recheck(analysis)
+    # the whole schedule, checked once more as built (DESIGN.md): order and parallel loops
+    legality.verify(data, legality.Analysis(program, model, deps), "the schedule")
     ast, marks = poly.generate_ast(model)
     step("isl_ast", ast.to_C_str())
     buffers = make_buffers(program, model.layouts, args)
@@ -74,16 +74,6 @@ def lower(schedule, args, name: str = "kernel") -> Lowered:
                   program.attach and b not in params)
     kernel = ir.Kernel(program.name, params, tuple(model.params), body, temps)
     return Lowered(kernel, tuple(args), timings)
-
-
-def _recheck(analysis: legality.Analysis) -> None:
-    """Every schedule is checked again as a whole at lowering (DESIGN.md)."""
-    broken = poly.order_violations(analysis.model, analysis.deps)
-    if broken:
-        from ..errors import ScheduleError
-        raise ScheduleError(f"the schedule is illegal: {broken[0].dependence.kind} on "
-                            f"{broken[0].dependence.array}: {broken[0].source} -> "
-                            f"{broken[0].sink}")
 
 
 def _array_name(program: poly.Program, t: Tensor) -> str:
