@@ -71,7 +71,7 @@ class Module:
         checked = check_arrays(self.args, arrays, outputs=self.outputs)
         sizes = bind_sizes(self.args, checked)
         self._check_aliasing(checked)
-        values = [sizes[v] for v in self.lowered.kernel.sizes]
+        values = [sizes[v] for v in self.lowered.sizes]
         return self._prepare(checked, values)
 
     def _check_aliasing(self, arrays) -> None:
@@ -109,7 +109,7 @@ class Module:
         return Timing(statistics.median(times), min(times), tuple(times))
 
     def __repr__(self) -> str:
-        return f"<Module {self.kernel.name} ({self.target}): " \
+        return f"<Module {self.lowered.name} ({self.target}): " \
                f"{', '.join(t.name for t in self.args)}>"
 
 

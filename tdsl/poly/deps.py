@@ -31,9 +31,17 @@ class Dependence:
         return f"{tag}{self.kind} on {self.array}: {self.relation}"
 
 
+_CACHE: dict[str, list[Dependence]] = {}
+_CACHE_SIZE = 64
+
+
 def compute_dependences(model) -> list[Dependence]:
-    """All dependences of the program in `model`."""
-    before = model.reference.lex_lt_union_map(model.reference)
+    """All dependences of the program in `model`.
+
+    They depend only on the accesses and the reference order, which most schedule
+    primitives (split, reorder, parallel, ...) do not change: the result is cached by
+    the text of those relations, so a schedule's successive checks compute it once.
+    """
     writes: dict[str, isl.UnionMap] = {}
     reads: dict[str, isl.UnionMap] = {}
     for sm in model.stmts.values():
@@ -41,6 +49,20 @@ def compute_dependences(model) -> list[Dependence]:
             _add(writes, acc.array.name, acc.relation)
         for acc in sm.reads:
             _add(reads, acc.array.name, acc.relation)
+    key = "\n".join([model.reference.to_str()] +
+                    [f"W {a} {w.to_str()}" for a, w in sorted(writes.items())] +
+                    [f"R {a} {r.to_str()}" for a, r in sorted(reads.items())])
+    if key in _CACHE:
+        return _CACHE[key]
+    deps = _compute(model, writes, reads)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = deps
+    return deps
+
+
+def _compute(model, writes: dict, reads: dict) -> list[Dependence]:
+    before = model.reference.lex_lt_union_map(model.reference)
     deps: list[Dependence] = []
     for array, w in writes.items():
         r = reads.get(array)

@@ -30,9 +30,39 @@ class Violation:
         return self.dependence.reduction
 
 
+def in_time(model, deps: list[Dependence]) -> tuple[isl.Map | None, isl.Map | None]:
+    """(non-reduction deps, reduction deps), each as one relation between time vectors:
+    the fast form of every check (a few isl operations on one map, whatever the number
+    of statements); the per-dependence relations are only used to explain a failure."""
+    if not hasattr(model, "_deps_in_time"):
+        parts = []
+        for reduction in (False, True):
+            union = None
+            for dep in deps:
+                if dep.reduction == reduction:
+                    piece = isl.UnionMap.from_map(dep.relation)
+                    union = piece if union is None else union.union(piece)
+            if union is None:
+                parts.append(None)
+                continue
+            timed = union.apply_domain(model.time).apply_range(model.time)
+            maps = maps_of(timed)
+            parts.append(maps[0] if maps else None)
+        model._deps_in_time = tuple(parts)
+    return model._deps_in_time
+
+
 def order_violations(model, deps: list[Dependence], limit: int = 1) -> list[Violation]:
     """Dependences whose sink the schedule runs at the same time as, or before, the
     source (reduction updates may run in any order, so only "same time" counts)."""
+    plain, reduction = in_time(model, deps)
+    clean = True
+    if plain is not None:
+        clean &= plain.intersect(isl.Map.lex_ge(plain.get_space().domain())).is_empty()
+    if reduction is not None:
+        clean &= reduction.intersect(isl.Map.identity(reduction.get_space())).is_empty()
+    if clean:
+        return []
     time = model.time
     not_after = time.lex_ge_union_map(time)
     same = time.apply_range(time.reverse())
@@ -49,6 +79,8 @@ def order_violations(model, deps: list[Dependence], limit: int = 1) -> list[Viol
 def carried(model, deps: list[Dependence], loop, limit: int = 1) -> list[Violation]:
     """Dependences between two different iterations of `loop` (same iteration of every
     loop around it), each explained by one witness."""
+    if not _carries_any(model, deps, loop):
+        return []
     found = []
     for dep, bad in carried_relations(model, deps, loop):
         found.append(_explain(model, dep, bad))
@@ -57,17 +89,35 @@ def carried(model, deps: list[Dependence], loop, limit: int = 1) -> list[Violati
     return found
 
 
-def carried_relations(model, deps: list[Dependence], loop) -> list[tuple[Dependence, isl.Map]]:
-    """Each dependence carried by `loop`, restricted to the instance pairs it carries."""
-    inside = {sm.name for sm in model.statements_under(loop)}
+def _carried_in_time(model, loop) -> isl.Map:
+    """Pairs of times inside `loop` (its path's sibling positions, equal outer loops)
+    that are in different iterations of it."""
     dim = model.time_dim_of(loop)
+    sm = model.statements_under(loop)[0]
+    positions = sm.positions[:len(model.loop_paths[id(loop)]) + 1]
     width = maps_of(model.time)[0].dim(isl.dim_type.out)
     t = [f"t{k}" for k in range(width)]
     s = [f"s{k}" for k in range(width)]
-    conds = [f"{t[k]} = {s[k]}" for k in range(dim)] + [f"({t[dim]} < {s[dim]} or "
-                                                         f"{t[dim]} > {s[dim]})"]
-    differ = isl.UnionMap(f"{{ T[{', '.join(t)}] -> T[{', '.join(s)}] : {' and '.join(conds)} }}")
-    pairs = model.time.apply_range(differ).apply_range(model.time.reverse())
+    conds = [f"{t[k]} = {s[k]}" for k in range(dim)]
+    conds += [f"{t[2 * d]} = {p}" for d, p in enumerate(positions)]
+    conds.append(f"({t[dim]} < {s[dim]} or {t[dim]} > {s[dim]})")
+    return isl.Map(f"{{ T[{', '.join(t)}] -> T[{', '.join(s)}] : {' and '.join(conds)} }}")
+
+
+def _carries_any(model, deps, loop) -> bool:
+    differ = _carried_in_time(model, loop)
+    for part in in_time(model, deps):
+        if part is not None and not part.intersect(
+                differ.align_params(part.get_space())).is_empty():
+            return True
+    return False
+
+
+def carried_relations(model, deps: list[Dependence], loop) -> list[tuple[Dependence, isl.Map]]:
+    """Each dependence carried by `loop`, restricted to the instance pairs it carries."""
+    inside = {sm.name for sm in model.statements_under(loop)}
+    pairs = model.time.apply_range(isl.UnionMap.from_map(_carried_in_time(model, loop))) \
+        .apply_range(model.time.reverse())
     found = []
     for dep in deps:
         if dep.source in inside and dep.sink in inside:

@@ -32,11 +32,37 @@ class Lowered:
     args: tuple[Tensor, ...]
     timings: dict
 
+    @property
+    def sizes(self) -> tuple:
+        return self.kernel.sizes
+
+    @property
+    def name(self) -> str:
+        return self.kernel.name
+
     def __str__(self) -> str:
         return str(self.kernel)
 
     def _repr_pretty_(self, p, cycle):       # IPython shows the loop nest
         p.text(str(self))
+
+
+class LazyLowered:
+    """A kernel fetched from the cache by its schedule's fingerprint: the arguments and
+    sizes are known; the loop nest is lowered again only if someone asks for it."""
+
+    def __init__(self, name: str, args, sizes, make):
+        self.name, self.args, self.sizes = name, tuple(args), tuple(sizes)
+        self._make, self._lowered = make, None
+
+    @property
+    def kernel(self) -> ir.Kernel:
+        if self._lowered is None:
+            self._lowered = self._make()
+        return self._lowered.kernel
+
+    def __str__(self) -> str:
+        return str(self.kernel)
 
 
 def lower(schedule, args, name: str = "kernel") -> Lowered:
@@ -72,6 +98,12 @@ def lower(schedule, args, name: str = "kernel") -> Lowered:
     params = tuple(buffers[_array_name(program, t)] for t in args)
     temps = tuple(b for b in buffers.values() if b.role == "temp" and b.name not in
                   program.attach and b not in params)
+    unbound = [p for p in model.params if all(p is not q for q in program.params)]
+    if unbound:
+        from ..errors import TdslValueError
+        raise TdslValueError(
+            f"the size {unbound[0].name} is used by the kernel but no argument's shape "
+            f"mentions it, so a call could not bind it; pass a tensor whose shape uses it")
     kernel = ir.Kernel(program.name, params, tuple(model.params), body, temps)
     return Lowered(kernel, tuple(args), timings)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import json
 import os
 import platform
 import shlex
@@ -61,6 +62,35 @@ def compile_shared(source: str) -> Path:
     if entry is None:
         entry = cache.store(key, "c", lambda tmp: _gcc(cc, flags, source, tmp))
     return entry / "kernel.so"
+
+
+def _index_key(fingerprint: str) -> str:
+    cc, flags = compiler(), cflags()
+    return cache.digest("index", fingerprint, _compiler_identity(cc), " ".join(flags),
+                        _cpu_identity(), platform.machine())
+
+
+def remember(fingerprint: str, library: Path, name: str, sizes: list[str]) -> None:
+    """Record that the schedule with `fingerprint` compiles to `library`."""
+    record = json.dumps({"library": str(library), "name": name, "sizes": sizes})
+
+    def write(tmp: Path) -> list[str]:
+        (tmp / "index.json").write_text(record)
+        return ["index.json"]
+    cache.store(_index_key(fingerprint), "c-index", write)
+
+
+def recall(fingerprint: str):
+    """(library path, kernel name, size names) remembered for `fingerprint`, if the
+    library is still a valid cache entry; else None."""
+    entry = cache.lookup(_index_key(fingerprint), "c-index")
+    if entry is None:
+        return None
+    record = json.loads((entry / "index.json").read_text())
+    library = Path(record["library"])
+    if cache.lookup(library.parent.name, "c") is None:       # evicted or corrupt
+        return None
+    return library, record["name"], record["sizes"]
 
 
 def _gcc(cc: str, flags: list[str], source: str, tmp: Path) -> list[str]:
