@@ -9,6 +9,8 @@ Workloads (the shapes of benchmarks/workloads.py): GEMM 1024^3 (W1) with two sch
 (W4, one block per row), 3x3 blur 4098^2 -> 4096^2 (W5, blur_x in shared memory). Each is
 checked against NumPy, then timed on arrays already on the device (kernel time from CUDA
 events, median of --repeat calls). Peers, when installed: CuPy (cuBLAS for GEMM) or PyTorch.
+The schedules are benchmarks/cuda/schedules.py's, which tests/backends/cuda/test_codegen.py
+checks on the emulator.
 
 With no usable GPU it says why and exits 0. The emulator is for correctness, not speed:
 its times mean nothing.
@@ -21,125 +23,22 @@ import json
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-import tdsl as td
-from tdsl.backends.cuda.gpu import pycuda_status
-from tdsl.lang.shapes import bind_sizes
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:                 # run as a script: benchmarks.cuda importable
+    sys.path.insert(0, str(REPO))
 
-OUT = Path(__file__).resolve().parent.parent / "out" / "cuda_results.json"
+import tdsl as td  # noqa: E402
+from benchmarks.cuda.schedules import (blur, register_tiled_matmul, softmax,  # noqa: E402
+                                       tiled_matmul)
+from tdsl.backends.cuda.gpu import pycuda_status  # noqa: E402
+from tdsl.lang.shapes import bind_sizes  # noqa: E402
 
-
-# --------------------------------------------------------------------------- schedules
-# The same schedules as tests/backends/cuda/test_codegen.py.
-
-
-def _matmul():
-    M, N, K = td.var("M"), td.var("N"), td.var("K")
-    A = td.placeholder((M, K), name="A")
-    B = td.placeholder((K, N), name="B")
-    k = td.reduce_axis((0, K), name="k")
-    C = td.compute((M, N), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
-    return td.create_schedule(C), A, B, C
-
-
-def _bind(s, t, pairs):
-    for axis, tag in pairs:
-        s[t].bind(axis, tag)
-
-
-def matmul_shared16():
-    s, A, B, C = _matmul()
-    CC = s.cache_write(C, "local")
-    AS, BS = s.cache_read(A, "shared", [CC]), s.cache_read(B, "shared", [CC])
-    io, jo, ii, ji = s[C].tile(*C.op.axis, 16, 16)
-    _bind(s, C, ((io, "blockIdx.y"), (jo, "blockIdx.x"), (ii, "threadIdx.y"),
-                 (ji, "threadIdx.x")))
-    s[CC].compute_at(s[C], jo)
-    ic, jc = CC.op.axis
-    ko, ki = s[CC].split(CC.op.reduce_axis[0], factor=16)
-    s[CC].reorder(ko, ic, jc, ki)
-    _bind(s, CC, ((ic, "threadIdx.y"), (jc, "threadIdx.x")))
-    s[CC].unroll(ki)
-    for stage in (AS, BS):
-        s[stage].compute_at(s[CC], ko)
-        _bind(s, stage, ((stage.op.axis[0], "threadIdx.y"), (stage.op.axis[1], "threadIdx.x")))
-    return s, [A, B, C]
-
-
-def matmul_register4x4():
-    s, A, B, C = _matmul()
-    CC = s.cache_write(C, "local")
-    AS, BS = s.cache_read(A, "shared", [CC]), s.cache_read(B, "shared", [CC])
-    io, jo, ii, ji = s[C].tile(*C.op.axis, 64, 64)
-    iio, iii = s[C].split(ii, factor=4)
-    jio, jii = s[C].split(ji, factor=4)
-    s[C].reorder(io, jo, iio, jio, iii, jii)
-    _bind(s, C, ((io, "blockIdx.y"), (jo, "blockIdx.x"), (iio, "threadIdx.y"),
-                 (jio, "threadIdx.x")))
-    s[CC].compute_at(s[C], jo)
-    ko, ki = s[CC].split(CC.op.reduce_axis[0], factor=16)
-    ico, ici = s[CC].split(CC.op.axis[0], factor=4)
-    jco, jci = s[CC].split(CC.op.axis[1], factor=4)
-    s[CC].reorder(ko, ico, jco, ki, ici, jci)
-    _bind(s, CC, ((ico, "threadIdx.y"), (jco, "threadIdx.x")))
-    s[CC].unroll(ici)
-    s[CC].unroll(jci)
-    for stage in (AS, BS):
-        s[stage].compute_at(s[CC], ko)
-        rows, cols = stage.op.axis
-        ro, ri = s[stage].split(rows, factor=16)
-        co, ci = s[stage].split(cols, factor=16)
-        s[stage].reorder(ro, co, ri, ci)
-        _bind(s, stage, ((ri, "threadIdx.y"), (ci, "threadIdx.x")))
-    return s, [A, B, C]
-
-
-def softmax():
-    n, m = td.var("n"), td.var("m")
-    A = td.placeholder((n, m), name="A")
-    k = td.reduce_axis((0, m), name="k")
-    MX = td.compute((n,), lambda i: td.max(A[i, k], axis=k), name="MX")
-    E = td.compute((n, m), lambda i, j: td.exp(A[i, j] - MX[i]), name="E")
-    k2 = td.reduce_axis((0, m), name="k2")
-    SM = td.compute((n,), lambda i: td.sum(E[i, k2], axis=k2), name="SM")
-    O = td.compute((n, m), lambda i, j: E[i, j] / SM[i], name="O")
-    s = td.create_schedule(O)
-    s[E].compute_inline()
-    _, ki = s[MX].split(MX.op.reduce_axis[0], factor=128)
-    MF = s.rfactor(MX, ki)
-    _, ki2 = s[SM].split(SM.op.reduce_axis[0], factor=128)
-    SF = s.rfactor(SM, ki2)
-    i, j = O.op.axis
-    _, ji = s[O].split(j, factor=128)
-    _bind(s, O, ((i, "blockIdx.x"), (ji, "threadIdx.x")))
-    for reduced, partial in ((SM, SF), (MX, MF)):
-        s[reduced].compute_at(s[O], i)
-        s[partial].compute_at(s[reduced], reduced.op.axis[0])
-        s[partial].bind(partial.op.axis[0], "threadIdx.x")
-    return s, [A, O]
-
-
-def blur():
-    H, W = td.var("H"), td.var("W")
-    I = td.placeholder((H, W), name="I")
-    BX = td.compute((H, W - 2), lambda y, x: (I[y, x] + I[y, x + 1] + I[y, x + 2]) / 3,
-                    name="BX")
-    BY = td.compute((H - 2, W - 2), lambda y, x: (BX[y, x] + BX[y + 1, x] + BX[y + 2, x]) / 3,
-                    name="BY")
-    s = td.create_schedule(BY)
-    yo, xo, yi, xi = s[BY].tile(*BY.op.axis, 16, 32)
-    _bind(s, BY, ((yo, "blockIdx.y"), (xo, "blockIdx.x"), (yi, "threadIdx.y"),
-                  (xi, "threadIdx.x")))
-    s[BX].compute_inline()
-    BS = s.cache_read(BX, "shared", [BY])
-    s[BS].compute_at(s[BY], xo)
-    rows, cols = BS.op.axis
-    _, ri = s[BS].split(rows, factor=16)
-    _bind(s, BS, ((ri, "threadIdx.y"), (cols, "threadIdx.x")))
-    return s, [I, BY]
+OUT = REPO / "benchmarks" / "out" / "cuda_results.json"
 
 
 # --------------------------------------------------------------------------- workloads
@@ -171,12 +70,13 @@ def workloads(small: bool):
     gemm = {"inputs": gemm_in, "out": (g, g), "ref": _gemm_ref, "work": 2.0 * g ** 3,
             "unit": "GFLOP/s", "peer": "gemm"}
     return [
-        ("gemm_shared16", matmul_shared16, gemm),
-        ("gemm_register4x4", matmul_register4x4, gemm),
+        ("gemm_shared16", partial(tiled_matmul, 16, unroll=True), gemm),
+        ("gemm_register4x4", register_tiled_matmul, gemm),
         ("softmax", softmax, {"inputs": rows, "out": (r, c), "ref": _softmax_ref,
                               "work": 8.0 * r * c, "unit": "GB/s", "peer": "softmax"}),
-        ("blur", blur, {"inputs": image, "out": (b - 2, b - 2), "ref": _blur_ref,
-                        "work": 4.0 * (b * b + (b - 2) ** 2), "unit": "GB/s", "peer": "blur"}),
+        ("blur", partial(blur, explicit_shared=True),
+         {"inputs": image, "out": (b - 2, b - 2), "ref": _blur_ref,
+          "work": 4.0 * (b * b + (b - 2) ** 2), "unit": "GB/s", "peer": "blur"}),
     ]
 
 
