@@ -17,7 +17,7 @@ from .build import build
 from .module import Module, Timing
 from .schedule import Schedule, Stage, create_schedule, lower
 from . import poly as _poly  # noqa: F401  (td.poly: the polyhedral layer, for teaching)
-from . import testing  # noqa: E402
+from . import examples, testing  # noqa: E402
 
 
 def __getattr__(name: str):

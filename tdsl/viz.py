@@ -215,20 +215,7 @@ def measure_machine() -> dict[str, float]:
     import tdsl as td
     rng = np.random.default_rng(0)
     n = 256
-    A = td.placeholder((n, n), name="A")
-    B = td.placeholder((n, n), name="B")
-    k = td.reduce_axis(n, name="k")
-    C = td.compute((n, n), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
-    s = td.create_schedule(C)
-    CL = s.cache_write(C, "local")
-    i, j = C.op.axis
-    io, jo, ii, ji = s[C].tile(i, j, 8, 32)
-    s[CL].compute_at(s[C], jo)
-    ic, jc = CL.op.axis
-    s[CL].reorder(CL.op.reduce_axis[0], ic, jc)
-    s[CL].unroll(ic)
-    s[CL].vectorize(jc)
-    s[C].parallel(io)
+    s, (A, B, C) = td.examples.matmul()
     mod = td.build(s, [A, B, C])
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
     c = np.empty((n, n), np.float32)

@@ -108,26 +108,63 @@ def _node(model: Model, node, marks: Marks) -> isl.Schedule | None:
     return band_node.get_schedule()
 
 
-def _isolate_all(model: Model, node: isl.ScheduleNode, marks: Marks) -> isl.ScheduleNode:
-    """Set the isolate option on every band below a loop mark, depth first; returns
-    the node at the same position in the new tree."""
+def _isolate_all(model: Model, node: isl.ScheduleNode, marks: Marks,
+                 requests: dict | None = None) -> isl.ScheduleNode:
+    """Set the isolate options (see `_isolation_requests`) on the bands below loop marks,
+    depth first; returns the node at the same position in the new tree."""
+    if requests is None:
+        requests = _isolation_requests(model, marks)
     if node.get_type() == isl.schedule_node_type.mark:
         loop = marks.loops.get(node.mark_get_id().get_name())
-        # Constant trip counts matter where the emitter vectorizes or unrolls; isolating
-        # every band would multiply the code by two per level.
-        if loop is not None and loop.kind in ISOLATED_KINDS:
-            option = _isolate_option(model, loop)
-            if option is not None:
-                node = node.child(0).band_set_ast_build_options(option).parent()
+        if loop is not None and id(loop) in requests:
+            option = isl.UnionSet.from_set(requests[id(loop)].wrap().set_tuple_name("isolate"))
+            node = node.child(0).band_set_ast_build_options(option).parent()
     for k in range(node.n_children()):
-        node = _isolate_all(model, node.child(k), marks).parent()
+        node = _isolate_all(model, node.child(k), marks, requests).parent()
     return node
 
 
-def _isolate_option(model: Model, loop: Loop) -> isl.UnionSet | None:
-    """`isolate[[outer loops] -> [this loop]]` over the prefixes at which this loop runs
-    its longest (constant) trip count: full tiles, whose loops get constant bounds.
-    None when there is nothing to separate."""
+def _isolation_requests(model: Model, marks: Marks) -> dict[int, isl.Map]:
+    """Where to separate full tiles, by loop: `{id(loop): [outer loops] -> [loop]}`.
+
+    Constant trip counts matter where the emitter vectorizes or unrolls (isolating every
+    band would double the code at each level). For such a loop, the prefixes where it
+    runs its longest trip count are "full"; the split goes on the outermost loop the
+    fullness depends on, not on the loop itself: with a matmul's k loop between a tile
+    loop and its unrolled rows, the test `n >= 8 i_outer + 8` then lands outside k, and
+    each version of the tile allocates its own accumulators, which gcc keeps in
+    registers only when no version indexes them with a variable.
+    """
+    requests: dict[int, isl.Map] = {}
+    for loop in marks.loops.values():
+        if loop.kind not in ISOLATED_KINDS:
+            continue
+        found = _full_prefixes(model, loop)
+        if found is None:
+            continue
+        full, prefixes = found
+        path = (*model.loop_paths[id(loop)], loop)
+        depth = _deepest_dependency(full, prefixes)
+        # In a GPU kernel the split stays on the loop itself: a loop bound to blocks or
+        # threads is one launch or one thread region, and the backend sizes per-thread
+        # storage from `min` bounds, which an if/else around the loop would hide.
+        gpu = any("Idx." in p.kind for p in path)
+        target_depth = len(path) - 1 if gpu else depth
+        outer = full.project_out(isl.dim_type.set, depth + 1, len(path) - 2 - depth)
+        outer = outer.add_dims(isl.dim_type.set, target_depth - depth)
+        as_map = isl.Map.from_domain(outer).move_dims(isl.dim_type.out, 0, isl.dim_type.in_,
+                                                       target_depth, 1)
+        target = path[target_depth]
+        if id(target) in requests:
+            as_map = requests[id(target)].intersect(as_map)
+        requests[id(target)] = as_map.coalesce()
+    return requests
+
+
+def _full_prefixes(model: Model, loop: Loop):
+    """(prefixes where `loop` runs its longest constant trip count, all its prefixes),
+    as sets over the values of the loops around it; None if there is nothing to separate
+    (no constant longest trip count, or every prefix is full)."""
     region = None
     for sm in model.statements_under(loop):
         piece = _map_from_affs(sm.domain, model.path_values(sm, loop), None).range()
@@ -144,11 +181,22 @@ def _isolate_option(model: Model, loop: Loop) -> isl.UnionSet | None:
     longest = extent.max_val()
     if not longest.is_int():
         return None
-    full = extent.eq_set(_const_like(extent, longest))
-    isolated = ranges.intersect_domain(full)
-    if isolated.is_equal(ranges) or isolated.is_empty():
+    prefixes = ranges.domain()
+    full = extent.eq_set(_const_like(extent, longest)).intersect(prefixes)
+    if full.is_empty() or full.is_equal(prefixes):
         return None
-    return isl.UnionSet.from_set(isolated.wrap().set_tuple_name("isolate"))
+    return full, prefixes
+
+
+def _deepest_dependency(full: isl.Set, prefixes: isl.Set) -> int:
+    """The smallest e such that whether a prefix is full depends only on dims 0..e."""
+    n = full.dim(isl.dim_type.set)
+    for e in range(n):
+        rest = n - e - 1
+        outer = full.project_out(isl.dim_type.set, e + 1, rest)
+        if outer.add_dims(isl.dim_type.set, rest).intersect(prefixes).is_equal(full):
+            return e
+    return n - 1
 
 
 def _const_like(pa: isl.PwAff, value: isl.Val) -> isl.PwAff:

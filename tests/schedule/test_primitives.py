@@ -410,12 +410,13 @@ def test_matmul_cache_read_and_cache_write_together():
 
 
 def _allocs(lowered):
-    """Buffers allocated inside loops (private per iteration), from the IR."""
+    """Buffers allocated inside loops (private per iteration), from the IR, each once (a
+    tile's code may be generated twice, full and partial, each allocating it)."""
     from tdsl.ir import nodes as ir
     found = []
 
     def visit(node):
-        if isinstance(node, ir.Alloc):
+        if isinstance(node, ir.Alloc) and all(b is not node.buffer for b in found):
             found.append(node.buffer)
         for child in _children(node):
             visit(child)

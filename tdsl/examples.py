@@ -1,0 +1,57 @@
+"""Ready algorithms with good schedules, to run, read and copy.
+
+`python -m tdsl` runs them; `td.viz.measure_machine` times the matmul to measure the
+machine's attainable peak. Each returns `(schedule, args)` for symbolic sizes.
+"""
+
+from __future__ import annotations
+
+from .lang import compute, max_reducer, placeholder, reduce_axis, sum_reducer, var
+from .lang.intrinsics import exp
+from .schedule import create_schedule
+
+
+def matmul(tile_i: int = 8, tile_j: int = 32):
+    """C = A @ B with a `tile_i x tile_j` block of C accumulated in registers.
+
+    The block is computed in a local buffer (cache_write) per tile of C, its rows
+    unrolled and its columns vectorized, over the whole k loop; tiles of rows run in
+    parallel. 8 x 32 floats is 16 AVX-512 registers of accumulators.
+    """
+    n, l, m = var("n"), var("l"), var("m")
+    A = placeholder((n, l), name="A")
+    B = placeholder((l, m), name="B")
+    k = reduce_axis(l, name="k")
+    C = compute((n, m), lambda i, j: sum_reducer(A[i, k] * B[k, j], axis=k), name="C")
+    s = create_schedule(C)
+    CL = s.cache_write(C, "local")
+    i, j = C.op.axis
+    io, jo, ii, ji = s[C].tile(i, j, tile_i, tile_j)
+    s[CL].compute_at(s[C], jo)
+    ic, jc = CL.op.axis
+    s[CL].reorder(CL.op.reduce_axis[0], ic, jc)
+    s[CL].unroll(ic)
+    s[CL].vectorize(jc)
+    s[C].vectorize(ji)
+    s[C].parallel(io)
+    return s, [A, B, C]
+
+
+def softmax():
+    """Row softmax in four stages (max, exp, sum, divide), all computed per row, rows
+    in parallel."""
+    n, m = var("n"), var("m")
+    X = placeholder((n, m), name="X")
+    k1, k2 = reduce_axis(m, name="k1"), reduce_axis(m, name="k2")
+    row_max = compute((n,), lambda i: max_reducer(X[i, k1], axis=k1), name="row_max")
+    e = compute((n, m), lambda i, j: exp(X[i, j] - row_max[i]), name="e")
+    total = compute((n,), lambda i: sum_reducer(e[i, k2], axis=k2), name="total")
+    Y = compute((n, m), lambda i, j: e[i, j] / total[i], name="Y")
+    s = create_schedule(Y)
+    row = Y.op.axis[0]
+    # Consumers first: total reads e, e reads row_max, and all of them live in one row.
+    s[total].compute_at(s[Y], row)
+    s[e].compute_at(s[Y], row)
+    s[row_max].compute_at(s[Y], row)
+    s[Y].parallel(row)
+    return s, [X, Y]
