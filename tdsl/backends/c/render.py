@@ -328,4 +328,6 @@ def render(kernel: ir.Kernel) -> str:
     body += [c.Statement(f"tdsl_free({t.name})") for t in kernel.temps]
     body.append(c.Statement("return tdsl_err"))
     fn = c.FunctionBody(c.FunctionDeclaration(c.Value("int", kernel.name), params), c.Block(body))
-    return PRELUDE + vector_prelude() + "\n" + str(fn) + "\n"
+    text = str(fn)
+    native = "tdsl_vmax_" in text or "tdsl_vmin_" in text
+    return PRELUDE + vector_prelude(native) + "\n" + text + "\n"

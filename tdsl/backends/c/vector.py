@@ -221,9 +221,20 @@ def _vtype(dtype: str, lanes: int) -> str:
     return f"tdsl_{VECTOR_TYPES[dtype]}x{lanes}"
 
 
-def vector_prelude() -> str:
-    """Vector typedefs and helpers for 4, 8 and 16 lanes."""
-    lines = []
+_NATIVE_MINMAX = {
+    ("float32", 16): ("defined(__AVX512F__)", "__m512", "_mm512_{op}_ps"),
+    ("float32", 8): ("defined(__AVX__)", "__m256", "_mm256_{op}_ps"),
+    ("float32", 4): ("defined(__SSE__)", "__m128", "_mm_{op}_ps"),
+    ("float64", 8): ("defined(__AVX512F__)", "__m512d", "_mm512_{op}_pd"),
+    ("float64", 4): ("defined(__AVX__)", "__m256d", "_mm256_{op}_pd"),
+}
+
+
+def vector_prelude(native: bool = False) -> str:
+    """Vector typedefs and helpers for 4, 8 and 16 lanes; `native` min/max use the x86
+    instructions (immintrin.h costs ~0.1 s of compile time, so only kernels that use
+    vector min/max include it)."""
+    lines = ["#if defined(__x86_64__)", "#include <immintrin.h>", "#endif"] if native else []
     for dtype, short in VECTOR_TYPES.items():
         ctype = {"float32": "float", "float64": "double", "int32": "int32_t",
                  "int64": "int64_t"}[dtype]
@@ -239,10 +250,19 @@ def vector_prelude() -> str:
             mt = f"{m}_{short}"
             lines.append(f"static inline {t} tdsl_vselect_{short}x{lanes}({mt} k, {t} a, {t} b) "
                          f"{{ return ({t})((k & ({mt})a) | (~k & ({mt})b)); }}")
-            lines.append(f"static inline {t} tdsl_vmin_{short}x{lanes}({t} a, {t} b) "
-                         f"{{ return tdsl_vselect_{short}x{lanes}(a < b, a, b); }}")
-            lines.append(f"static inline {t} tdsl_vmax_{short}x{lanes}({t} a, {t} b) "
-                         f"{{ return tdsl_vselect_{short}x{lanes}(a > b, a, b); }}")
+            native_op = _NATIVE_MINMAX.get((dtype, lanes)) if native else None
+            for op, cmp in (("min", "<"), ("max", ">")):
+                generic = f"return tdsl_vselect_{short}x{lanes}(a {cmp} b, a, b);"
+                if native_op is None:
+                    body = generic
+                else:
+                    # one minps/maxps instead of a compare and a blend (same NaN rule:
+                    # the second operand when either is NaN)
+                    guard, cast, fn = native_op
+                    body = (f"\n#if {guard}\n  return ({t}){fn.format(op=op)}(({cast})a, "
+                            f"({cast})b);\n#else\n  {generic}\n#endif\n")
+                lines.append(f"static inline {t} tdsl_v{op}_{short}x{lanes}({t} a, {t} b) "
+                             f"{{ {body} }}")
     for lanes in (4, 8, 16):
         lines.append(EXP_TEMPLATE.replace("LANES", str(lanes)))
     return "\n".join(lines) + "\n"
