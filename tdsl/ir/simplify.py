@@ -8,43 +8,45 @@ order (variables first, the constant last).
 from __future__ import annotations
 
 from ..lang import dtypes
-from ..lang.expr import BinOp, Const, Expr, UnaryOp, binary
-from ..lang.visit import children, rebuild
+from ..lang.expr import BinOp, Const, Expr, IterVar, UnaryOp, Var, binary
+from ..lang.visit import children, free_vars, rebuild
 
 
 def simplify_index(e: Expr) -> Expr:
     """`e` with its linear integer part normalized (non-integer expressions unchanged)."""
     if not dtypes.is_int(e.dtype):
         return e
-    terms, constant = _linear(e)
+    terms, constant = linear_terms(e)
     return _rebuild(terms, constant, e.dtype)
 
 
-def _linear(e: Expr) -> tuple[dict, int]:
-    """({atom: coefficient}, constant) with atoms kept by identity of their text."""
+def linear_terms(e: Expr) -> tuple[dict, int]:
+    """({key: (coefficient, atom)}, constant) of an integer expression. Variables are
+    atoms by identity; any other non-linear part (a floor division, a min, a load) is an
+    atom by its text and the identities of its variables, with its own parts simplified.
+    Terms whose coefficients cancel are dropped."""
     match e:
         case Const(value=v) if isinstance(v, int) and not isinstance(v, bool):
             return {}, int(v)
         case BinOp(op="add" | "sub", a=a, b=b):
-            ta, ca = _linear(a)
-            tb, cb = _linear(b)
+            ta, ca = linear_terms(a)
+            tb, cb = linear_terms(b)
             sign = 1 if e.op == "add" else -1
-            for atom, (coef, node) in tb.items():
-                old = ta.get(atom, (0, node))[0]
-                ta[atom] = (old + sign * coef, node)
-            return ta, ca + sign * cb
-        case BinOp(op="mul", a=a, b=Const(value=v)) if isinstance(v, int):
-            ta, ca = _linear(a)
-            return {k: (c * v, n) for k, (c, n) in ta.items()}, ca * v
-        case BinOp(op="mul", a=Const(value=v), b=b) if isinstance(v, int):
-            tb, cb = _linear(b)
-            return {k: (c * v, n) for k, (c, n) in tb.items()}, cb * v
+            for key, (coef, atom) in tb.items():
+                ta[key] = (ta.get(key, (0, atom))[0] + sign * coef, atom)
+            return {k: t for k, t in ta.items() if t[0] != 0}, ca + sign * cb
+        case BinOp(op="mul", a=a, b=Const(value=v)) | BinOp(op="mul", a=Const(value=v), b=a) \
+                if isinstance(v, int) and not isinstance(v, bool):
+            ta, ca = linear_terms(a)
+            return {k: (c * v, n) for k, (c, n) in ta.items() if c * v != 0}, ca * v
         case UnaryOp(op="neg", value=v):
-            tv, cv = _linear(v)
+            tv, cv = linear_terms(v)
             return {k: (-c, n) for k, (c, n) in tv.items()}, -cv
+    if isinstance(e, (Var, IterVar)):
+        return {f"var:{id(e)}": (1, e)}, 0
     atom = rebuild(e, tuple(simplify_index(c) if dtypes.is_int(c.dtype) else c
                             for c in children(e)))
-    return {str(atom): (1, atom)}, 0
+    return {f"{type(atom).__name__}:{atom}:{[id(v) for v in free_vars(atom)]}": (1, atom)}, 0
 
 
 def _rebuild(terms: dict, constant: int, dtype: str) -> Expr:

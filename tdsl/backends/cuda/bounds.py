@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from ...lang.expr import BinOp, Cast, Const, Expr, IterVar, Select, UnaryOp, Var
+from ...ir.simplify import linear_terms
 from ...lang.visit import free_vars
 
 INF = math.inf
@@ -57,7 +58,7 @@ _NEGATED = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt", "eq": "ne", "ne": "e
 
 def interval(e: Expr, env: Env) -> Interval:
     """(lo, hi) enclosing every value of the integer expression `e` over `env`."""
-    terms, const = _linear(e)
+    terms, const = linear_terms(e)
     if len(terms) == 1 and const == 0 and next(iter(terms.values()))[0] == 1:
         return _atom(next(iter(terms.values()))[1], env)
     for key, (coef, atom) in terms.items():
@@ -124,7 +125,7 @@ def _is_minmax(e: Expr) -> bool:
 def coefficient(e: Expr, var: Var) -> int | None:
     """The integer `c` with `e == c * var + rest`, `rest` free of `var`; None if `var`
     appears non-linearly (inside a division, a min, ...)."""
-    terms, _ = _linear(e)
+    terms, _ = linear_terms(e)
     c = 0
     for coef, atom in terms.values():
         if atom is var:
@@ -132,30 +133,6 @@ def coefficient(e: Expr, var: Var) -> int | None:
         elif any(v is var for v in free_vars(atom)):
             return None
     return c
-
-
-def _linear(e: Expr) -> tuple[dict[str, tuple[int, Expr]], int]:
-    """({text of atom: (coefficient, atom)}, constant) of an integer expression."""
-    match e:
-        case Const(value=v) if isinstance(v, int) and not isinstance(v, bool):
-            return {}, int(v)
-        case BinOp(op="add" | "sub", a=a, b=b):
-            ta, ca = _linear(a)
-            tb, cb = _linear(b)
-            sign = 1 if e.op == "add" else -1
-            for key, (coef, atom) in tb.items():
-                ta[key] = (ta.get(key, (0, atom))[0] + sign * coef, atom)
-            return {k: t for k, t in ta.items() if t[0] != 0}, ca + sign * cb
-        case BinOp(op="mul", a=a, b=Const(value=v)) | BinOp(op="mul", a=Const(value=v), b=a) \
-                if isinstance(v, int):
-            ta, ca = _linear(a)
-            return ({k: (c * v, n) for k, (c, n) in ta.items() if c * v != 0}, ca * v)
-        case UnaryOp(op="neg", value=v):
-            tv, cv = _linear(v)
-            return {k: (-c, n) for k, (c, n) in tv.items()}, -cv
-    if isinstance(e, (Var, IterVar)):
-        return {f"var:{id(e)}": (1, e)}, 0
-    return {f"{type(e).__name__}:{e}:{[id(v) for v in free_vars(e)]}": (1, e)}, 0
 
 
 def _rebuild(terms: dict[str, tuple[int, Expr]], const: int) -> Expr:
