@@ -68,21 +68,38 @@ static inline void* tdsl_alloc(int64_t count, size_t elem) {
   return aligned_alloc(64, rounded ? rounded : 64);
 }
 static inline void tdsl_free(void* p) { free(p); }
-/* exp for float: the same algorithm as the vector version (tdsl_vexpf), so lanes and
-   remainders agree; within 2 ulp of expf. */
-static inline float tdsl_expf(float x) {
-  if (x < -87.33654f) return 0.0f;
-  if (x > 88.72283f) return __builtin_inff();
-  const float n = ((x * 1.44269504088896341f) + 12582912.0f) - 12582912.0f;
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  union { int32_t i; float f; } scale = { .i = ((int32_t)n + 127) << 23 };
+"""
+
+# exp(x) = 2^n p(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 in two parts), p a degree-6
+# polynomial: Cephes' expf, within 2 ulp on [-87.3, 88.7]; 0 below, inf above. The scalar
+# and the vector forms (backends/c/vector.py) are generated from these numbers, so the
+# lanes of a vector loop and its scalar remainder agree bit for bit.
+EXP_LIMITS = ("-87.33654f", "88.72283f")
+EXP_LN2 = ("0.693359375f", "-2.12194440e-4f")
+EXP_POLY = ("1.9875691500e-4f", "1.3981999507e-3f", "8.3334519073e-3f", "4.1665795894e-2f",
+            "1.6666665459e-1f", "5.0000001201e-1f")
+
+
+def exp_body(t: str) -> str:
+    """The C statements computing `p` (the polynomial) and `n` (the exponent) of exp(x),
+    for values of C type `t` (float or a float vector type)."""
+    return "\n".join([
+        f"  const {t} n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;",
+        f"  {t} r = x - n * {EXP_LN2[0]};",
+        f"  r = r - n * {EXP_LN2[1]};",
+        f"  {t} p = {EXP_POLY[0]} * r + {EXP_POLY[1]};",
+        *[f"  p = p * r + {c};" for c in EXP_POLY[2:]],
+        "  p = p * r * r + r + 1.0f;",
+    ])
+
+
+PRELUDE += f"""
+static inline float tdsl_expf(float x) {{
+  if (x < {EXP_LIMITS[0]}) return 0.0f;
+  if (x > {EXP_LIMITS[1]}) return __builtin_inff();
+{exp_body("float")}
+  union {{ int32_t i; float f; }} scale = {{ .i = ((int32_t)n + 127) << 23 }};
   return p * scale.f;
-}
+}}
+
 """

@@ -18,6 +18,7 @@ from ...ir.simplify import simplify_index
 from ...lang import dtypes
 from ...lang.expr import BinOp, Call, Cast, Const, Expr, Select, UnaryOp
 from ...lang.visit import free_vars, substitute
+from .prelude import EXP_LIMITS, exp_body
 
 VECTOR_BYTES = 64
 UNROLL_CHUNKS = 8
@@ -264,27 +265,18 @@ def vector_prelude(native: bool = False) -> str:
                 lines.append(f"static inline {t} tdsl_v{op}_{short}x{lanes}({t} a, {t} b) "
                              f"{{ {body} }}")
     for lanes in (4, 8, 16):
-        lines.append(EXP_TEMPLATE.replace("LANES", str(lanes)))
+        lines.append(_exp_template().replace("LANES", str(lanes)))
     return "\n".join(lines) + "\n"
 
 
-# exp(x) = 2^n * p(r), n = round(x / ln 2), r = x - n ln 2 (two-part ln 2), p a degree-6
-# polynomial (Cephes' expf). Within 2 ulp of expf on [-87.3, 88.7]; 0 below, inf above.
-EXP_TEMPLATE = """
-static inline tdsl_f32xLANES tdsl_vexpf_xLANES(tdsl_f32xLANES x) {
-  const tdsl_f32xLANES t = x * 1.44269504088896341f;
-  const tdsl_f32xLANES n = (t + 12582912.0f) - 12582912.0f;
-  tdsl_f32xLANES r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  tdsl_f32xLANES p = 1.9875691500e-4f * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
+def _exp_template() -> str:
+    """The vector exp for LANES lanes (same numbers as the scalar tdsl_expf)."""
+    return f"""
+static inline tdsl_f32xLANES tdsl_vexpf_xLANES(tdsl_f32xLANES x) {{
+{exp_body("tdsl_f32xLANES")}
   const tdsl_i32xLANES e = (__builtin_convertvector(n, tdsl_i32xLANES) + 127) << 23;
   tdsl_f32xLANES y = p * (tdsl_f32xLANES)e;
-  y = tdsl_vselect_f32xLANES(x < -87.33654f, (tdsl_f32xLANES){} , y);
-  return tdsl_vselect_f32xLANES(x > 88.72283f, (tdsl_f32xLANES){} + __builtin_inff(), y);
-}
+  y = tdsl_vselect_f32xLANES(x < {EXP_LIMITS[0]}, (tdsl_f32xLANES){{}}, y);
+  return tdsl_vselect_f32xLANES(x > {EXP_LIMITS[1]}, (tdsl_f32xLANES){{}} + __builtin_inff(), y);
+}}
 """
