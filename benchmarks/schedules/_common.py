@@ -17,3 +17,17 @@ def prepare_kernel(schedule, args, inputs: list[np.ndarray], out_shape) -> tuple
     out = np.empty(out_shape, dtype=np.float32)
     run = mod.bind(*inputs, out)
     return run, (lambda: out), compile_s
+
+
+def reduce_in_lanes(s, red, lanes: int):
+    """Factor the row reduction `red` into `lanes` partial results (rfactor): the partial
+    stage runs over the row with its lanes innermost and vectorized, so they stay in
+    vector registers; returns the partial stage's tensor, still to be placed."""
+    (k,) = red.op.reduce_axis
+    _, k_inner = s[red].split(k, factor=lanes)
+    partial = s.rfactor(red, k_inner)
+    lane, _ = partial.op.axis
+    (k_rest,) = partial.op.reduce_axis
+    s[partial].reorder(k_rest, lane)
+    s[partial].vectorize(lane)
+    return partial

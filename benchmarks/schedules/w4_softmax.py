@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tdsl as td
 
-from ._common import prepare_kernel
+from ._common import prepare_kernel, reduce_in_lanes
 
 LANES = 16
 
@@ -28,15 +28,9 @@ def softmax(n: int, m: int, lanes: int = LANES):
     s[out].parallel(i)
     s[out].vectorize(j)
     for red in (total, row_max):                    # consumers first
-        (kk,) = red.op.reduce_axis
-        ko, ki = s[red].split(kk, factor=lanes)
-        part = s.rfactor(red, ki)
+        part = reduce_in_lanes(s, red, lanes)
         s[red].compute_at(s[out], i)
         s[part].compute_at(s[out], i)
-        lane, _ = part.op.axis
-        (kr,) = part.op.reduce_axis
-        s[part].reorder(kr, lane)
-        s[part].vectorize(lane)
         if red is total:
             s[e].compute_at(s[out], i)
             s[e].vectorize(e.op.axis[1])

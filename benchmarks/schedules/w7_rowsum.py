@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tdsl as td
 
-from ._common import prepare_kernel
+from ._common import prepare_kernel, reduce_in_lanes
 
 LANES = 16
 
@@ -19,14 +19,9 @@ def rowsum(n: int, m: int, lanes: int = LANES):
     k = td.reduce_axis(m, name="k")
     total = td.compute((n,), lambda i: td.sum(x[i, k], axis=k), name="total")
     s = td.create_schedule(total)
-    ko, ki = s[total].split(k, factor=lanes)
-    partial = s.rfactor(total, ki)
+    partial = reduce_in_lanes(s, total, lanes)
     (i,) = total.op.axis
     s[partial].compute_at(s[total], i)
-    lane, _ = partial.op.axis
-    (kr,) = partial.op.reduce_axis
-    s[partial].reorder(kr, lane)
-    s[partial].vectorize(lane)
     s[total].parallel(i)
     return s, [x, total]
 

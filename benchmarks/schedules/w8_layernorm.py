@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tdsl as td
 
-from ._common import prepare_kernel
+from ._common import prepare_kernel, reduce_in_lanes
 
 LANES = 16
 EPS = 1e-5
@@ -33,15 +33,9 @@ def layernorm(n: int, m: int, lanes: int = LANES, eps: float = EPS):
     s[scale].compute_at(s[out], i)
     s[mean].compute_at(s[out], i)
     for red in (squares, total):
-        (kk,) = red.op.reduce_axis
-        ko, ki = s[red].split(kk, factor=lanes)
-        part = s.rfactor(red, ki)
+        part = reduce_in_lanes(s, red, lanes)
         s[red].compute_at(s[out], i)
         s[part].compute_at(s[out], i)
-        lane, _ = part.op.axis
-        (kr,) = part.op.reduce_axis
-        s[part].reorder(kr, lane)
-        s[part].vectorize(lane)
     return s, [x, out]
 
 
