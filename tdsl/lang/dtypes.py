@@ -46,12 +46,6 @@ def promote(a: str, b: str) -> str:
     return np.result_type(np.dtype(a), np.dtype(b)).name
 
 
-def promote_with_scalar(dtype: str, value: bool | int | float) -> str:
-    """The dtype NumPy gives `array(dtype) op value` for a Python scalar (NEP 50)."""
-    result = np.result_type(np.dtype(dtype), value).name
-    return result
-
-
 def scalar_dtype(value: bool | int | float) -> str:
     """The dtype a lone Python scalar gets: bool, int32 or float32 (as TVM does)."""
     if isinstance(value, (bool, np.bool_)):

@@ -361,7 +361,6 @@ UNARY_INTRINSICS = {
     "sigmoid": np.exp, "floor": np.floor, "ceil": np.ceil, "sin": np.sin, "cos": np.cos,
     "log2": np.log2, "exp2": np.exp2, "round": np.rint, "trunc": np.trunc,
 }
-FLOAT_ONLY = frozenset({"exp", "log", "sqrt", "tanh", "sigmoid", "sin", "cos", "log2", "exp2"})
 
 
 def call(name: str, *args: object) -> Expr:

@@ -125,8 +125,3 @@ def same(a: Expr, b: Expr) -> bool:
                 return False
     ka, kb = children(a), children(b)
     return len(ka) == len(kb) and all(same(x, y) for x, y in zip(ka, kb))
-
-
-def const_int(e: Expr) -> int | None:
-    """The value of an integer constant expression, else None."""
-    return int(e.value) if isinstance(e, Const) and not isinstance(e.value, float) else None

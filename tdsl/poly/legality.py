@@ -27,6 +27,7 @@ class Violation:
 
     @property
     def race(self) -> bool:
+        """Two updates of one reduction at the same time (not an order problem)."""
         return self.dependence.reduction
 
 

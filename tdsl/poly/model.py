@@ -63,6 +63,7 @@ class Model:
         self.param_names = [p.name for p in self.params]
         self.param_pos = {id(p): k for k, p in enumerate(self.params)}
         self.loop_paths = {id(loop): path for loop, path in loops(program.body)}
+        self._boxes: dict[str, isl.Set] = {}
         self.stmts: dict[str, StmtModel] = {}
         for stmt, path, positions in _positions(program.body):
             self.stmts[stmt.name] = self._statement(stmt, path, positions)
@@ -77,10 +78,7 @@ class Model:
     # -- spaces and domains ----------------------------------------------------------
     def _statement(self, stmt: Statement, path, positions) -> StmtModel:
         outer = tuple(loop for loop in path if loop.stage != stmt.stage)
-        own = [loop for loop in path if loop.stage == stmt.stage]
-        if path[:len(outer)] != outer:
-            raise AssertionError(f"{stmt.name}: own loops must be innermost ({path})")
-        del own
+        assert path[:len(outer)] == outer, f"{stmt.name}: own loops must be innermost"
         names = [f"o_{loop.stage}_{loop.var.name}" for loop in outer] + _unique(
             [d.name for d in stmt.dims])
         space = set_space(self.ctx, stmt.name, names, self.param_names)
@@ -126,15 +124,6 @@ class Model:
 
     def domain(self, name: str) -> isl.Set:
         return self.stmts[name].domain
-
-    def union_domain(self, names=None) -> isl.UnionSet:
-        result = None
-        for sm in self.stmts.values():
-            if names is not None and sm.name not in names:
-                continue
-            piece = isl.UnionSet.from_set(sm.domain)
-            result = piece if result is None else result.union(piece)
-        return result
 
     # -- values of loops -----------------------------------------------------------
     def loop_value(self, sm: StmtModel, loop: Loop) -> isl.PwAff:
@@ -197,7 +186,12 @@ class Model:
         return Access(array, tuple(indices), relation, exact, in_bounds, load, index)
 
     def box(self, array: Array) -> isl.Set:
-        """`{ array[x] : 0 <= x_d < shape_d }`."""
+        """`{ array[x] : 0 <= x_d < shape_d }` (built once per array)."""
+        if array.name not in self._boxes:
+            self._boxes[array.name] = self._box(array)
+        return self._boxes[array.name]
+
+    def _box(self, array: Array) -> isl.Set:
         space = set_space(self.ctx, array.name, [f"x{d}" for d in range(len(array.shape))],
                           self.param_names)
         build = AffineBuilder(space, {}, self.param_pos)

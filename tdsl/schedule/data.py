@@ -13,8 +13,6 @@ current op; every op that ever stood for a stage stays an alias of its key, so
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterable
-
 from ..lang.expr import IterVar
 from ..lang.tensor import Operation, PlaceholderOp, Tensor
 from .state import StageState
@@ -57,13 +55,3 @@ class ScheduleData:
         states[key] = state
         return replace(self, order=order, states=states,
                        aliases=self.aliases + ((key, key),))
-
-    def consumers(self, key: Operation) -> list[Operation]:
-        """Stages whose current op reads the stage `key` (or the placeholder `key`)."""
-        ops = set(map(id, self.ops_of(key))) | {id(key)}
-        return [k for k in self.order
-                if any(id(t.op) in ops for t in self.states[k].op.input_tensors)
-                and k is not key]
-
-    def stage_keys(self) -> Iterable[Operation]:
-        return self.order

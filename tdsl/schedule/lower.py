@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from .. import poly
+from ..errors import TdslValueError
 from ..ir import nodes as ir
 from ..ir.passes import merge_allocs
 from ..lang.expr import Const, Expr
@@ -86,50 +87,41 @@ def lower(schedule, args, name: str = "kernel") -> Lowered:
     args = check_args(data, args)
     program = step("build_program", build_program(data, args, _c_name(name)))
     model = step("model", poly.Model(program))
+    unbound = [p for p in model.params if all(p is not q for q in program.params)]
+    if unbound:
+        raise TdslValueError(
+            f"the size {unbound[0].name} is used by the kernel but no argument's shape "
+            f"mentions it, so a call could not bind it; pass a tensor whose shape uses it")
     deps = poly.compute_dependences(model)
     # the whole schedule, checked once more as built (DESIGN.md): order and parallel loops
     legality.verify(data, legality.Analysis(program, model, deps), "the schedule")
     ast, marks = poly.generate_ast(model)
     step("isl_ast", ast.to_C_str())
-    buffers = make_buffers(program, model.layouts, args)
+    buffers = make_buffers(program, model.layouts)
     taken = {b.name for b in buffers.values()} | {p.name for p in program.params}
     body = step("ir", merge_allocs(poly.translate(model, ast, marks, buffers, model.layouts,
                                                   taken)))
-    params = tuple(buffers[_array_name(program, t)] for t in args)
-    temps = tuple(b for b in buffers.values() if b.role == "temp" and b.name not in
-                  program.attach and b not in params)
-    unbound = [p for p in model.params if all(p is not q for q in program.params)]
-    if unbound:
-        from ..errors import TdslValueError
-        raise TdslValueError(
-            f"the size {unbound[0].name} is used by the kernel but no argument's shape "
-            f"mentions it, so a call could not bind it; pass a tensor whose shape uses it")
+    params = tuple(buffers[program.array_of[id(t.op)].name] for t in args)
+    # intermediates at the root are allocated at entry; private ones where their loop is
+    temps = tuple(b for b in buffers.values() if b.role == "temp" and
+                  b.name not in program.attach)
     kernel = ir.Kernel(program.name, params, tuple(model.params), body, temps)
     return Lowered(kernel, tuple(args), timings)
 
 
-def _array_name(program: poly.Program, t: Tensor) -> str:
-    return program.array_of[id(t.op)].name
-
-
 def _c_name(name: str) -> str:
     if not name.isidentifier():
-        from ..errors import TdslValueError
         raise TdslValueError(f"a kernel name must be an identifier; got {name!r}")
     return name
 
 
-def make_buffers(program: poly.Program, layouts: dict, args) -> dict[str, ir.Buffer]:
+def make_buffers(program: poly.Program, layouts: dict) -> dict[str, ir.Buffer]:
     """One IR buffer per array: private ones shaped by their isl-computed regions."""
     buffers = {}
-    arg_names = {_array_name(program, t) for t in args}
     for arr in program.arrays:
         layout = layouts.get(arr.name)
         shape = layout.shape if layout is not None else arr.shape
-        role = arr.role if arr.name in arg_names or arr.role == "input" else "temp"
-        if arr.name in arg_names and role == "temp":
-            role = "output"
-        buffers[arr.name] = ir.Buffer(arr.name, arr.dtype, tuple(shape), role, arr.scope,
+        buffers[arr.name] = ir.Buffer(arr.name, arr.dtype, tuple(shape), arr.role, arr.scope,
                                       strides(shape, arr.align), bool(arr.align))
     return buffers
 

@@ -62,7 +62,7 @@ def cache_read(sched, tensor: Tensor, scope: str, readers):
         return None
 
     first = min(data.order.index(k) for k in reader_keys)
-    new = data.with_stage(copy, replace(initial_state(copy), scope=scope, origin="cache_read"),
+    new = data.with_stage(copy, replace(initial_state(copy), scope=scope),
                           before=data.order[first])
     for key in reader_keys:
         state = new.states[key]
@@ -89,7 +89,7 @@ def cache_write(sched, tensor: Tensor, scope: str):
     local = ComputeOp(_fresh_name(data, f"{op.name}_{scope}"), axes,
                       substitute(op.body, dict(zip(op.axis, axes))))
     copy = ComputeOp(op.name, op.axis, Load(local.output(0), op.axis))
-    new = data.with_stage(local, replace(initial_state(local), scope=scope, origin="cache_write"),
+    new = data.with_stage(local, replace(initial_state(local), scope=scope),
                           before=key)
     new = new.with_state(key, replace(state, op=copy, leaves=copy.axis))
     return new, local.output(0), call
@@ -148,7 +148,7 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
     r = IterVar(f"{axis.name}_r", axis.start, axis.extent, "reduce")
     index = op.axis[:factor_axis] + (r,) + op.axis[factor_axis:]
     final = ComputeOp(op.name, op.axis, Reduce(body.reducer, Load(rf.output(0), index), (r,)))
-    new = data.with_stage(rf, replace(initial_state(rf), origin="rfactor"), before=key)
+    new = data.with_stage(rf, initial_state(rf), before=key)
     new = new.with_state(key, replace(initial_state(final), attach=state.attach))
     return new, rf.output(0), call
 

@@ -48,7 +48,6 @@ class StageState:
     attach: tuple | None = None                    # None: root; (stage key, leaf); "inline"
     scope: str = "global"
     align: tuple[tuple[int, int, int], ...] = ()   # storage_align (dim, factor, offset)
-    origin: str = ""                               # how the stage was made (cache_write, ...)
 
     @property
     def inlined(self) -> bool:

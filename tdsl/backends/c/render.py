@@ -31,7 +31,8 @@ STACK_LIMIT = 64 * 1024        # private buffers up to this many bytes live on t
 UNROLL_LIMIT = 64              # constant trip counts up to this are unrolled in the source
 UNROLL_TOTAL = 512             # ... while nested unrolling makes at most this many copies
 
-ERR_ALLOC, ERR_INDEX = 1, 2
+ERR_ALLOC = 1                  # the kernel's return codes; 2 (an index out of bounds) is
+                               # set by tdsl_check in the prelude; module.py maps both
 
 
 def c_type(dtype: str) -> str:
