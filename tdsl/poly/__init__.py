@@ -5,12 +5,13 @@ It turns a `Program` (statements, arrays, a loop tree) into isl objects
 generates loops through isl's AST generator and translates them into tdsl's IR.
 """
 
-from .codegen import generate_ast, schedule_tree
+from .codegen import generate_ast
 from .deps import Dependence, compute_dependences
 from .legality import Violation, carried, order_violations
 from .model import Model
 from .program import Array, Loop, Program, Statement
-from .teach import accesses, dependences, domains, explain, pairs, points, schedule_map
+from .teach import (accesses, dependences, domains, explain, pairs, points, schedule_map,
+                    schedule_tree)
 from .to_ir import translate
 
 __all__ = [

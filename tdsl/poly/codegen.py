@@ -77,8 +77,8 @@ def _index_exprs(model: Model, marks: Marks, node: isl.AstNode,
     return node.set_annotation(isl.Id(key))
 
 
-def schedule_tree(model: Model) -> isl.Schedule:
-    """The schedule tree (without marks), for teaching: `print(td.poly.schedule_tree(...))`."""
+def tree_of(model: Model) -> isl.Schedule:
+    """The schedule tree of a model (bands, sequences and marks, without isolation)."""
     return _sequence(model, model.program.body, Marks())
 
 

@@ -16,6 +16,7 @@ import islpy as isl
 
 from ..errors import TdslValueError
 from ..lang.expr import Expr, IterVar, Load, Select, UnaryOp, Var
+from ..lang.names import unique_name
 from ..lang.visit import children, free_vars
 from .affine import AffineBuilder, NonAffine, set_space
 from .program import Array, Loop, Program, Statement, loops, walk as walk_statements
@@ -79,8 +80,9 @@ class Model:
     def _statement(self, stmt: Statement, path, positions) -> StmtModel:
         outer = tuple(loop for loop in path if loop.stage != stmt.stage)
         assert path[:len(outer)] == outer, f"{stmt.name}: own loops must be innermost"
-        names = [f"o_{loop.stage}_{loop.var.name}" for loop in outer] + _unique(
-            [d.name for d in stmt.dims])
+        taken: set[str] = set()
+        names = [f"o_{loop.stage}_{loop.var.name}" for loop in outer] + [
+            unique_name(d.name, taken) for d in stmt.dims]
         space = set_space(self.ctx, stmt.name, names, self.param_names)
         dims = {id(d): len(outer) + k for k, d in enumerate(stmt.dims)}
         build = AffineBuilder(space, dims, self.param_pos)
@@ -283,19 +285,6 @@ def _map_from_affs(domain: isl.Set, affs: list, out_name: str | None) -> isl.Map
     if out_name:
         m = m.set_tuple_name(isl.dim_type.out, out_name)
     return m.intersect_domain(domain)
-
-
-def _unique(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for n in names:
-        if n in seen:
-            seen[n] += 1
-            out.append(f"{n}_{seen[n]}")
-        else:
-            seen[n] = 0
-            out.append(n)
-    return out
 
 
 def _positions(nodes, path=(), prefix=()):

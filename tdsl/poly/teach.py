@@ -46,6 +46,15 @@ def schedule_map(schedule) -> isl.UnionMap:
     return schedule.analysis().model.time
 
 
+def schedule_tree(schedule) -> isl.Schedule:
+    """The isl schedule tree isl's AST generator receives (bands, sequences, marks).
+
+    >>> print(td.poly.schedule_tree(s))
+    """
+    from .codegen import tree_of
+    return tree_of(schedule.analysis().model)
+
+
 def explain(stage, axis) -> str:
     """Why the loop `axis` of `stage` can or cannot run in parallel, in words.
 

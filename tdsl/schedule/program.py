@@ -14,6 +14,7 @@ from ..errors import ScheduleError, TdslValueError
 from ..lang.expr import Expr, Load, Reduce
 from ..lang.tensor import ComputeOp, PlaceholderOp, Tensor, UpdateOp
 from ..lang.visit import substitute, transform
+from ..lang.names import unique_name
 from ..poly.program import Array, Loop, Program, Statement
 from .state import StageState, is_reduce_leaf, leaf_values
 
@@ -53,17 +54,11 @@ class ProgramBuilder:
         return substitute(self.body(producer), dict(zip(producer.axis, node.indices)))
 
     # -- arrays --------------------------------------------------------------------
-    def _unique(self, name: str, taken: set | None = None) -> str:
-        taken = self._names if taken is None else taken
-        base, k = name, 1
-        while name in taken:
-            name = f"{base}_{k}"
-            k += 1
-        taken.add(name)
-        return name
+    def _unique(self, name: str) -> str:
+        return unique_name(name, self._names)
 
     def _stmt(self, name: str) -> str:
-        return self._unique(name, self._stmt_names)
+        return unique_name(name, self._stmt_names)
 
     def build_arrays(self) -> None:
         outputs = {self._storage_key(self.data.key_of(t.op)) for t in self.args

@@ -12,6 +12,7 @@ from dataclasses import replace
 from ..errors import ScheduleError
 from ..lang.expr import IterVar, Load, Reduce, all_of
 from ..lang.graph import storage_root
+from ..lang.names import unique_name
 from ..lang.tensor import ComputeOp, PlaceholderOp, Tensor, UpdateOp
 from ..lang.visit import substitute, transform
 from .state import Split, derived_from, initial_state
@@ -202,11 +203,7 @@ def _versions(data, tensor: Tensor) -> list:
 
 def _fresh_name(data, name: str) -> str:
     taken = {data.states[k].op.name for k in data.order} | {p.name for p in data.placeholders}
-    base, n = name, 1
-    while name in taken:
-        name = f"{base}{n}"
-        n += 1
-    return name
+    return unique_name(name, taken)
 
 
 def _zero():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...lang.names import unique_name
 from ...errors import ScheduleError
 from ...ir import nodes as ir
 from ...ir.simplify import simplify_index
@@ -164,18 +165,9 @@ def split_kernels(kernel: ir.Kernel) -> list[GpuKernel]:
     result = []
     for nest in nests:
         stage = stage_of(nest, last=True)
-        name = _unique(f"{kernel.name}_{stage}", names)
+        name = unique_name(f"{kernel.name}_{stage}", names)
         result.append(_Walk(stage, globals_, kernel.sizes).kernel(name, nest))
     return result
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    base, k = name, 1
-    while name in taken:
-        k += 1
-        name = f"{base}_{k}"
-    taken.add(name)
-    return name
 
 
 def stage_of(s: ir.Stmt, last: bool = False) -> str:
