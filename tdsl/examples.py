@@ -24,6 +24,14 @@ def matmul(tile_i: int = 8, tile_j: int = 32):
     k = reduce_axis(l, name="k")
     C = compute((n, m), lambda i, j: sum_reducer(A[i, k] * B[k, j], axis=k), name="C")
     s = create_schedule(C)
+    register_tile(s, C, tile_i, tile_j)
+    return s, [A, B, C]
+
+
+def register_tile(s, C, tile_i: int = 8, tile_j: int = 32):
+    """Schedule the 2-D reduction C (a matmul) as a `tile_i x tile_j` register tile: C is
+    computed into a local tile (cache_write) per tile of C, the tile's rows unrolled, its
+    columns vectorized, over the whole reduction; tiles of rows in parallel."""
     CL = s.cache_write(C, "local")
     i, j = C.op.axis
     io, jo, ii, ji = s[C].tile(i, j, tile_i, tile_j)
@@ -34,7 +42,6 @@ def matmul(tile_i: int = 8, tile_j: int = 32):
     s[CL].vectorize(jc)
     s[C].vectorize(ji)
     s[C].parallel(io)
-    return s, [A, B, C]
 
 
 def softmax():

@@ -29,17 +29,7 @@ def gemm(n: int, m: int, l: int, tile_i: int = TILE_I, tile_j: int = TILE_J, pac
     else:
         C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
     s = td.create_schedule(C)
-    CL = s.cache_write(C, "local")
-    i, j = C.op.axis
-    io, jo, ii, ji = s[C].tile(i, j, tile_i, tile_j)
-    s[CL].compute_at(s[C], jo)
-    ic, jc = CL.op.axis
-    (kc,) = CL.op.reduce_axis
-    s[CL].reorder(kc, ic, jc)
-    s[CL].unroll(ic)
-    s[CL].vectorize(jc)
-    s[C].vectorize(ji)
-    s[C].parallel(io)
+    td.examples.register_tile(s, C, tile_i, tile_j)
     if pack:
         po, pk, pi = Bp.op.axis
         s[Bp].parallel(po)
