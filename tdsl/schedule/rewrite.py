@@ -123,13 +123,16 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
         raise ScheduleError(f"{call}: the loops of {k.name} were fused with other loops; "
                             f"rfactor needs {k.name} to be only split")
     body = op.body
-    factored = IterVar(axis.name, axis.start, axis.extent, "data")
+    # The new data axis starts at 0 (storage is indexed from 0); `axis` itself may not
+    # (`reduce_axis((1, m))` unsplit), so its value is `factored + start`.
+    factored = IterVar(axis.name, _zero(), axis.extent, "data")
+    axis_value = factored if _is_zero(axis.start) else factored + axis.start
     kept = {leaf: IterVar(leaf.name, leaf.start, leaf.extent, "reduce") for leaf in pieces
             if leaf is not axis}
-    k_value = substitute(expr, {axis: factored, **kept})
+    k_value = substitute(expr, {axis: axis_value, **kept})
     data_axes = tuple(IterVar(a.name, a.start, a.extent, "data") for a in op.axis)
     rename = {**dict(zip(op.axis, data_axes)), k: k_value}
-    where = [substitute(value, {axis: factored, **kept}) < iv.start + iv.extent
+    where = [substitute(value, {axis: axis_value, **kept}) < iv.start + iv.extent
              for value, iv in split_bounds]
     if body.where is not None:
         where.insert(0, substitute(body.where, rename))
@@ -146,7 +149,7 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
     else:
         rf_body = inner
     rf = ComputeOp(_fresh_name(data, f"{op.name}_rf"), axes_rf, rf_body)
-    r = IterVar(f"{axis.name}_r", axis.start, axis.extent, "reduce")
+    r = IterVar(f"{axis.name}_r", _zero(), axis.extent, "reduce")
     index = op.axis[:factor_axis] + (r,) + op.axis[factor_axis:]
     final = ComputeOp(op.name, op.axis, Reduce(body.reducer, Load(rf.output(0), index), (r,)))
     new = data.with_stage(rf, initial_state(rf), before=key)
@@ -204,6 +207,11 @@ def _versions(data, tensor: Tensor) -> list:
 def _fresh_name(data, name: str) -> str:
     taken = {data.states[k].op.name for k in data.order} | {p.name for p in data.placeholders}
     return unique_name(name, taken)
+
+
+def _is_zero(e) -> bool:
+    from ..lang.expr import Const
+    return isinstance(e, Const) and e.value == 0
 
 
 def _zero():
