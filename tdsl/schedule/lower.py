@@ -86,7 +86,7 @@ def lower(schedule, args, name: str = "kernel") -> Lowered:
     data = schedule.data
     args = check_args(data, args)
     program = step("build_program", build_program(data, args, _c_name(name)))
-    with poly.isl_lessons(f"td.lower of the schedule of {_names(schedule.outputs)}"):
+    with poly.isl_lessons(f"td.lower of the schedule of {_names(data.outputs)}"):
         return _lower_program(data, program, args, step, timings)
 
 
