@@ -48,9 +48,16 @@ def cache_read(sched, tensor: Tensor, scope: str, readers):
         key = data.key_of(r.op if isinstance(r, Tensor) else getattr(r, "op", r))
         if key is None:
             raise ScheduleError(f"{call}: {getattr(r, 'name', r)} is not a stage of this schedule")
-        if not any(id(t.op) in source_ops for t in data.states[key].op.input_tensors):
-            raise ScheduleError(f"{call}: {data.states[key].op.name} does not read "
+        reader = data.states[key].op
+        if not any(id(t.op) in source_ops for t in reader.input_tensors):
+            raise ScheduleError(f"{call}: {reader.name} does not read "
                                 f"{tensor.name}")
+        if id(reader) in source_ops:
+            raise ScheduleError(
+                f"{call} is illegal: {reader.name} updates {tensor.name} itself (a recurrence "
+                f"reads the values it has just written), so a copy made before it would hold "
+                f"stale values. Cache the reads of a stage that runs after the update, or "
+                f"cache the inputs of {reader.name} instead")
         reader_keys.append(key)
     axes = tuple(IterVar(f"ax{d}", _zero(), extent, "data") for d, extent in
                  enumerate(tensor.shape))
@@ -83,7 +90,10 @@ def cache_write(sched, tensor: Tensor, scope: str):
     op = state.op
     if not isinstance(op, ComputeOp):
         raise ScheduleError(f"{call}: {tensor.name} is an update definition; cache its base")
-    if state.relations or state.kinds or state.leaves != op.axis + op.reduce_axis:
+    natural = op.axis + op.reduce_axis
+    # compare loops by identity: `==` on IterVars builds an expression
+    if state.relations or state.kinds or len(state.leaves) != len(natural) or any(
+            a is not b for a, b in zip(state.leaves, natural)):
         raise ScheduleError(f"{call}: call cache_write before transforming {tensor.name}'s "
                             "loops (the cached stage takes over its computation)")
     axes = tuple(IterVar(f"{a.name}_c", a.start, a.extent, "data") for a in op.axis)
