@@ -209,7 +209,11 @@ def _versions(data, tensor: Tensor) -> list:
         ops += data.ops_of(key)
     for k in data.order:
         op = data.states[k].op
-        if isinstance(op, UpdateOp) and storage_root(op.output(0)).op is root.op:
+        # by stage key: an earlier rewrite (cache_read of an input) gives the base stage a
+        # new op, while the update still names the old one as its base
+        base = storage_root(op.output(0)).op if isinstance(op, UpdateOp) else None
+        if base is not None and (base is root.op or (key is not None and
+                                                     data.key_of(base) is key)):
             ops += data.ops_of(k)
     return ops
 

@@ -55,3 +55,16 @@ def test_cache_write_after_reorder_is_a_lesson_not_a_type_error():
     with pytest.raises(td.ScheduleError, match="call cache_write before transforming"):
         s.cache_write(P, "global")
     check(s, [A, P])
+
+
+def test_cache_read_for_the_update_after_rewriting_the_base_is_refused():
+    """seed 20261201, case 211: after cache_read(X, [Y]) rewrote Y's stage, Y's update
+    was no longer seen as a version of Y, and a copy of Y for the update was accepted
+    (stale values)."""
+    n, X, Y = _recurrence()
+    s = td.create_schedule(Y)
+    s.cache_read(X, "local", [s.stages[0].op.output(0)])
+    base, update = s.stages[1], s.stages[2]
+    with pytest.raises(td.ScheduleError, match="updates Y itself"):
+        s.cache_read(base.op.output(0), "local", [update.op.output(0)])
+    check(s, [X, Y], {n: 7})
