@@ -86,6 +86,14 @@ def _layout(model, loop, footprint: isl.Map, array_shape) -> Layout:
     ids = {f"__in{k}": l.var for k, l in enumerate(path)}
     ids.update({p.name: p for p in model.params})
     offset, shape, affs = [], [], []
+    if footprint.is_empty():
+        # Nothing is read (a `where=` that leaves nothing to reduce): one element, never
+        # touched, and no isl expression of an empty function (isl calls that "void").
+        zero = isl.PwAff.from_aff(isl.Aff.zero_on_domain(
+            isl.LocalSpace.from_space(footprint.get_space().domain())))
+        n = footprint.dim(isl.dim_type.out)
+        one = Const(1, dtypes.INDEX)
+        return Layout((Const(0, dtypes.INDEX),) * n, (one,) * n, footprint, (zero,) * n)
     for d in range(footprint.dim(isl.dim_type.out)):
         lo, hi = footprint.dim_min(d), footprint.dim_max(d)
         affs.append(lo)

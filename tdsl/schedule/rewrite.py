@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import ScheduleError
-from ..lang.expr import IterVar, Load, Reduce, all_of
+from ..lang.expr import Const, IterVar, Load, Reduce, all_of, binary
 from ..lang.graph import storage_root
 from ..lang.names import unique_name
 from ..lang.tensor import ComputeOp, PlaceholderOp, Tensor, UpdateOp
@@ -135,7 +135,10 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
     body = op.body
     # The new data axis starts at 0 (storage is indexed from 0); `axis` itself may not
     # (`reduce_axis((1, m))` unsplit), so its value is `factored + start`.
-    factored = IterVar(axis.name, _zero(), axis.extent, "data")
+    # A symbolic extent may be negative at some sizes (`reduce_axis((2, m))` at m = 1):
+    # the reduction is then empty, and so must be the buffer of partial results.
+    extent = axis.extent if isinstance(axis.extent, Const) else binary("max", axis.extent, 0)
+    factored = IterVar(axis.name, _zero(), extent, "data")
     axis_value = factored if _is_zero(axis.start) else factored + axis.start
     kept = {leaf: IterVar(leaf.name, leaf.start, leaf.extent, "reduce") for leaf in pieces
             if leaf is not axis}
@@ -159,7 +162,7 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
     else:
         rf_body = inner
     rf = ComputeOp(_fresh_name(data, f"{op.name}_rf"), axes_rf, rf_body)
-    r = IterVar(f"{axis.name}_r", _zero(), axis.extent, "reduce")
+    r = IterVar(f"{axis.name}_r", _zero(), extent, "reduce")
     index = op.axis[:factor_axis] + (r,) + op.axis[factor_axis:]
     final = ComputeOp(op.name, op.axis, Reduce(body.reducer, Load(rf.output(0), index), (r,)))
     new = data.with_stage(rf, initial_state(rf), before=key)
@@ -224,7 +227,6 @@ def _fresh_name(data, name: str) -> str:
 
 
 def _is_zero(e) -> bool:
-    from ..lang.expr import Const
     return isinstance(e, Const) and e.value == 0
 
 

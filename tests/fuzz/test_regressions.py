@@ -68,3 +68,38 @@ def test_cache_read_for_the_update_after_rewriting_the_base_is_refused():
     with pytest.raises(td.ScheduleError, match="updates Y itself"):
         s.cache_read(base.op.output(0), "local", [update.op.output(0)])
     check(s, [X, Y], {n: 7})
+
+
+def test_compute_at_of_a_stage_nothing_reads():
+    """seed 20261201, case 227: with `where=k >= l` nothing reads the copy of B, its
+    footprint is empty, and isl refused to write the empty region's offset as an
+    expression ("cannot handle void expression"), which became the generic lesson."""
+    n, m = td.var("n"), td.var("l")
+    A = td.placeholder((n, m), dtype="int16", name="A")
+    B = td.placeholder((m, 4), dtype="int16", name="B")
+    k = td.reduce_axis((1, m), name="k")
+    R = td.compute((n, 4), lambda i, j: td.max(A[i, k] * B[k, j], axis=k, where=k >= m),
+                   name="R")
+    s = td.create_schedule(R)
+    BL = s.cache_read(B, "local", [R])
+    s[BL].compute_at(s[R], s[R].leaf_iter_vars[2])
+    _, (out,) = check(s, [A, B, R], {n: 12, m: 3})
+    assert (out == np.iinfo("int16").min).all()
+
+
+def test_rfactor_of_an_axis_whose_extent_is_negative_at_some_sizes():
+    """seed 20261201, case 265: k in [2, l) at l = 1 has extent -1; the buffer of partial
+    results had -1 elements, and the kernel failed with TdslMemoryError."""
+    n, m = td.var("n"), td.var("l")
+    A = td.placeholder((n, m), dtype="float64", name="A")
+    B = td.placeholder((m, 1), dtype="float64", name="B")
+    k = td.reduce_axis((2, m), name="k")
+    R = td.compute((n, 1), lambda i, j: td.min(A[i, k] * B[k, j], axis=k, where=k < i),
+                   name="R")
+    s = td.create_schedule(R)
+    i, j = R.op.axis
+    s[R].tile(i, j, 3, 8)
+    s.rfactor(R, s[R].leaf_iter_vars[4])
+    _, (out,) = check(s, [A, B, R], {n: 2, m: 1})
+    assert (out == np.inf).all()
+    check(s, [A, B, R], {n: 6, m: 5})
