@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import ctypes
 import time
 
-from ...module import Module
-from .build import compile_shared, load, recall, remember
+from ...errors import TdslError
+from ...lang.tensor import PlaceholderOp
+from ...runtime.library import Library, manifest
+from ...runtime.module import Module
+from ...runtime.signature import Signature
+from .build import compile_shared, recall, remember
+from .entry import library_source
 from .render import render
 
 
@@ -18,7 +22,7 @@ def build(lowered, fingerprint: str | None = None, **options) -> Module:
         raise TdslValueError(f"the C target takes no options; got {sorted(options)}")
     start = time.perf_counter()
     kernel = lowered.kernel
-    source = render(kernel)
+    source = library_text(lowered)
     path = compile_shared(source)
     if fingerprint is not None:
         remember(fingerprint, path, kernel.name, [v.name for v in kernel.sizes])
@@ -36,15 +40,24 @@ def cached(fingerprint: str, lazy_lowered) -> Module | None:
     if name != lazy_lowered.name or sizes != [v.name for v in lazy_lowered.sizes]:
         return None
     source = (path.parent / "kernel.c").read_text()
-    return _module(lazy_lowered, source, path, time.perf_counter() - start)
+    try:
+        return _module(lazy_lowered, source, path, time.perf_counter() - start)
+    except TdslError:             # an entry from an older tdsl: build it again
+        return None
+
+
+def library_text(lowered) -> str:
+    """The C of a kernel's library: the kernel, its checked entry point, its manifest."""
+    sig = _signature(lowered)
+    return library_source([render(lowered.kernel)], [sig], manifest([sig], [lowered.name]))
+
+
+def _signature(lowered) -> Signature:
+    outputs = [t for t in lowered.args if not isinstance(t.op, PlaceholderOp)]
+    return Signature.from_tensors(lowered.name, lowered.args, outputs, lowered.sizes)
 
 
 def _module(lowered, source: str, path, seconds: float) -> Module:
-    argtypes = [ctypes.c_void_p] * len(lowered.args) + [ctypes.c_int64] * len(lowered.sizes)
-    fn = load(path, lowered.name, argtypes)
-
-    def prepare(arrays, sizes):
-        args = [a.ctypes.data for a in arrays] + list(sizes)
-        return lambda keep=arrays: fn(*args)
-
-    return Module(lowered, source, prepare, "c", seconds, {"library_path": path})
+    """A Module calling the library's checked entry point (backends/c/entry.py)."""
+    return Module(lowered, source, None, "c", seconds, {"library_path": path},
+                  library=Library(path))
