@@ -6,7 +6,6 @@ The schedule layer (and with it islpy) is imported when `build` is first called,
 
 from __future__ import annotations
 
-from . import backends
 from .runtime.module import Module
 
 
@@ -19,6 +18,7 @@ def build(schedule, args, target: str = "c", name: str = "kernel", **options) ->
     >>> mod = td.build(s, [A, B, C], target="c")
     >>> mod(a, b, c)
     """
+    from . import backends
     from .lang.graph import as_tensor_list
     from .schedule import lower
     from .schedule.fingerprint import fingerprint
