@@ -125,6 +125,11 @@ class Module:
             raise TdslTypeError(f"the kernel takes {len(self.args)} arrays ({names}); got "
                                 f"{len(arrays)}")
         checked = check_arrays(self.args, arrays, outputs=self.outputs)
+        for t, a in zip(self.args, checked):
+            if not a.dtype.isnative:
+                raise TdslTypeError(f"argument {t.name} has non-native byte order "
+                                    f"({a.dtype.str}); convert it with "
+                                    f"a.astype('{a.dtype.newbyteorder('=').str}')")
         sizes = bind_sizes(self.args, checked)
         self._check_aliasing(checked)
         return checked, sizes
