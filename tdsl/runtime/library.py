@@ -76,6 +76,13 @@ class Library:
             raise TdslError(f"{what} {self.path}: its manifest is not valid JSON ({exc})") \
                 from None
         self._validate(what)
+        missing = self.handle.tdsl_cpu_missing
+        missing.restype = ctypes.c_char_p
+        lacking = missing()
+        if lacking:
+            raise TdslError(f"{what} {self.path} was compiled for a CPU with "
+                            f"{lacking.decode()}; this CPU lacks it (export it again on a "
+                            "machine like this one)")
         if _fork_survivor is not None:        # loaded in a child: its parent's pool is stale
             adopt = self.handle.tdsl_adopt_fork
             adopt.argtypes = [ctypes.c_ulong]
@@ -175,6 +182,8 @@ def header(signatures: list[Signature], library_name: str) -> str:
            "#define TDSL_ERR_INDEX 2    /* an index read from data was out of bounds */",
            "#define TDSL_ERR_ARGUMENT 3 /* a shape, a size or aliasing was wrong: nothing "
            "ran */", "#define TDSL_ERR_THREAD 4   /* no thread could be started */",
+           "#define TDSL_ERR_CPU 5      /* this CPU lacks an instruction set it was built for "
+           "*/",
            "#endif", "", "/* The JSON manifest (arguments, dtypes, shapes) of the library. */",
            "const char* tdsl_manifest(void);", ""]
     for s in signatures:

@@ -32,7 +32,7 @@ ERROR_CODES = {
     1: (TdslMemoryError, "the kernel could not allocate memory for its intermediate buffers"),
     2: (TdslIndexError, "an index computed from data (a gather such as A[idx[i]]) was out of "
                         "bounds; the outputs are incomplete"),
-}
+}                 # 3: arguments (worded by the Python checks); 4, 5: the entry's message
 ERR_ARGUMENT = 3
 
 
@@ -194,8 +194,7 @@ class Module:
             raise TdslError(f"only C-target Modules can be exported (this one is "
                             f"{self.target!r})")
         path = Path(path)
-        source = getattr(self, "library_path", None) or self.library.source_path
-        _library.export(source, path)
+        _library.export(self.library.path, path)
         header = path.with_suffix(".h")
         header.write_text(_library.header(self.library.signatures, path.name))
         return header
@@ -221,6 +220,5 @@ def load(path, entry: str | None = None) -> Module:
     path = Path(path)
     _library.check_file(path)
     library = _library.Library(path, "the exported library")
-    library.source_path = path
     return Module(None, None, None, "c", library=library, entry=entry,
                   extra={"library_path": path})

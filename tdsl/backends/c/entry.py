@@ -21,8 +21,9 @@ import json
 from ...runtime.signature import Signature, shape_text, size_text as _text
 from .render import c_type
 
-ERR_ARGUMENT = 3      # codes 1 and 2 are the kernel's own (render.py); see runtime/errors.py
-ERR_THREAD = 4
+ERR_ARGUMENT = 3      # codes 1 and 2 are the kernel's own (render.py); runtime/module.py
+ERR_THREAD = 4        # maps them all to exceptions, runtime/library.py's header to names
+ERR_CPU = 5
 
 RUNTIME = r"""
 /* ---- tdsl runtime: checked entry points ------------------------------------------- */
@@ -68,6 +69,48 @@ void tdsl_adopt_fork(unsigned long thread) {
   tdsl_forked = 1;
 }
 
+/* A library built with -march=native runs only on CPUs with the same instruction sets:
+   elsewhere it is refused (at load, and by every entry point) instead of dying of SIGILL. */
+static const char* tdsl_missing_isa(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+#ifdef __SSE4_2__
+  if (!__builtin_cpu_supports("sse4.2")) return "sse4.2";
+#endif
+#ifdef __AVX__
+  if (!__builtin_cpu_supports("avx")) return "avx";
+#endif
+#ifdef __AVX2__
+  if (!__builtin_cpu_supports("avx2")) return "avx2";
+#endif
+#ifdef __FMA__
+  if (!__builtin_cpu_supports("fma")) return "fma";
+#endif
+#ifdef __BMI2__
+  if (!__builtin_cpu_supports("bmi2")) return "bmi2";
+#endif
+#ifdef __AVX512F__
+  if (!__builtin_cpu_supports("avx512f")) return "avx512f";
+#endif
+#ifdef __AVX512BW__
+  if (!__builtin_cpu_supports("avx512bw")) return "avx512bw";
+#endif
+#ifdef __AVX512VL__
+  if (!__builtin_cpu_supports("avx512vl")) return "avx512vl";
+#endif
+#ifdef __AVX512DQ__
+  if (!__builtin_cpu_supports("avx512dq")) return "avx512dq";
+#endif
+#endif
+  return NULL;
+}
+static const char* tdsl_lacking = NULL;       /* set once, when the library is loaded */
+__attribute__((constructor)) static void tdsl_check_cpu(void) {
+  tdsl_lacking = tdsl_missing_isa();
+}
+/* NULL when this CPU can run the library, else an instruction set it lacks. */
+const char* tdsl_cpu_missing(void) { return tdsl_lacking; }
+
 typedef struct { int (*run)(void*); void* job; int threads; int rc; } tdsl_task;
 
 static void* tdsl_task_main(void* p) {
@@ -85,6 +128,9 @@ static void* tdsl_task_main(void* p) {
 
 static int tdsl_run(int (*run)(void*), void* job, int threads, char* err, size_t len) {
   tdsl_task t = {run, job, threads, 0};
+  if (tdsl_lacking)
+    return tdsl_error(err, len, 5, "this library was compiled for a CPU with %s; this CPU "
+                      "lacks it", tdsl_lacking);
   if (tdsl_forked && pthread_equal(pthread_self(), tdsl_fork_thread)) {
     pthread_t th;
     if (pthread_create(&th, NULL, tdsl_task_main, &t) != 0)
