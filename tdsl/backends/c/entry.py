@@ -56,10 +56,25 @@ static const char* tdsl_dims(char* buf, size_t len, const int64_t* dims, int ran
 
 /* GNU OpenMP's thread pool does not survive fork(): in the child, the thread that forked
    still believes its pool's workers exist and would wait for them forever. Kernels called
-   from that thread in the child run on a new thread, which builds a new pool. */
+   from that thread in the child run on a proxy thread born in the child (one per library,
+   started on first use), which builds a new pool; threads born in the child call directly. */
+typedef struct { int (*run)(void*); void* job; int threads; int rc; } tdsl_task;
 static volatile int tdsl_forked = 0;
 static pthread_t tdsl_fork_thread;
-static void tdsl_after_fork(void) { tdsl_fork_thread = pthread_self(); tdsl_forked = 1; }
+static pthread_mutex_t tdsl_proxy_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tdsl_proxy_wake = PTHREAD_COND_INITIALIZER;
+static tdsl_task* tdsl_proxy_task = NULL;      /* the call waiting for the proxy */
+static int tdsl_proxy_started = 0, tdsl_proxy_done = 0;
+
+static void tdsl_after_fork(void) {
+  tdsl_fork_thread = pthread_self();
+  tdsl_forked = 1;
+  /* The proxy of a parent (if any) did not survive either; its lock may look held. */
+  pthread_mutex_init(&tdsl_proxy_lock, NULL);
+  pthread_cond_init(&tdsl_proxy_wake, NULL);
+  tdsl_proxy_task = NULL;
+  tdsl_proxy_started = 0;
+}
 __attribute__((constructor)) static void tdsl_register_fork(void) {
   pthread_atfork(NULL, NULL, tdsl_after_fork);
 }
@@ -111,8 +126,6 @@ __attribute__((constructor)) static void tdsl_check_cpu(void) {
 /* NULL when this CPU can run the library, else an instruction set it lacks. */
 const char* tdsl_cpu_missing(void) { return tdsl_lacking; }
 
-typedef struct { int (*run)(void*); void* job; int threads; int rc; } tdsl_task;
-
 static void* tdsl_task_main(void* p) {
   tdsl_task* t = (tdsl_task*)p;
 #ifdef _OPENMP
@@ -126,16 +139,54 @@ static void* tdsl_task_main(void* p) {
   return NULL;
 }
 
+static void* tdsl_proxy_main(void* unused) {
+  (void)unused;
+  pthread_mutex_lock(&tdsl_proxy_lock);
+  for (;;) {
+    while (!tdsl_proxy_task) pthread_cond_wait(&tdsl_proxy_wake, &tdsl_proxy_lock);
+    tdsl_task* t = tdsl_proxy_task;
+    pthread_mutex_unlock(&tdsl_proxy_lock);
+    tdsl_task_main(t);
+    pthread_mutex_lock(&tdsl_proxy_lock);
+    tdsl_proxy_task = NULL;
+    tdsl_proxy_done = 1;
+    pthread_cond_broadcast(&tdsl_proxy_wake);
+  }
+  return NULL;
+}
+
+/* Run t on the proxy thread; only the thread that forked comes here, one call at a time. */
+static int tdsl_on_proxy(tdsl_task* t) {
+  pthread_mutex_lock(&tdsl_proxy_lock);
+  if (!tdsl_proxy_started) {
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int failed = pthread_create(&th, &attr, tdsl_proxy_main, NULL);
+    pthread_attr_destroy(&attr);
+    if (failed) {
+      pthread_mutex_unlock(&tdsl_proxy_lock);
+      return 0;
+    }
+    tdsl_proxy_started = 1;
+  }
+  tdsl_proxy_task = t;
+  tdsl_proxy_done = 0;
+  pthread_cond_broadcast(&tdsl_proxy_wake);
+  while (!tdsl_proxy_done) pthread_cond_wait(&tdsl_proxy_wake, &tdsl_proxy_lock);
+  pthread_mutex_unlock(&tdsl_proxy_lock);
+  return 1;
+}
+
 static int tdsl_run(int (*run)(void*), void* job, int threads, char* err, size_t len) {
   tdsl_task t = {run, job, threads, 0};
   if (tdsl_lacking)
     return tdsl_error(err, len, 5, "this library was compiled for a CPU with %s; this CPU "
                       "lacks it", tdsl_lacking);
   if (tdsl_forked && pthread_equal(pthread_self(), tdsl_fork_thread)) {
-    pthread_t th;
-    if (pthread_create(&th, NULL, tdsl_task_main, &t) != 0)
+    if (!tdsl_on_proxy(&t))
       return tdsl_error(err, len, 4, "could not start a thread to run the kernel after fork");
-    pthread_join(th, NULL);
   } else {
     tdsl_task_main(&t);
   }
