@@ -69,7 +69,7 @@ class Module:
         self.compile_seconds = compile_seconds
         self._prepare = prepare
         self.library = library
-        self.num_threads: int | None = None     # None: share TDSL_NUM_THREADS (plan.py)
+        self._threads = 0                       # 0: a share of TDSL_NUM_THREADS (plan.py)
         if library is not None:
             self.signature, address = library.entry(entry)
             self._plan = make_plan(address, self.signature.args, pure_python)
@@ -89,6 +89,16 @@ class Module:
                             "of it (build it from the schedule to see the loops)")
         return self.lowered.kernel
 
+    @property
+    def num_threads(self) -> int | None:
+        """OpenMP threads of every call of this Module; None (the default): a share of
+        the budget `TDSL_NUM_THREADS` among the calls in flight."""
+        return self._threads or None
+
+    @num_threads.setter
+    def num_threads(self, value: int | None) -> None:
+        self._threads = 0 if value is None else _thread_count(value)
+
     # -- calls -------------------------------------------------------------------------
 
     def __call__(self, *arrays, num_threads: int | None = None) -> None:
@@ -96,7 +106,7 @@ class Module:
             run = self._bind(arrays)
             _raise_for(run())
             return
-        threads = num_threads if num_threads is not None else (self.num_threads or 0)
+        threads = self._threads if num_threads is None else _thread_count(num_threads)
         result = self._run(arrays, threads)
         if result is not None:
             self._failed(arrays, threads, result)
@@ -138,7 +148,7 @@ class Module:
         checked, sizes = self._check(arrays)
         if self.library is not None:
             frozen = tuple(checked)
-            threads = self.num_threads or 0
+            threads = self._threads
             plan = self._run
 
             def run() -> int:
@@ -202,6 +212,13 @@ class Module:
     def __repr__(self) -> str:
         name = self.lowered.name if self.lowered is not None else self.signature.name
         return f"<Module {name} ({self.target}): {', '.join(t.name for t in self.args)}>"
+
+
+def _thread_count(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TdslValueError(f"num_threads must be a positive integer (or None for a share of "
+                             f"TDSL_NUM_THREADS); got {value!r}")
+    return value
 
 
 def _raise_for(code: int) -> None:

@@ -97,6 +97,7 @@ def _native():
 
 
 NativePlan = _native()
+MAX_NATIVE_ARGS = 64          # _fastcall.c's MAX_ARGS
 
 
 def make_plan(address: int, args, pure_python: bool = False):
@@ -104,5 +105,6 @@ def make_plan(address: int, args, pure_python: bool = False):
     spec = ("".join(np.dtype(a.dtype).kind for a in args),
             tuple(np.dtype(a.dtype).itemsize for a in args), tuple(len(a.shape) for a in args),
             tuple(a.is_output for a in args))
-    cls = PyPlan if pure_python or NativePlan is None else NativePlan
+    cls = PyPlan if pure_python or NativePlan is None or len(args) > MAX_NATIVE_ARGS \
+        else NativePlan
     return cls(address, *spec)

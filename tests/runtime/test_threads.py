@@ -122,3 +122,15 @@ def test_module_num_threads_setting():
     np.testing.assert_array_equal(c, a @ b)
     matmul(a, b, c, num_threads=2)
     np.testing.assert_array_equal(c, a @ b)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "2", True])
+def test_num_threads_must_be_a_positive_integer(bad):
+    add, _ = _modules()
+    x = np.ones(3, "float32")
+    with pytest.raises(TdslValueError, match="num_threads must be a positive integer"):
+        add(x, x, np.empty(3, "float32"), num_threads=bad)
+    with pytest.raises(TdslValueError, match="num_threads must be a positive integer"):
+        add.num_threads = bad
+    add.num_threads = None
+    assert add.num_threads is None
