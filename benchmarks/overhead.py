@@ -83,6 +83,10 @@ def per_call_table(calls: int, rounds: int) -> list[tuple[str, float]]:
     mod5 = _elementwise(4)
     rows.append(("tdsl Module, 5 arguments: mod(a, b, c, d, e)",
                  _per_call(lambda: mod5(a, b, c, d, e), calls, rounds)))
+    pure = td.Module(mod3.lowered, mod3.source, None, "c", library=mod3.library,
+                     pure_python=True)
+    rows.append(("tdsl Module, 3 arguments, pure-Python plan (no C extension)",
+                 _per_call(lambda: pure(x, y, z), calls // 4, rounds)))
     np.testing.assert_array_equal(z, x + y)
     np.testing.assert_array_equal(e, a + b + c + d)
     return rows
