@@ -56,7 +56,11 @@ def manifest(signatures: list[Signature], kernels: list[str], constants=()) -> d
 class Library:
     """A loaded tdsl library: the ctypes handle, its manifest, its entry points."""
 
-    def __init__(self, path: Path, what: str = "library"):
+    def __init__(self, path: Path, what: str = "library", require_cpu: bool = True):
+        """Load the library at `path`. With `require_cpu=False` (a kernel just built for
+        another target: `td.build(..., target="c -mcpu=x86-64-v4")` on an AVX2 machine) a
+        CPU lacking its instruction sets is recorded in `lacking`, and every call of its
+        entry points is refused with that reason; otherwise loading is refused."""
         self.path = Path(path)
         try:
             self.handle = ctypes.CDLL(str(self.path))
@@ -79,7 +83,8 @@ class Library:
         missing = self.handle.tdsl_cpu_missing
         missing.restype = ctypes.c_char_p
         lacking = missing()
-        if lacking:
+        self.lacking = lacking.decode() if lacking else None
+        if lacking and require_cpu:
             raise TdslError(f"{what} {self.path} was compiled for a CPU with "
                             f"{lacking.decode()}; this CPU lacks it (export it again on a "
                             "machine like this one)")

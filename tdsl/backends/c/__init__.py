@@ -65,4 +65,4 @@ def _signature(lowered) -> Signature:
 def _module(lowered, source: str, path, seconds: float) -> Module:
     """A Module calling the library's checked entry point (backends/c/entry.py)."""
     return Module(lowered, source, None, "c", seconds, {"library_path": path},
-                  library=Library(path))
+                  library=Library(path, require_cpu=False))
