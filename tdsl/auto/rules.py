@@ -131,6 +131,8 @@ class _CpuRules(_Rules):
         return local
 
     def _row_pipeline(self, out) -> None:
+        if self.infos[out].kind in ("reuse", "update"):
+            raise ScheduleError("a register tile or a recurrence, not a row pipeline")
         local = self._row_local(out)
         if not local or len(out.axis) < 2:
             raise ScheduleError("not a row pipeline")
@@ -287,10 +289,9 @@ class _CpuRules(_Rules):
 
 
 class _GpuRules(_Rules):
-    """CUDA: injective stages inlined, every root stage's data loops fused and mapped to
-    blocks of 128 threads (a reduction keeps its reduction loops serial per thread)."""
-
-    THREADS = 128
+    """CUDA: injective stages inlined; every root stage's innermost data loops mapped to a
+    grid of blocks of 8 x 32 threads (a reduction keeps its reduction loops serial in
+    each thread), outer data loops fused onto blockIdx.z."""
 
     def run(self) -> None:
         for op in self.consumers_first():
@@ -307,10 +308,20 @@ class _GpuRules(_Rules):
     def _bind(self, op) -> None:
         stage = self.stage(op)
         axes = list(op.axis)
-        loop = stage.fuse(*axes) if len(axes) > 1 else axes[0]
-        blocks, threads = stage.split(loop, factor=self.THREADS)
-        stage.bind(blocks, "blockIdx.x")
-        stage.bind(threads, "threadIdx.x")
+        if len(axes) == 1:
+            blocks, threads = stage.split(axes[0], factor=256)
+            stage.bind(blocks, "blockIdx.x")
+            stage.bind(threads, "threadIdx.x")
+            return
+        *outer, y, x = axes
+        yo, xo, yi, xi = stage.tile(y, x, 8, 32)
+        if outer:
+            z = stage.fuse(*outer) if len(outer) > 1 else outer[0]
+            stage.bind(z, "blockIdx.z")
+        stage.bind(yo, "blockIdx.y")
+        stage.bind(xo, "blockIdx.x")
+        stage.bind(yi, "threadIdx.y")
+        stage.bind(xi, "threadIdx.x")
 
 
 def _without(loops, *excluded) -> list:
