@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import islpy as isl
 
 from ..errors import TdslValueError
-from ..lang.expr import Expr, IterVar, Load, Select, UnaryOp, Var
+from ..lang.expr import BinOp, Expr, IterVar, Load, Select, UnaryOp, Var, all_of
 from ..lang.names import unique_name
 from ..lang.visit import children, free_vars
 from .affine import AffineBuilder, NonAffine, set_space
@@ -97,10 +97,16 @@ class Model:
             domain = domain.intersect(v.ge_set(lo)).intersect(v.lt_set(lo.add(ext)))
         guard = None
         if stmt.where is not None:
-            try:
-                domain = domain.intersect(build.condition(stmt.where))
-            except NonAffine:
-                guard = stmt.where          # tested in the loop body instead
+            # Each affine conjunct narrows the domain; the others are tested in the loop
+            # body, where the affine ones then hold (rfactor's `k < extent and A[i, k] > 0`
+            # must not read A before the bound is known to hold).
+            rest = []
+            for cond in _conjuncts(stmt.where):
+                try:
+                    domain = domain.intersect(build.condition(cond))
+                except NonAffine:
+                    rest.append(cond)
+            guard = all_of(*rest) if rest else None
         return StmtModel(stmt, path, outer, positions, space, build, domain, guard)
 
     def _context(self) -> isl.Set:
@@ -314,6 +320,12 @@ def _collect_params(program: Program) -> list[Var]:
                         f"two different size variables are both named {v.name!r}; create each "
                         "size once with td.var and reuse it")
     return list(found.values())
+
+
+def _conjuncts(cond: Expr) -> list[Expr]:
+    if isinstance(cond, BinOp) and cond.op == "and":
+        return _conjuncts(cond.a) + _conjuncts(cond.b)
+    return [cond]
 
 
 def _guarded_loads(stmt: Statement):
