@@ -106,8 +106,9 @@ def _outer_sum():
     return td.build(td.create_schedule(z), [x, y, z], name="outer_sum")
 
 
-def _throughput(mod, threads: int, seconds: float, size: int, **kwargs) -> float:
-    """Calls per second of `mod` summed over `threads` Python threads."""
+def _throughput(mod, threads: int, seconds: float, size: int, **kwargs) -> tuple[float, float]:
+    """Calls per second of `mod` summed over `threads` Python threads, and the CPU seconds
+    the process got per second (at most `threads`: less when other jobs share the cores)."""
     counts = [0] * threads
     stop = threading.Event()
     start_line = threading.Barrier(threads + 1)
@@ -126,12 +127,13 @@ def _throughput(mod, threads: int, seconds: float, size: int, **kwargs) -> float
     for t in pool:
         t.start()
     start_line.wait()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     time.sleep(seconds)
     stop.set()
     for t in pool:
         t.join()
-    return sum(counts) / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    return sum(counts) / wall, (time.process_time() - cpu) / wall
 
 
 def thread_table(seconds: float, size: int = 512) -> list[tuple[str, float]]:
@@ -141,9 +143,13 @@ def thread_table(seconds: float, size: int = 512) -> list[tuple[str, float]]:
     for _ in range(3):                   # interleaved, so both see the same machine load
         ones.append(_throughput(mod, 1, seconds, size, **kwargs))
         twos.append(_throughput(mod, 2, seconds, size, **kwargs))
-    one, two = statistics.median(ones), statistics.median(twos)
+    one, two = (statistics.median(r[0] for r in runs) for runs in (ones, twos))
+    cpu1, cpu2 = (statistics.median(r[1] for r in runs) for runs in (ones, twos))
     return [("1 thread, calls/s", one), ("2 threads, calls/s", two),
             ("2 threads / 1 thread", two / one),
+            ("CPU s per s the process got, 1 thread", cpu1),
+            ("CPU s per s the process got, 2 threads", cpu2),
+            ("calls per CPU second, 2 threads / 1 thread", (two / cpu2) / (one / cpu1)),
             ("load average (1 min) after the runs", os.getloadavg()[0])]
 
 
