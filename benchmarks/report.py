@@ -1,9 +1,12 @@
 """Turns measured rotations into the printed table, RESULTS.md and the JSON record.
 
 Input: per workload, its `Workload` and the list of `harness.Impl` rows (the limit row
-last). Output layout of the JSON (documented in benchmarks/README.md):
-{"workloads": {"W1": {"tdsl": {...}, "numpy": {...}, "tvm": {...}, "halide": {...},
- "limit": {...}}, ...}, "workload_info": {...}, "machine": {...}, "method": {...}}
+last). Output layout of the JSON (documented in benchmarks/README.md), one run per target:
+{"targets": {"c -mcpu=x86-64-v3": {"target": ..., "cpu": ..., "workloads": {"W1": {"tdsl":
+ {...}, "numpy": {...}, "tvm": {...}, "halide": {...}, "limit": {...}}, ...},
+ "workload_info": {...}, "machine": {...}, "method": {...}, "schedules": {...}}, ...}}
+RESULTS.md holds one section per target, between `<!-- target: ... -->` markers, so that a
+run replaces its own target's section and keeps the others.
 """
 
 from __future__ import annotations
@@ -82,13 +85,19 @@ def text_table(wid: str, title: str, recs: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown(results: dict, titles: dict, machine: dict, method: dict,
-             schedules: dict) -> str:
-    out = ["# Benchmark results", "",
-           f"{machine.get('date', '')}: {machine.get('cpu', '')}, "
-           f"{machine.get('threads')} threads of {machine.get('cores')} cores. "
-           "Ratios and % of limit are within one rotation of this run; absolute numbers "
-           "vary between runs on this machine.", "",
+TITLE = "# Benchmark results"
+INTRO = ("One section per target (`benchmarks/run.py --target ...`), each from one run on one "
+         "CPU; a run replaces its own target's section and keeps the others. Ratios and % of "
+         "limit are within one rotation of one run; absolute numbers vary between runs.")
+_BEGIN, _END = "<!-- target: {} -->", "<!-- end target: {} -->"
+
+
+def markdown_section(key: str, description: str, results: dict, titles: dict, machine: dict,
+                     method: dict, schedules: dict) -> str:
+    """The Markdown section of one target's run: its table, machine, method, schedules."""
+    out = [_BEGIN.format(key), f"## Target `{key}`", "",
+           f"{description}. Run {machine.get('date', '')} on {machine.get('host', '')}, "
+           f"{machine.get('threads')} threads of {machine.get('cores')} cores.", "",
            "| workload | impl | " + " | ".join(COLUMNS) + " |",
            "|---|---|" + "---:|" * len(COLUMNS)]
     for wid, recs in results.items():
@@ -99,12 +108,47 @@ def markdown(results: dict, titles: dict, machine: dict, method: dict,
             out.append(f"| {wid} | " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     out += ["", "Workloads:", ""]
     out += [f"- {wid}: {t}" for wid, t in titles.items()]
-    out += ["", "## Machine", ""]
+    out += ["", "### Machine", ""]
     out += [f"- {k}: {v}" for k, v in machine.items()]
-    out += ["", "## Method", ""]
+    out += ["", "### Method", ""]
     out += [f"- {k}: {v}" for k, v in method.items()]
-    out += ["", "## Peer schedules", ""]
+    out += ["", "### Peer schedules", ""]
     for peer, per in schedules.items():
         for wid, desc in per.items():
             out.append(f"- {peer} {wid}: {desc}")
-    return "\n".join(out) + "\n"
+    out.append(_END.format(key))
+    return "\n".join(out)
+
+
+def split_sections(text: str) -> dict:
+    """{target: section text} of a RESULTS.md written by `merge_markdown`, in file order."""
+    sections, key, lines = {}, None, []
+    for line in text.splitlines():
+        if key is None and line.startswith("<!-- target: ") and line.endswith(" -->"):
+            key, lines = line[len("<!-- target: "):-len(" -->")], [line]
+        elif key is not None:
+            lines.append(line)
+            if line == _END.format(key):
+                sections[key] = "\n".join(lines)
+                key = None
+    return sections
+
+
+def merge_markdown(old: str, key: str, section: str) -> str:
+    """RESULTS.md with target `key`'s section replaced by `section` (appended if new); the
+    other targets' sections are kept as they were."""
+    sections = split_sections(old)
+    sections[key] = section
+    return "\n".join([TITLE, "", INTRO, "", "\n\n".join(sections.values())]) + "\n"
+
+
+def merge_json(old: str, key: str, doc: dict) -> dict:
+    """{"targets": {target: run document}} with `key`'s run replaced by `doc`."""
+    import json
+    try:
+        prev = json.loads(old) if old.strip() else {}
+    except ValueError:
+        prev = {}
+    runs = dict(prev.get("targets", {})) if isinstance(prev, dict) else {}
+    runs[key] = doc
+    return {"targets": runs}
