@@ -15,6 +15,7 @@ from ..errors import ScheduleError
 from ..lang.expr import IterVar
 from ..lang.graph import as_tensor_list, topo_order
 from ..lang.tensor import Operation, PlaceholderOp, Tensor
+from ..poly import isl_lessons
 from . import legality
 from .data import ScheduleData
 from .stage import Stage
@@ -68,7 +69,8 @@ class Schedule:
         """The polyhedral analysis of the current schedule (program, isl model,
         dependences); cached until the next primitive. `td.poly` reads it."""
         if self._analysis is None or self._analysis[0] is not self._data:
-            self._analysis = (self._data, legality.analyze(self._data))
+            with isl_lessons("the analysis of this schedule"):
+                self._analysis = (self._data, legality.analyze(self._data))
         return self._analysis[1]
 
     def _commit(self, data: ScheduleData, call: str, focus=None, result: str = "") -> None:
