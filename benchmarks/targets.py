@@ -8,7 +8,9 @@ vector widths and register tiles chosen for that target's registers:
     lanes            float32 lanes of one vector: vector bytes / 4 (8 AVX2, 16 AVX-512)
     GEMM tile        rows x columns of accumulators held over the k loop, 3 vectors wide:
                      AVX-512 (32 zmm) 8 x 48 = 24 accumulators; AVX2 (16 ymm) 4 x 24 = 12
-                     accumulators + 3 B vectors + 1 broadcast of A = 16 registers
+                     accumulators + 3 B vectors + 1 broadcast of A = 16 registers. Halide
+                     on AVX2 (B not packed) also groups 8 register tiles into 24 x 32
+                     output tiles, as Halide's own AVX2 matrix-multiply test does
     conv tile        output channels (one vector) x output pixels of one row:
                      AVX-512 16 x 14; AVX2 8 x 14 for Halide (14 accumulators + weights +
                      broadcast = 16 ymm, no spills in its inner loop), 8 x 8 for TVM (LLVM
@@ -81,6 +83,8 @@ class PeerShape:
     lanes: int             # float32 per vector: the vectorize / rfactor width
     gemm_rows: int         # GEMM register tile: rows of C
     gemm_cols: int         # ... columns of C (a multiple of lanes), also B's panel width
+    gemm_row_block: int    # Halide: rows of C per output tile, in register tiles of
+                           # gemm_rows (= gemm_rows: one register tile per output tile)
     conv_channels: int     # conv register tile: output channels (one vector)
     conv_pixels: int       # ... output pixels of one row (unrolled)
 
@@ -95,9 +99,9 @@ def peer_shape(t=None, peer: str = "") -> PeerShape:
     t = t if t is not None else current()
     lanes = t.lanes("float32")
     if t.vector_registers >= 32:        # AVX-512: 24 of 32 zmm are accumulators
-        return PeerShape(lanes, 8, 3 * lanes, lanes, 14)
+        return PeerShape(lanes, 8, 3 * lanes, 8, lanes, 14)
     # 16 registers (AVX2, AVX, SSE): 12 accumulators, 3 B vectors, 1 broadcast of A
-    return PeerShape(lanes, 4, 3 * lanes, lanes, 8 if peer == "tvm" else 14)
+    return PeerShape(lanes, 4, 3 * lanes, 32, lanes, 8 if peer == "tvm" else 14)
 
 
 def llvm_mcpu(t=None) -> str:
@@ -135,5 +139,7 @@ def describe_schedules(templates: dict, t=None, peer: str = "") -> dict:
     with the widths and tiles of target `t` (default: the run's target)."""
     sh = peer_shape(t, peer)
     vals = dict(lanes=sh.lanes, rows=sh.gemm_rows, cols=sh.gemm_cols, vecs=sh.gemm_vectors,
-                ch=sh.conv_channels, px=sh.conv_pixels)
+                ch=sh.conv_channels, px=sh.conv_pixels,
+                block=(f" in {sh.gemm_cols}x{sh.gemm_row_block} output tiles"
+                       if sh.gemm_row_block > sh.gemm_rows else ""))
     return {wid: text.format(**vals) for wid, text in templates.items()}

@@ -20,8 +20,8 @@ from .. import targets
 from . import PeerUnavailable
 
 _SCHEDULES = {
-    "W1": "accumulator Func computed at {cols}x{rows} output tiles ({vecs} vectors x {rows} "
-          "rows), k loop outside the unrolled tile; rows of tiles parallel; no packing",
+    "W1": "accumulator Func computed at {cols}x{rows} register tiles ({vecs} vectors x {rows} "
+          "rows){block}, k loop outside the unrolled tile; rows of tiles parallel; no packing",
     "W2": "pad stage + weights transposed to channel-innermost; accumulator of {ch} "
           "channels x {px} pixels computed at each output tile; (row, channel block) parallel",
     "W3": "vectorize x by {lanes}, parallel over strips of 64 rows",
@@ -115,10 +115,21 @@ def _gemm(shapes):
     acc[x, y] += A[k.x, y] * B[x, k.x]
     out[x, y] = acc[x, y]
     sh = _shape()                       # 48x8 (3 zmm x 8 rows) / 24x4 (3 ymm x 4 rows)
-    out.tile(x, y, xo, yo, xi, yi, sh.gemm_cols, sh.gemm_rows).parallel(yo) \
-       .vectorize(xi, sh.lanes)
-    acc.compute_at(out, xo).vectorize(x, sh.lanes).unroll(x).unroll(y)
-    acc.update().reorder(x, y, k.x).vectorize(x, sh.lanes).unroll(x).unroll(y)
+    if sh.gemm_row_block > sh.gemm_rows:
+        # Halide's test/performance/matrix_multiplication.cpp (an AVX2 schedule): 24 x 32
+        # output tiles, each as 4-row register tiles, so a 24-wide panel of B is reused by
+        # 8 register tiles while it is in cache
+        yii = hl.Var("yii")
+        out.tile(x, y, xo, yo, xi, yi, sh.gemm_cols, sh.gemm_row_block).parallel(yo) \
+           .split(yi, yi, yii, sh.gemm_rows).vectorize(xi, sh.lanes).unroll(xi).unroll(yii)
+        acc.compute_at(out, yi).vectorize(x, sh.lanes).unroll(x).unroll(y)
+        acc.update().reorder(x, y, k.x).vectorize(x, sh.lanes).unroll(x).unroll(y) \
+           .unroll(k.x, 2)
+    else:
+        out.tile(x, y, xo, yo, xi, yi, sh.gemm_cols, sh.gemm_rows).parallel(yo) \
+           .vectorize(xi, sh.lanes)
+        acc.compute_at(out, xo).vectorize(x, sh.lanes).unroll(x).unroll(y)
+        acc.update().reorder(x, y, k.x).vectorize(x, sh.lanes).unroll(x).unroll(y)
     return out, [A, B], ["A", "B"]
 
 
