@@ -36,6 +36,14 @@ def _peer_version(mod) -> str:
         return f"unavailable ({e})"
 
 
+def _loadavg() -> str:
+    """The OS load average: above the core count, other jobs shared the cores."""
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def _native_march() -> str:
     """What gcc's -march=native resolves to here (e.g. znver3)."""
     import subprocess
@@ -81,6 +89,7 @@ def describe(threads: int, target=None) -> dict:
         "numpy": np.__version__, "tvm": _peer_version(tvm_impl),
         "halide": _peer_version(halide_impl), "gcc": limits.gcc_version(),
         "numpy_blas": _blas(),
+        "load average (1, 5, 15 min) at the end": _loadavg(),
     }
     try:
         info["tvm_target"] = str(tvm_impl.target())

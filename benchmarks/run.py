@@ -180,6 +180,7 @@ def main(argv=None) -> int:
     def flush():                                          # 128 MiB, 4x the L3
         return float(evict.sum())
     t_start = time.perf_counter()
+    load_start = machine._loadavg()
     results, titles, failures = {}, {}, []
     for wid in wids:
         w = WORKLOADS[wid]
@@ -224,6 +225,7 @@ def main(argv=None) -> int:
         "L3 flushed before each timed call": {
             wid: flushes(args.flush, WORKLOADS[wid]) for wid in wids},
         "quick": args.quick,
+        "load average (1, 5, 15 min) at the start": load_start,
         "wall time (s)": round(time.perf_counter() - t_start, 1),
     }
     schedules = {"numpy": numpy_impl.schedules(), "tvm": tvm_impl.schedules(),
