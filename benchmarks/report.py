@@ -85,6 +85,48 @@ def text_table(wid: str, title: str, recs: dict) -> str:
     return "\n".join(lines)
 
 
+# shared/PERF_TARGETS.md, "Our targets": tdsl >= the best peer in the same run on every
+# workload, and at least this % of the in-run limit (None: no fraction, only the peers)
+GOALS = {"W1": 90, "W2": 80, "W3": 95, "W4": 80, "W5": 70, "W6": 35, "W7": None, "W8": 95}
+PEER_NAMES = ("numpy", "tvm", "halide")
+
+
+def summary_rows(results: dict) -> list[list[str]]:
+    """Per workload: tdsl's best, the best peer, their ratio (peer median / tdsl median:
+    >= 1.00 means tdsl is at least as fast), tdsl's % of the limit, the goal, and whether
+    both hold in this run."""
+    rows = []
+    for wid, recs in results.items():
+        td_rec = recs.get("tdsl", {})
+        peers = {n: r for n, r in recs.items() if n in PEER_NAMES and r.get("median_s")}
+        best = min(peers, key=lambda n: peers[n]["median_s"]) if peers else None
+        goal = GOALS.get(wid)
+        if not td_rec.get("median_s") or best is None:
+            rows.append([wid, "-", best or "-", "-", "-", f"{goal}%" if goal else "-", "no"])
+            continue
+        ratio = peers[best]["median_s"] / td_rec["median_s"]
+        pct = td_rec.get("pct_of_limit")
+        ok = ratio >= 1.0 and (goal is None or (pct is not None and pct >= goal))
+        variant = f" ({td_rec['variant']})" if td_rec.get("variant") else ""
+        rows.append([wid, f"{td_rec['perf']:.1f} {td_rec['unit']}{variant}",
+                     f"{best} {peers[best]['perf']:.1f}", f"{ratio:.2f}x",
+                     "-" if pct is None else f"{pct:.0f}%", f"{goal}%" if goal else "-",
+                     "yes" if ok else "no"])
+    return rows
+
+
+SUMMARY_HEAD = ["workload", "tdsl (best variant)", "best peer (numpy, tvm, halide)",
+                "tdsl vs best peer", "tdsl % limit", "goal % limit", "both met"]
+
+
+def summary_text(target: str, results: dict) -> str:
+    rows = [SUMMARY_HEAD] + summary_rows(results)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(SUMMARY_HEAD))]
+    lines = [f"Summary [{target}] (goals: shared/PERF_TARGETS.md)"]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
 TITLE = "# Benchmark results"
 INTRO = ("One section per target (`benchmarks/run.py --target ...`), each from one run on one "
          "CPU; a run replaces its own target's section and keeps the others. Ratios and % of "
@@ -98,6 +140,12 @@ def markdown_section(key: str, description: str, results: dict, titles: dict, ma
     out = [_BEGIN.format(key), f"## Target `{key}`", "",
            f"{description}. Run {machine.get('date', '')} on {machine.get('host', '')}, "
            f"{machine.get('threads')} threads of {machine.get('cores')} cores.", "",
+           "Against the goals of shared/PERF_TARGETS.md (tdsl vs best peer: the best peer's "
+           "median / tdsl's; both met: tdsl at least as fast as the best peer and at least "
+           "the goal's % of the in-run limit):", "",
+           "| " + " | ".join(SUMMARY_HEAD) + " |", "|---" * len(SUMMARY_HEAD) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in summary_rows(results)]
+    out += ["", "All rows:", "",
            "| workload | impl | " + " | ".join(COLUMNS) + " |",
            "|---|---|" + "---:|" * len(COLUMNS)]
     for wid, recs in results.items():

@@ -216,6 +216,7 @@ def main(argv=None) -> int:
         print(flush=True)
         del impls, inputs, ref
 
+    print(report.summary_text(str(target), results), flush=True)
     info = machine.describe(args.threads, target)
     method = {
         "rounds": args.rounds, "timed calls per impl per round": args.calls,
