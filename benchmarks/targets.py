@@ -8,9 +8,12 @@ vector widths and register tiles chosen for that target's registers:
     lanes            float32 lanes of one vector: vector bytes / 4 (8 AVX2, 16 AVX-512)
     GEMM tile        rows x columns of accumulators held over the k loop, 3 vectors wide:
                      AVX-512 (32 zmm) 8 x 48 = 24 accumulators; AVX2 (16 ymm) 4 x 24 = 12
-                     accumulators + 3 B vectors + 1 broadcast of A = 16 registers. Halide
-                     on AVX2 (B not packed) also groups 8 register tiles into 24 x 32
-                     output tiles, as Halide's own AVX2 matrix-multiply test does
+                     accumulators + 3 B vectors + 1 broadcast of A = 16 registers (TVM,
+                     B packed into panels). Halide on AVX2 (B not packed, rows 4 KiB
+                     apart): 6 x 16 (12 accumulators + 2 B vectors + 1 broadcast), one
+                     64-byte line of B per k step, 4 register tiles per 16 x 24 output
+                     tile (the blocking of Halide's own AVX2 matrix-multiply test, which
+                     uses 4 x 24 register tiles in 24 x 32; 6 x 16 ran ~1.2x faster here)
     conv tile        output channels (one vector) x output pixels of one row:
                      AVX-512 16 x 14; AVX2 8 x 14 for Halide (14 accumulators + weights +
                      broadcast = 16 ymm, no spills in its inner loop), 8 x 8 for TVM (LLVM
@@ -100,8 +103,12 @@ def peer_shape(t=None, peer: str = "") -> PeerShape:
     lanes = t.lanes("float32")
     if t.vector_registers >= 32:        # AVX-512: 24 of 32 zmm are accumulators
         return PeerShape(lanes, 8, 3 * lanes, 8, lanes, 14)
-    # 16 registers (AVX2, AVX, SSE): 12 accumulators, 3 B vectors, 1 broadcast of A
-    return PeerShape(lanes, 4, 3 * lanes, 32, lanes, 8 if peer == "tvm" else 14)
+    # 16 registers (AVX2, AVX, SSE): 12 accumulators + the B vectors + 1 broadcast of A:
+    # TVM (B packed) 4 x 3 vectors; Halide (B not packed) 6 x 2 vectors, so one k step of
+    # a tile reads one 64-byte line of B, in output tiles of 4 register tiles
+    if peer == "halide":
+        return PeerShape(lanes, 6, 2 * lanes, 24, lanes, 14)
+    return PeerShape(lanes, 4, 3 * lanes, 4, lanes, 8 if peer == "tvm" else 14)
 
 
 def llvm_mcpu(t=None) -> str:

@@ -26,6 +26,9 @@ def test_peer_widths_and_tiles_follow_the_target():
         assert sh.gemm_rows * sh.gemm_vectors + sh.gemm_vectors + 1 <= regs
         assert sh.conv_channels == sh.lanes
     assert targets.peer_shape(td.target(AVX2), "tvm").conv_pixels == 8
+    h3 = targets.peer_shape(td.target(AVX2), "halide")
+    assert (h3.gemm_rows, h3.gemm_cols, h3.gemm_row_block) == (6, 16, 24)
+    assert h3.gemm_rows * h3.gemm_vectors + h3.gemm_vectors + 1 <= 16
     assert targets.halide_features(td.target(AVX2)) == ["sse41", "avx", "avx2", "f16c", "fma"]
     assert {"avx512", "avx512_skylake"} <= set(targets.halide_features(td.target(AVX512)))
     assert targets.halide_features(td.target("c")) is None          # Halide's host target
@@ -35,7 +38,8 @@ def test_schedule_descriptions_name_the_widths():
     from benchmarks.peers import halide_impl, numpy_impl, tvm_impl
     assert "into 8 vector lanes" in tvm_impl.schedules(td.target(AVX2))["W7"]
     assert "into 16 vector lanes" in tvm_impl.schedules(td.target(AVX512))["W7"]
-    assert "24x4" in halide_impl.schedules(td.target(AVX2))["W1"]
+    assert "16x6" in halide_impl.schedules(td.target(AVX2))["W1"]
+    assert "48x8" in halide_impl.schedules(td.target(AVX512))["W1"]
     assert set(numpy_impl.schedules()) == set(tvm_impl.schedules(td.target(AVX2)))
 
 

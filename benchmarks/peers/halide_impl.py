@@ -114,11 +114,11 @@ def _gemm(shapes):
     acc[x, y] = 0.0
     acc[x, y] += A[k.x, y] * B[x, k.x]
     out[x, y] = acc[x, y]
-    sh = _shape()                       # 48x8 (3 zmm x 8 rows) / 24x4 (3 ymm x 4 rows)
+    sh = _shape()                       # 48x8 (3 zmm x 8 rows) / 16x6 (2 ymm x 6 rows)
     if sh.gemm_row_block > sh.gemm_rows:
-        # Halide's test/performance/matrix_multiplication.cpp (an AVX2 schedule): 24 x 32
-        # output tiles, each as 4-row register tiles, so a 24-wide panel of B is reused by
-        # 8 register tiles while it is in cache
+        # the blocking of Halide's test/performance/matrix_multiplication.cpp (an AVX2
+        # schedule: 24 x 32 output tiles of 24 x 4 register tiles): output tiles of several
+        # register tiles, so a panel of B is reused by each while it is in cache
         yii = hl.Var("yii")
         out.tile(x, y, xo, yo, xi, yi, sh.gemm_cols, sh.gemm_row_block).parallel(yo) \
            .split(yi, yi, yii, sh.gemm_rows).vectorize(xi, sh.lanes).unroll(xi).unroll(yii)
