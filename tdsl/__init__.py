@@ -20,7 +20,8 @@ from .runtime import Module, Timing, load
 # The compiler (isl, the schedule layer, the backends) loads on first use, so that a
 # process that only runs exported kernels (`td.load`) never imports islpy or cgen; td.viz
 # imports matplotlib. Attribute -> (module, name in it or None for the module itself).
-_LAZY = {"Schedule": (".schedule", "Schedule"), "Stage": (".schedule", "Stage"),
+_LAZY = {"auto_schedule": (".auto", "auto_schedule"),
+         "Schedule": (".schedule", "Schedule"), "Stage": (".schedule", "Stage"),
          "create_schedule": (".schedule", "create_schedule"), "lower": (".schedule", "lower"),
          "poly": (".poly", None), "examples": (".examples", None),
          "testing": (".testing", None), "viz": (".viz", None)}

@@ -79,6 +79,20 @@ class Schedule:
         self._analysis = (data, analysis)
         self.history.append(call + (f"  -> {result}" if result else ""))
 
+    def checkpoint(self) -> tuple:
+        """A token for `restore`: the schedule as it is now (primitives never change a
+        schedule's earlier states, so this is cheap)."""
+        return (self._data, len(self.history), self._analysis)
+
+    def restore(self, token: tuple) -> None:
+        """Go back to the state a `checkpoint()` recorded, forgetting later primitives.
+
+        >>> cp = s.checkpoint(); s[C].parallel(i); s.restore(cp)
+        """
+        data, length, analysis = token
+        self._data, self._analysis = data, analysis
+        del self.history[length:]
+
     # -- graph-rewriting primitives --------------------------------------------------
     def cache_read(self, tensor: Tensor, scope: str, readers) -> Tensor:
         """A copy of `tensor` in `scope` that `readers` read instead; schedule the copy
