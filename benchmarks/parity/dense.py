@@ -131,6 +131,8 @@ GEMM_PAIRS = [
                "cache_write local at the fused loop, columns split by lanes, unrolled"),
     _gemm_pair("gemm_fused_ragged", "fused", False, True, 777,
                "gemm_fused on 777: partial tiles in both dimensions"),
+    _gemm_pair("gemm_fused_packed", "fused", True, True, 768,
+               "gemm_fused with B packed into column panels (computed at the root)"),
 ]
 
 
