@@ -32,8 +32,12 @@ def _gemm_tdsl(t: Target, sz: dict, tile: str, pack: bool, fused: bool):
     k = td.reduce_axis(l, name="k")
     if pack:                      # panels Bp[j // cols, k, j % cols], zero past the edge
         panels = -(-m // cols)
-        Bp = td.compute((panels, l, cols), lambda jo, kk, ji: td.select(
-            jo * cols + ji < m, B[kk, jo * cols + ji], 0.0), name="Bp")
+        if m % cols:
+            Bp = td.compute((panels, l, cols), lambda jo, kk, ji: td.select(
+                jo * cols + ji < m, B[kk, jo * cols + ji], 0.0), name="Bp")
+        else:
+            Bp = td.compute((panels, l, cols), lambda jo, kk, ji: B[kk, jo * cols + ji],
+                            name="Bp")
         C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * Bp[j // cols, k, j % cols],
                                                    axis=k), name="C")
     else:
