@@ -1,12 +1,14 @@
 """Machine limit rows: FMA peak (GFLOP/s) and STREAM triad (GB/s), timed like workloads.
 
-Two small C kernels, compiled once by `gcc -O3 -march=native -fopenmp` into a shared
-library and called through ctypes. Each limit is an implementation with the same
-`(run, result, compile_s)` contract, so the harness times it inside every workload's
+Two small C kernels, compiled once per target by `gcc -O3 -march=<target's cpu> -fopenmp`
+into a shared library and called through ctypes. Each limit is an implementation with the
+same `(run, result, compile_s)` contract, so the harness times it inside every workload's
 round-robin rotation and percentages divide by the limit measured in that same rotation.
 
-- fma: every OpenMP thread runs 16 independent chains of 512-bit FMAs (enough to cover
-  the FMA latency), so the count is threads * iters * 16 chains * 16 lanes * 2 flops.
+- fma: every OpenMP thread runs independent chains of FMAs on the target's native
+  vectors (GCC vector extensions: 32 bytes for AVX2, 64 for AVX-512), 12 chains with 16
+  vector registers and 24 with 32, enough to cover the FMA latency; the count is
+  threads * iters * chains * lanes * 2 flops.
 - triad: a[i] = b[i] + s * c[i] over arrays far larger than L3 (64 MiB each by default),
   counted as STREAM does: 3 arrays * 4 bytes per element (write-allocate not counted).
 """
@@ -25,30 +27,36 @@ from pathlib import Path
 import numpy as np
 
 C_SOURCE = r"""
-#include <immintrin.h>
 #include <omp.h>
 #include <stddef.h>
 
-int limit_threads(void) { return omp_get_max_threads(); }
+/* The vector of the target: VBYTES bytes of float (GCC vector extensions, so the probe
+   compiles for any x86-64 level and any other ISA; -march picks the instructions). */
+typedef float vfloat __attribute__((vector_size(VBYTES)));
+#define LANES (VBYTES / 4)
 
-/* 16 independent FMA chains of 16 lanes per thread. Returns a value that depends on every
-   chain so nothing can be optimized away. */
+int limit_threads(void) { return omp_get_max_threads(); }
+int limit_lanes(void) { return LANES; }
+
+/* CHAINS independent FMA chains of one vector each per thread (enough to cover the FMA
+   latency with the target's registers). Returns a value that depends on every chain so
+   nothing can be optimized away. */
 float fma_peak(long iters) {
     float total = 0.0f;
     #pragma omp parallel reduction(+:total)
     {
-        __m512 acc[16];
-        const __m512 mul = _mm512_set1_ps(0.999999f), add = _mm512_set1_ps(1e-7f);
-        #pragma GCC unroll 16
-        for (int j = 0; j < 16; j++) acc[j] = _mm512_set1_ps((float)(j + omp_get_thread_num()));
+        vfloat acc[CHAINS];
+        const vfloat mul = (vfloat){} + 0.999999f, add = (vfloat){} + 1e-7f;
+        #pragma GCC unroll 32
+        for (int j = 0; j < CHAINS; j++) acc[j] = (vfloat){} + (float)(j + omp_get_thread_num());
         for (long i = 0; i < iters; i++) {
-            #pragma GCC unroll 16
-            for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(acc[j], mul, add);
+            #pragma GCC unroll 32
+            for (int j = 0; j < CHAINS; j++) acc[j] = acc[j] * mul + add;
         }
-        __m512 s = acc[0];
-        #pragma GCC unroll 16
-        for (int j = 1; j < 16; j++) s = _mm512_add_ps(s, acc[j]);
-        total += _mm512_reduce_add_ps(s);
+        vfloat s = acc[0];
+        #pragma GCC unroll 32
+        for (int j = 1; j < CHAINS; j++) s += acc[j];
+        for (int l = 0; l < LANES; l++) total += s[l];
     }
     return total;
 }
@@ -65,7 +73,7 @@ void triad(float *restrict a, const float *restrict b, const float *restrict c, 
 }
 """
 
-CFLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+CFLAGS = ["-O3", "-fopenmp", "-shared", "-fPIC", "-ffp-contract=fast"]
 
 
 def build_dir() -> Path:
@@ -74,37 +82,46 @@ def build_dir() -> Path:
     return d
 
 
-def compile_c(source: str, name: str) -> tuple[ctypes.CDLL, float]:
-    """gcc `source` into a shared library (cached by content hash); (library, seconds)."""
-    key = hashlib.sha256((source + " ".join(CFLAGS)).encode()).hexdigest()[:16]
+def compile_c(source: str, name: str, flags: tuple = ("-march=native",)) -> tuple[ctypes.CDLL,
+                                                                                 float]:
+    """gcc `source` with CFLAGS and `flags` into a shared library (cached by content hash);
+    (library, seconds)."""
+    flags = [*CFLAGS, *flags]
+    key = hashlib.sha256((source + " ".join(flags)).encode()).hexdigest()[:16]
     so = build_dir() / f"{name}-{key}.so"
     t0 = time.perf_counter()
     if not so.exists():
         src = so.with_suffix(".c")
         src.write_text(source)
         tmp = so.with_suffix(f".{os.getpid()}.tmp")
-        subprocess.run(["gcc", *CFLAGS, str(src), "-o", str(tmp)], check=True,
+        subprocess.run(["gcc", *flags, str(src), "-o", str(tmp)], check=True,
                        capture_output=True, text=True)
         tmp.replace(so)
     lib = ctypes.CDLL(str(so))
     return lib, time.perf_counter() - t0
 
 
-_lib = None
+_libs: dict = {}
 
 
-def _load():
-    global _lib
-    if _lib is None:
-        lib, _ = compile_c(C_SOURCE, "limits")
+def _load(target=None):
+    """The limits library for `target` (a tdsl target string; the default target if None)."""
+    import tdsl as td
+    t = td.target(target)
+    if str(t) not in _libs:
+        chains = 24 if t.vector_registers >= 32 else 12
+        lib, _ = compile_c(C_SOURCE, "limits", (*t.cflags, f"-DVBYTES={t.vector_bytes}",
+                                                f"-DCHAINS={chains}"))
+        lib.chains = chains
+        lib.limit_lanes.restype = ctypes.c_int
         lib.limit_threads.restype = ctypes.c_int
         lib.fma_peak.restype = ctypes.c_float
         lib.fma_peak.argtypes = [ctypes.c_long]
         fp = ctypes.POINTER(ctypes.c_float)
         lib.triad_init.argtypes = [fp, fp, fp, ctypes.c_long]
         lib.triad.argtypes = [fp, fp, fp, ctypes.c_float, ctypes.c_long]
-        _lib = lib
-    return _lib
+        _libs[str(t)] = lib
+    return _libs[str(t)]
 
 
 @dataclass
@@ -119,22 +136,22 @@ class Limit:
         return self.amount / seconds / 1e9
 
 
-def fma_limit(iters: int = 2_000_000) -> Limit:
-    lib = _load()
-    threads = lib.limit_threads()
+def fma_limit(iters: int = 2_000_000, target=None) -> Limit:
+    lib = _load(target)
+    threads, lanes = lib.limit_threads(), lib.limit_lanes()
 
     def run():
         lib.fma_peak(iters)
-    return Limit("fma", "GFLOP/s", 2.0 * 16 * 16 * threads * iters, run,
-                 f"FMA peak: {threads} threads x 16 chains of zmm FMAs")
+    return Limit("fma", "GFLOP/s", 2.0 * lib.chains * lanes * threads * iters, run,
+                 f"FMA peak: {threads} threads x {lib.chains} chains of {lanes}-lane FMAs")
 
 
 _triad_arrays = {}
 
 
-def triad_limit(n: int = 16 * 1024 * 1024) -> Limit:
+def triad_limit(n: int = 16 * 1024 * 1024, target=None) -> Limit:
     """STREAM triad over three arrays of `n` float32 (64 MiB each by default)."""
-    lib = _load()
+    lib = _load(target)
     if n not in _triad_arrays:
         arrs = [np.empty(n, np.float32) for _ in range(3)]
         ptrs = [a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)) for a in arrs]
@@ -149,8 +166,8 @@ def triad_limit(n: int = 16 * 1024 * 1024) -> Limit:
                  f"STREAM triad, 3 x {n * 4 >> 20} MiB float32 arrays")
 
 
-def make(kind: str, quick: bool = False) -> Limit:
-    return fma_limit() if kind == "fma" else triad_limit()
+def make(kind: str, quick: bool = False, target=None) -> Limit:
+    return fma_limit(target=target) if kind == "fma" else triad_limit(target=target)
 
 
 def gcc_version() -> str:

@@ -13,6 +13,7 @@ from .lang.intrinsics import (abs, cast, ceil, cos, exp, floor, log, maximum, mi
                               sigmoid, sin, sqrt, tanh)
 
 __version__ = "0.1.0"
+from .target import Target, target
 from .build import build
 from .module import Module, Timing
 from .schedule import Schedule, Stage, create_schedule, lower

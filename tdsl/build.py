@@ -9,10 +9,15 @@ from .schedule import lower
 from .schedule.fingerprint import fingerprint
 from .schedule.lower import LazyLowered
 from .schedule.program import size_params
+from .target import target as parse_target
 
 
-def build(schedule, args, target: str = "c", name: str = "kernel", **options) -> Module:
+def build(schedule, args, target=None, name: str = "kernel", **options) -> Module:
     """Compile `schedule` into a callable taking one array per tensor of `args`.
+
+    `target` is "c" (OpenMP C for this CPU), "c -mcpu=<cpu>" (for a CPU gcc's -march=
+    names, e.g. x86-64-v3 for AVX2), a `td.Target`, or "cuda"; by default
+    `TDSL_TARGET` from the environment, else "c".
 
     A schedule built before (the same algorithm, schedule, arguments, compiler and
     flags) is fetched from the disk cache without lowering it again.
@@ -21,17 +26,20 @@ def build(schedule, args, target: str = "c", name: str = "kernel", **options) ->
     >>> mod(a, b, c)
     """
     backend = backends.get(target)            # unknown targets fail before any work
-    if not hasattr(backend, "cached") or options:
+    target = parse_target(target)
+    if target.kind != "c":
         return backend.build(lower(schedule, args, name), **options)
+    if options:
+        return backend.build(lower(schedule, args, name), target=target, **options)
     args = as_tensor_list(args, "args")
     data = schedule.data
-    key = fingerprint(data, args, name, target)
+    key = fingerprint(data, args, name, str(target))
     snapshot = _Snapshot(data)
     lazy = LazyLowered(name, args, size_params(args), lambda: lower(snapshot, args, name))
-    module = backend.cached(key, lazy)
+    module = backend.cached(key, lazy, target)
     if module is not None:
         return module
-    return backend.build(lower(schedule, args, name), fingerprint=key)
+    return backend.build(lower(schedule, args, name), fingerprint=key, target=target)
 
 
 class _Snapshot:

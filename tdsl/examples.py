@@ -11,13 +11,27 @@ from .lang.intrinsics import exp
 from .schedule import create_schedule
 
 
-def matmul(tile_i: int = 8, tile_j: int = 32):
+def register_tile_shape(target=None) -> tuple[int, int]:
+    """(rows, columns) of a float32 matmul register tile that fits the target's vector
+    registers with room for the B vectors and the broadcast A element: 6 x 16 (12 of 16
+    ymm registers) on AVX2, as OpenBLAS and BLIS do; 8 x 32 (16 of 32 zmm) on AVX-512."""
+    from .target import target as parse_target
+    t = parse_target(target)
+    lanes = t.lanes("float32")
+    if t.vector_registers >= 32:
+        return 8, 2 * lanes
+    return 6, 2 * lanes
+
+
+def matmul(tile_i: int | None = None, tile_j: int | None = None, target=None):
     """C = A @ B with a `tile_i x tile_j` block of C accumulated in registers.
 
     The block is computed in a local buffer (cache_write) per tile of C, its rows
     unrolled and its columns vectorized, over the whole k loop; tiles of rows run in
-    parallel. 8 x 32 floats is 16 AVX-512 registers of accumulators.
+    parallel. The default tile fits the target's registers (`register_tile_shape`).
     """
+    rows, cols = register_tile_shape(target)
+    tile_i, tile_j = tile_i or rows, tile_j or cols
     n, l, m = var("n"), var("l"), var("m")
     A = placeholder((n, l), name="A")
     B = placeholder((l, m), name="B")
@@ -28,7 +42,7 @@ def matmul(tile_i: int = 8, tile_j: int = 32):
     return s, [A, B, C]
 
 
-def register_tile(s, C, tile_i: int = 8, tile_j: int = 32):
+def register_tile(s, C, tile_i: int, tile_j: int):
     """Schedule the 2-D reduction C (a matmul) as a `tile_i x tile_j` register tile: C is
     computed into a local tile (cache_write) per tile of C, the tile's rows unrolled, its
     columns vectorized, over the whole reduction; tiles of rows in parallel."""

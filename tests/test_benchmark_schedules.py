@@ -31,12 +31,13 @@ def _conv(x, w):
 
 
 CASES = {
-    "gemm-packed": (lambda: w1_gemm.gemm(37, 64, 29), lambda f: f[0] @ f[1]),
-    "gemm-unpacked": (lambda: w1_gemm.gemm(20, 40, 9, pack=False), lambda f: f[0] @ f[1]),
-    "conv2d": (lambda: w2_conv2d.conv2d(1, 5, 9, 30, 32), lambda f: _conv(f[0], f[1])),
+    "gemm-packed": (lambda: w1_gemm.gemm(37, 64, 29, 6, 16), lambda f: f[0] @ f[1]),
+    "gemm-unpacked": (lambda: w1_gemm.gemm(20, 40, 9, 8, 32, pack=False),
+                      lambda f: f[0] @ f[1]),
+    "conv2d": (lambda: w2_conv2d.conv2d(1, 5, 9, 30, 32, 8, 12), lambda f: _conv(f[0], f[1])),
     "fma_relu": (lambda: w3_fma_relu.fma_relu(37, 50),
                  lambda f: np.maximum(f[0] * f[1] + f[2], 0)),
-    "softmax": (lambda: w4_softmax.softmax(7, 45), lambda f: _numpy_softmax(f[0])),
+    "softmax": (lambda: w4_softmax.softmax(7, 45, 8), lambda f: _numpy_softmax(f[0])),
     "blur": (lambda: w5_blur.blur(37, 300),
              lambda f: sum(sum(f[0][r:r + 37, c:c + 300] for c in range(3)) / 3
                            for r in range(3)) / 3),
@@ -44,8 +45,8 @@ CASES = {
                           lambda f: f[0].T),
     "transpose-one-level": (lambda: w6_transpose.transpose(37, 45, block=16, tile=16),
                             lambda f: f[0].T),
-    "rowsum": (lambda: w7_rowsum.rowsum(7, 45), lambda f: f[0].sum(axis=1)),
-    "layernorm": (lambda: w8_layernorm.layernorm(7, 45), lambda f: _numpy_layernorm(f[0])),
+    "rowsum": (lambda: w7_rowsum.rowsum(7, 45, 16), lambda f: f[0].sum(axis=1)),
+    "layernorm": (lambda: w8_layernorm.layernorm(7, 45, 8), lambda f: _numpy_layernorm(f[0])),
 }
 
 
@@ -58,7 +59,8 @@ def test_benchmark_schedule_matches_numpy(name):
     np.testing.assert_allclose(out, numpy_fn(inputs), rtol=2e-4, atol=2e-4)
 
 
-@pytest.mark.parametrize("lanes,strip", [(32, 7), (32, 14)], ids=["k32x7", "k32x14"])
+@pytest.mark.parametrize("lanes,strip", [(32, 7), (32, 14), (16, 6), (8, 14)],
+                         ids=["k32x7", "k32x14", "k16x6", "k8x14"])
 def test_conv2d_variants(lanes, strip):
     s, args = w2_conv2d.conv2d(1, 3, 9, 30, 64, lanes=lanes, strip=strip)
     feeds, (out,) = check(s, args)
@@ -66,9 +68,10 @@ def test_conv2d_variants(lanes, strip):
     np.testing.assert_allclose(out, _conv(*inputs), rtol=2e-4, atol=2e-4)
 
 
-@pytest.mark.parametrize("lanes", [32, 64])
+@pytest.mark.parametrize("lanes", [8, 32, 64])
 def test_reduction_lane_variants(lanes):
     for make in (lambda: w4_softmax.softmax(5, 150, lanes), lambda: w8_layernorm.layernorm(
             5, 150, lanes), lambda: w7_rowsum.rowsum(5, 150, lanes)):
         s, args = make()
         check(s, args)
+

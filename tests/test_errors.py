@@ -202,9 +202,11 @@ def test_compute_at_into_stage_that_does_not_consume():
     p = two_consumers()
     s = p.schedule()
     i = p.Z.op.axis[0]
+    # Z needs P through Q and R, which are still at the root: the lesson names the call
+    # to make first (consumers before producers)
     refuse(s, p.args, lambda: s[p.P].compute_at(s[p.Z], i),
-           "s[P].compute_at(s[Z], i)", "Z does not read P",
-           "compute_at places a producer inside a loop of a consumer of it")
+           "s[P].compute_at(s[Z], i) is illegal", "but Q also reads it, outside that loop",
+           "s[Q].compute_at(s[Z], i)")
     s[p.Q].compute_at(s[p.Z], i)
     s[p.R].compute_at(s[p.Z], i)
     s[p.P].compute_at(s[p.Z], i)               # now every reader of P is inside loop i
@@ -216,9 +218,30 @@ def test_compute_at_skipping_a_stage_of_a_chain():
     s = p.schedule()
     P1, P2, P3 = p.chain
     refuse(s, p.args, lambda: s[P1].compute_at(s[P3], P3.op.axis[0]),
-           "s[P1].compute_at(s[P3], i)", "P3 does not read P1")
+           "s[P1].compute_at(s[P3], i) is illegal", "but P2 also reads it, outside that loop",
+           "s[P2].compute_at(s[P3], i)")
     s[P1].compute_at(s[P2], P2.op.axis[0])
     still_works(p, s)
+
+
+def test_compute_at_a_stage_that_needs_it_through_another():
+    """Halide and TVM compute a producer at a loop of any stage that needs it, also
+    through other stages: P1 at P3's row loop, next to P2 (which reads it) there."""
+    p = stencil_chain(3)
+    s = p.schedule()
+    P1, P2, P3 = p.chain
+    i = P3.op.axis[0]
+    s[P2].compute_at(s[P3], i)
+    s[P1].compute_at(s[P3], i)
+    still_works(p, s)
+
+
+def test_compute_at_a_stage_that_does_not_need_it():
+    p = two_consumers()
+    s = p.schedule()
+    refuse(s, p.args, lambda: s[p.Q].compute_at(s[p.R], p.R.op.axis[0]),
+           "s[Q].compute_at(s[R], i)", "R does not need Q, neither directly nor through "
+           "other stages", "compute_at places a producer inside a loop of a stage that uses")
 
 
 def test_compute_at_with_a_consumer_left_outside():

@@ -1,10 +1,11 @@
-"""W1, GEMM: B packed into panels, an 8 x 32 register tile of accumulators.
+"""W1, GEMM: B packed into panels, a register tile of accumulators sized for the target.
 
 The lesson of PERF_TARGETS.md: keep a block of C in vector registers for the whole
 k loop. `cache_write(C, "local")` computed at C's (i_outer, j_outer) tile, with the
-tile's rows unrolled and its 32 columns vectorized (2 zmm registers per row),
-gives 16 accumulators that gcc keeps in registers; B is re-laid out as panels
-`Bp[j // 32, k, j % 32]` so each k step reads 32 contiguous floats.
+tile's rows unrolled and its columns vectorized (2 vectors per row), gives the
+accumulators that gcc keeps in registers: 6 x 16 (12 ymm) on AVX2, 8 x 32 (16 zmm) on
+AVX-512. B is re-laid out as panels `Bp[j // tile_j, k, j % tile_j]` so each k step
+reads one contiguous row of the panel.
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ import tdsl as td
 
 from ._common import prepare_kernel
 
-TILE_I, TILE_J = 8, 32
-
-
-def gemm(n: int, m: int, l: int, tile_i: int = TILE_I, tile_j: int = TILE_J, pack: bool = True):
+def gemm(n: int, m: int, l: int, tile_i: int, tile_j: int, pack: bool = True):
     """(schedule, args) of C = A @ B for A (n, l), B (l, m); m must divide by tile_j."""
     A = td.placeholder((n, l), name="A")
     B = td.placeholder((l, m), name="B")
@@ -37,16 +35,23 @@ def gemm(n: int, m: int, l: int, tile_i: int = TILE_I, tile_j: int = TILE_J, pac
     return s, [A, B, C]
 
 
-def _prepare(inputs, pack: bool, tile_i: int = TILE_I, tile_j: int = TILE_J):
+def _prepare(inputs, pack: bool, tile_i: int, tile_j: int):
     a, b = inputs["A"], inputs["B"]
     s, args = gemm(a.shape[0], b.shape[1], a.shape[1], tile_i, tile_j, pack=pack)
     return prepare_kernel(s, args, [a, b], (a.shape[0], b.shape[1]))
 
 
-# 8 x 32: 16 accumulators (2 vectors per row); 6 x 64: 24 accumulators (4 per row), which
-# loads fewer B vectors per FMA but leaves 1024 % 6 = 4 rows as a partial tile.
-VARIANTS = {
-    "packed-8x32": lambda inputs: _prepare(inputs, True),
-    "unpacked-8x32": lambda inputs: _prepare(inputs, False),
-    "packed-6x64": lambda inputs: _prepare(inputs, True, 6, 64),
-}
+def _variants():
+    """The register tiles for the target: the default shape of td.examples (2 vectors per
+    row), one with 3 vectors per row, and the default without packing."""
+    rows, cols = td.examples.register_tile_shape()
+    lanes = td.target().lanes()
+    wide = (4, 3 * lanes) if td.target().vector_registers < 32 else (6, 4 * lanes)
+    return {
+        f"packed-{rows}x{cols}": lambda inputs: _prepare(inputs, True, rows, cols),
+        f"unpacked-{rows}x{cols}": lambda inputs: _prepare(inputs, False, rows, cols),
+        f"packed-{wide[0]}x{wide[1]}": lambda inputs: _prepare(inputs, True, *wide),
+    }
+
+
+VARIANTS = _variants()

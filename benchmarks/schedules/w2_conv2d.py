@@ -1,4 +1,4 @@
-"""W2, conv2d NCHW, 3x3, pad 1: a register tile of 14 pixels x 16 output channels.
+"""W2, conv2d NCHW, 3x3, pad 1: a register tile of pixels x output channels.
 
 The peers' lesson: pad in a separate stage (no bounds tests in the reduction), and
 keep a block of outputs in registers over the whole (c, r, s) reduction. The block
@@ -14,8 +14,9 @@ import tdsl as td
 from ._common import prepare_kernel
 
 
-def conv2d(batch: int, c: int, h: int, w: int, k: int, lanes: int = 16, strip: int = 14):
-    """(schedule, args) for a 3x3, stride 1, pad 1 convolution; k must divide by lanes."""
+def conv2d(batch: int, c: int, h: int, w: int, k: int, lanes: int, strip: int):
+    """(schedule, args) for a 3x3, stride 1, pad 1 convolution with blocks of `lanes`
+    output channels (one or more vectors); k must divide by lanes."""
     x = td.placeholder((batch, c, h, w), name="x")
     wts = td.placeholder((k, c, 3, 3), name="w")
     pad = td.compute((batch, c, h + 2, w + 2), lambda n, ci, y, xx: td.select(
@@ -55,9 +56,19 @@ def _prepare(inputs, lanes: int, strip: int):
     return prepare_kernel(s, args, [x, w], (batch, w.shape[0], h, wd))
 
 
-# (output channels per block, pixels per strip): 16 x 14 is TVM's tile; 32 x 7 loads half
-# as many pixels per FMA; 32 x 14 uses 28 of the 32 vector registers.
-VARIANTS = {
-    f"k{lanes}x{strip}": (lambda inputs, lanes=lanes, strip=strip: _prepare(inputs, lanes, strip))
-    for lanes, strip in ((16, 14), (16, 7), (32, 7), (32, 8))
-}
+def _variants():
+    """(output channels per block, pixels per strip) for the target. A block is
+    channels / lanes vectors x strip pixels of accumulators, plus the weight vectors and
+    one broadcast pixel, within the vector registers: on AVX2 (16 ymm) 8 x 12 and 16 x 6
+    (12 accumulators) and 8 x 14; on AVX-512 (32 zmm) TVM's 16 x 14, 16 x 7, 32 x 7 (loads
+    half as many pixels per FMA) and 32 x 8."""
+    lanes = td.target().lanes()
+    if td.target().vector_registers < 32:
+        shapes = ((lanes, 12), (2 * lanes, 6), (lanes, 14))
+    else:
+        shapes = ((lanes, 14), (lanes, 7), (2 * lanes, 7), (2 * lanes, 8))
+    return {f"k{k}x{strip}": (lambda inputs, k=k, strip=strip: _prepare(inputs, k, strip))
+            for k, strip in shapes}
+
+
+VARIANTS = _variants()

@@ -1,4 +1,4 @@
-"""W3, out = max(a * b + c, 0): rows in parallel, each row as 16-lane vectors.
+"""W3, out = max(a * b + c, 0): rows in parallel, each row in native vectors.
 
 Memory bound: the goal is to stream the three inputs once at full bandwidth, in
 parallel blocks of rows large enough to keep both cores busy.

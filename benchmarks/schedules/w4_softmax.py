@@ -1,7 +1,7 @@
 """W4, row softmax: one row at a time in registers and L1, rows in parallel.
 
-Per row: the maximum (factored into 16 lanes), exp(x - max) into a private row
-buffer with the vectorized polynomial exp, the sum of that row (16 lanes), and
+Per row: the maximum (factored into vector lanes), exp(x - max) into a private row
+buffer with the vectorized polynomial exp, the sum of that row (in lanes), and
 the normalized row. Every stage is computed at the row loop, so a row is read
 from memory once and written once.
 """
@@ -12,10 +12,9 @@ import tdsl as td
 
 from ._common import prepare_kernel, reduce_in_lanes
 
-LANES = 16
 
 
-def softmax(n: int, m: int, lanes: int = LANES):
+def softmax(n: int, m: int, lanes: int):
     x = td.placeholder((n, m), name="x")
     k1, k2 = td.reduce_axis(m, name="k1"), td.reduce_axis(m, name="k2")
     row_max = td.compute((n,), lambda i: td.max(x[i, k1], axis=k1), name="row_max")
@@ -45,4 +44,5 @@ def _prepare(inputs, lanes: int):
 
 # 16 lanes: one vector of partial results; 32 or 64: two or four independent vectors,
 # which hides the latency of the reduction's additions
-VARIANTS = {f"lanes{n}": (lambda inputs, n=n: _prepare(inputs, n)) for n in (16, 32, 64)}
+VARIANTS = {f"lanes{n}": (lambda inputs, n=n: _prepare(inputs, n))
+            for n in (td.target().lanes(), 2 * td.target().lanes(), 4 * td.target().lanes())}

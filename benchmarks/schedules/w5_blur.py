@@ -2,7 +2,7 @@
 
 blur_y is tiled 32 rows x 256 columns; each tile computes the 34 x 256 rows of
 blur_x it needs (the 2-row halo is recomputed, 6%) into a private buffer that
-stays in L1/L2, both stages as 16-lane vectors, tiles of rows in parallel.
+stays in L1/L2, both stages in native vectors, tiles of rows in parallel.
 """
 
 from __future__ import annotations

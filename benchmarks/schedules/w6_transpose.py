@@ -14,7 +14,7 @@ import tdsl as td
 from ._common import prepare_kernel
 
 
-def transpose(n: int, m: int, block: int = 128, tile: int = 8):
+def transpose(n: int, m: int, block: int, tile: int):
     x = td.placeholder((n, m), name="x")
     out = td.compute((m, n), lambda i, j: x[j, i], name="out")
     s = td.create_schedule(out)
@@ -35,7 +35,14 @@ def _prepare(inputs, block: int, tile: int):
     return prepare_kernel(s, args, [x], (x.shape[1], x.shape[0]))
 
 
-VARIANTS = {
-    f"{block}x{block}/{tile}x{tile}": (lambda inputs, b=block, t=tile: _prepare(inputs, b, t))
-    for block, tile in ((128, 8), (64, 8), (128, 16), (16, 16))
-}
+def _variants():
+    """(block, vector tile): tiles of one native vector (8 x 8 floats on AVX2, 16 x 16 on
+    AVX-512), also 8 x 8 on AVX-512, in 128- or 64-blocks; one level of 16 x 16 tiles."""
+    lanes = td.target().lanes()
+    shapes = dict.fromkeys(((128, lanes), (64, lanes), (128, 8), (16, 16)))
+    return {f"{block}x{block}/{tile}x{tile}": (lambda inputs, b=block, t=tile:
+                                               _prepare(inputs, b, t))
+            for block, tile in shapes}
+
+
+VARIANTS = _variants()

@@ -1,7 +1,7 @@
-"""W7, row sums: the reduction factored into 16 lanes (rfactor), rows in parallel.
+"""W7, row sums: the reduction factored into vector lanes (rfactor), rows in parallel.
 
 A float sum does not vectorize by itself (reassociation), so the reduction over k
-is split by 16 and factored over the 16 inner positions: 16 partial sums per row,
+is split by the lanes and factored over the inner positions: one partial sum per lane,
 kept in one vector register while the row streams through, then added up.
 """
 
@@ -11,10 +11,9 @@ import tdsl as td
 
 from ._common import prepare_kernel, reduce_in_lanes
 
-LANES = 16
 
 
-def rowsum(n: int, m: int, lanes: int = LANES):
+def rowsum(n: int, m: int, lanes: int):
     x = td.placeholder((n, m), name="x")
     k = td.reduce_axis(m, name="k")
     total = td.compute((n,), lambda i: td.sum(x[i, k], axis=k), name="total")
@@ -32,4 +31,5 @@ def _prepare(inputs, lanes: int):
     return prepare_kernel(s, args, [x], (x.shape[0],))
 
 
-VARIANTS = {f"lanes{n}": (lambda inputs, n=n: _prepare(inputs, n)) for n in (16, 64)}
+VARIANTS = {f"lanes{n}": (lambda inputs, n=n: _prepare(inputs, n))
+            for n in (td.target().lanes(), 2 * td.target().lanes(), 4 * td.target().lanes())}

@@ -1,8 +1,8 @@
 """W8, layernorm over the last axis: mean and variance in one pass, per row.
 
-Sum and sum of squares are factored into 16 lanes each (rfactor) and computed at
+Sum and sum of squares are factored into vector lanes each (rfactor) and computed at
 the row loop, then var = E[x^2] - mean^2 (what TOPI's layer norm does), and the
-row is normalized as 16-lane vectors. A row is read from memory once (the second
+row is normalized in native vectors. A row is read from memory once (the second
 read hits L1) and written once.
 """
 
@@ -12,11 +12,10 @@ import tdsl as td
 
 from ._common import prepare_kernel, reduce_in_lanes
 
-LANES = 16
 EPS = 1e-5
 
 
-def layernorm(n: int, m: int, lanes: int = LANES, eps: float = EPS):
+def layernorm(n: int, m: int, lanes: int, eps: float = EPS):
     x = td.placeholder((n, m), name="x")
     k1, k2 = td.reduce_axis(m, name="k1"), td.reduce_axis(m, name="k2")
     total = td.compute((n,), lambda i: td.sum(x[i, k1], axis=k1), name="total")
@@ -45,4 +44,5 @@ def _prepare(inputs, lanes: int):
     return prepare_kernel(s, args, [x], x.shape)
 
 
-VARIANTS = {f"lanes{n}": (lambda inputs, n=n: _prepare(inputs, n)) for n in (16, 32, 64)}
+VARIANTS = {f"lanes{n}": (lambda inputs, n=n: _prepare(inputs, n))
+            for n in (td.target().lanes(), 2 * td.target().lanes(), 4 * td.target().lanes())}

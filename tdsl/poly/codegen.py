@@ -13,7 +13,7 @@ from __future__ import annotations
 import islpy as isl
 
 from .model import Model, _map_from_affs, maps_of
-from .program import Loop, Statement
+from .program import Loop, Statement, loops
 
 
 ISOLATED_KINDS = ("vectorize", "unroll")
@@ -27,6 +27,7 @@ class Marks:
         self.loops: dict[str, Loop] = {}
         self.allocs: dict[str, list] = {}
         self.indices: dict[str, dict[int, list[isl.AstExpr]]] = {}
+        self.versions: dict[int, isl.Map] = {}     # id(loop) -> its full iterations
 
     def loop(self, loop: Loop) -> isl.Id:
         key = f"loop{len(self.loops)}"
@@ -42,11 +43,17 @@ class Marks:
 def generate_ast(model: Model, isolate: bool = True) -> tuple[isl.AstNode, Marks]:
     """The isl AST of the scheduled program, and the marks it carries."""
     marks = Marks()
+    requests = _isolation_requests(model) if isolate else {}
+    # Fullness that is periodic in a loop (a fused loop over tiles: `f % 22 != 21`) is
+    # not a range isl's isolate can split off; those loops get two versions of their body
+    # instead (a sequence of two filters), each with its own private buffers.
+    marks.versions = {key: full for key, full in requests.items() if _periodic(full)}
+    requests = {key: full for key, full in requests.items() if key not in marks.versions}
     schedule = _sequence(model, model.program.body, marks)
-    if isolate:
+    if requests:
         # Options make a band depend on the bands above it ("anchored"), so they are set
         # once the whole tree exists.
-        schedule = _isolate_all(model, schedule.get_root(), marks).get_schedule()
+        schedule = _isolate_all(model, schedule.get_root(), marks, requests).get_schedule()
     build = isl.AstBuild.from_context(model.context)
     build, handle = build.set_at_each_domain(lambda node, b: _index_exprs(model, marks, node, b))
     ast = build.node_from_schedule(schedule)
@@ -104,16 +111,43 @@ def _node(model: Model, node, marks: Marks) -> isl.Schedule | None:
     band_node = band.get_root().child(0)
     if node.allocs:
         band_node = band_node.child(0).insert_mark(marks.alloc(node.allocs)).parent()
+    full = marks.versions.get(id(node))
+    if full is not None:
+        band_node = _insert_versions(model, node, band_node, full)
     band_node = band_node.insert_mark(marks.loop(node))
     return band_node.get_schedule()
 
 
+def _insert_versions(model: Model, loop: Loop, band_node: isl.ScheduleNode,
+                     full: isl.Map) -> isl.ScheduleNode:
+    """Below the band of `loop`, a sequence of two copies of its body: the iterations where
+    `full` ([outer loops] -> [loop]) holds, then the others. isl guards each copy with its
+    condition and simplifies the bounds inside with it, so the full copy gets constant
+    trip counts; each copy allocates its own private buffers."""
+    full_set = full.wrap().flatten()
+    chosen = partial = None
+    for sm in model.statements_under(loop):
+        to_prefix = _map_from_affs(sm.domain, model.path_values(sm, loop), None)
+        inside = to_prefix.intersect_range(full_set.reset_tuple_id()).domain()
+        outside = sm.domain.subtract(inside)
+        inside, outside = isl.UnionSet.from_set(inside), isl.UnionSet.from_set(outside)
+        chosen = inside if chosen is None else chosen.union(inside)
+        partial = outside if partial is None else partial.union(outside)
+    if chosen.is_empty() or partial.is_empty():
+        return band_node
+    filters = isl.UnionSetList.alloc(model.ctx, 2).add(chosen).add(partial)
+    return band_node.child(0).insert_sequence(filters).parent()
+
+
+def _periodic(full: isl.Map) -> bool:
+    """Does the set of full prefixes need integer division to describe (a fused loop)?"""
+    return any(b.dim(isl.dim_type.div) > 0 for b in full.wrap().get_basic_sets())
+
+
 def _isolate_all(model: Model, node: isl.ScheduleNode, marks: Marks,
-                 requests: dict | None = None) -> isl.ScheduleNode:
+                 requests: dict) -> isl.ScheduleNode:
     """Set the isolate options (see `_isolation_requests`) on the bands below loop marks,
     depth first; returns the node at the same position in the new tree."""
-    if requests is None:
-        requests = _isolation_requests(model, marks)
     if node.get_type() == isl.schedule_node_type.mark:
         loop = marks.loops.get(node.mark_get_id().get_name())
         if loop is not None and id(loop) in requests:
@@ -124,7 +158,7 @@ def _isolate_all(model: Model, node: isl.ScheduleNode, marks: Marks,
     return node
 
 
-def _isolation_requests(model: Model, marks: Marks) -> dict[int, isl.Map]:
+def _isolation_requests(model: Model) -> dict[int, isl.Map]:
     """Where to separate full tiles, by loop: `{id(loop): [outer loops] -> [loop]}`.
 
     Constant trip counts matter where the emitter vectorizes or unrolls (isolating every
@@ -136,7 +170,7 @@ def _isolation_requests(model: Model, marks: Marks) -> dict[int, isl.Map]:
     registers only when no version indexes them with a variable.
     """
     requests: dict[int, isl.Map] = {}
-    for loop in marks.loops.values():
+    for loop, _ in loops(model.program.body):
         if loop.kind not in ISOLATED_KINDS:
             continue
         found = _full_prefixes(model, loop)

@@ -77,6 +77,8 @@ def expand_private_arrays(model) -> dict[str, Layout]:
                                        None)
             w.domain = to_region.intersect_range(region).domain().coalesce()
         layouts[array.name] = _layout(model, loop, footprint)
+        for w in writers[array.name]:
+            model.rebase_at_region(w, layouts[array.name])
     return layouts
 
 

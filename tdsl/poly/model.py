@@ -65,6 +65,8 @@ class Model:
         self.param_pos = {id(p): k for k, p in enumerate(self.params)}
         self.loop_paths = {id(loop): path for loop, path in loops(program.body)}
         self._boxes: dict[str, isl.Set] = {}
+        self._rebase: dict[str, isl.PwMultiAff] = {}
+        self.rebased: dict[str, tuple] = {}     # stmt -> (layout, {dim position: array dim})
         self.stmts: dict[str, StmtModel] = {}
         for stmt, path, positions in _positions(program.body):
             self.stmts[stmt.name] = self._statement(stmt, path, positions)
@@ -130,12 +132,46 @@ class Model:
     # -- values of loops -----------------------------------------------------------
     def loop_value(self, sm: StmtModel, loop: Loop) -> isl.PwAff:
         """The value of `loop` at each instance of the statement (an o dim, or the
-        loop's own value expression for statements of its stage)."""
+        loop's own value expression for statements of its stage, relative to the start
+        of the region when the stage is computed at another stage's loop)."""
         for k, o in enumerate(sm.outer):
             if o is loop:
                 aff = isl.Aff.var_on_domain(sm.build.local, isl.dim_type.set, k)
                 return isl.PwAff.from_aff(aff)
-        return sm.build(loop.values[sm.name])
+        value = sm.build(loop.values[sm.name])
+        rebase = self._rebase.get(sm.name)
+        return value if rebase is None else value.pullback_pw_multi_aff(rebase)
+
+    def rebase_at_region(self, sm: StmtModel, layout) -> None:
+        """Make the own loops of `sm`, a statement computing a private region, run from
+        the region's start: a data axis x that indexes the region's dim d is seen by its
+        loops as x - offset_d(o). Splits then start at the region's edge (TVM and
+        Halide do the same), so a tile-local stage's loops run from 0 with constant trip
+        counts, instead of from a modulo of the consumer's (fused) loop."""
+        n_o = len(sm.outer)
+        if n_o == 0:
+            return
+        to_o = isl.PwMultiAff.from_map(_map_from_affs(
+            isl.Set.universe(sm.space), [isl.PwAff.from_aff(isl.Aff.var_on_domain(
+                sm.build.local, isl.dim_type.set, k)) for k in range(n_o)], None))
+        shifted, dims_of = {}, {}
+        for d, index in enumerate(sm.stmt.index):
+            k = next((n for n, dim in enumerate(sm.stmt.dims) if dim is index), None)
+            if k is None or (n_o + k) in shifted:
+                continue
+            offset = layout.offset_affs[d].pullback_pw_multi_aff(to_o)
+            shifted[n_o + k] = offset
+            dims_of[k] = d
+        if not shifted:
+            return
+        self.rebased[sm.name] = (layout, dims_of)
+        affs = []
+        for k in range(sm.space.dim(isl.dim_type.set)):
+            x = isl.PwAff.from_aff(isl.Aff.var_on_domain(sm.build.local, isl.dim_type.set, k))
+            affs.append(x.sub(shifted[k]) if k in shifted else x)
+        rebase = isl.PwMultiAff.from_map(_map_from_affs(isl.Set.universe(sm.space), affs,
+                                                        sm.name))
+        self._rebase[sm.name] = rebase
 
     def path_values(self, sm: StmtModel, loop: Loop) -> list[isl.PwAff]:
         """Values of `loop` and every loop enclosing it, outermost first."""

@@ -126,8 +126,11 @@ class Translator:
         for loop, c in zip(sm.outer, coords[:n_o]):
             env[loop.var] = self.active.get(id(loop), c)
         for loop in sm.path[n_o:]:
+            if any(loop.var is d for d in sm.stmt.dims):
+                continue        # a root axis: its coordinate, not the loop's (rebased) value
             active = self.active.get(id(loop))
-            env[loop.var] = active if active is not None else substitute(loop.values[name], env)
+            env[loop.var] = active if active is not None else \
+                substitute(loop.values[name], self._relative_dims(sm, env))
         stmt = sm.stmt
         value = self._expr(sm, stmt.value, env)
         target = self.buffers[stmt.target.name]
@@ -140,6 +143,18 @@ class Translator:
         if sm.guard is not None:
             store = ir.If(self._expr(sm, sm.guard, env), store)
         return store
+
+    def _relative_dims(self, sm: StmtModel, env: dict) -> dict:
+        """The statement's dims as its own loops see them: relative to the start of the
+        region for a stage computed at another stage's loop (Model.rebase_at_region)."""
+        if sm.name not in self.model.rebased:
+            return env
+        layout, dims_of = self.model.rebased[sm.name]
+        relative = dict(env)
+        for k, d in dims_of.items():
+            dim = sm.stmt.dims[k]
+            relative[dim] = simplify_index(env[dim] - substitute(layout.offset[d], env))
+        return relative
 
     def _expr(self, sm: StmtModel, e: Expr, env: dict) -> Expr:
         """`e` with the statement's coordinates substituted and loads made buffer loads."""

@@ -259,11 +259,12 @@ class Stage:
         parent._require_computed("compute_at", self._call(text))
         axis = parent._require_leaf(axis, "compute_at", self._call(text))
         self._require_movable(text)
-        if self._key not in _producers_of(self._schedule.data, parent._key):
+        if self._key not in _needed_by(self._schedule.data, parent._key):
             raise ScheduleError(
-                f"{self._call(text)}: {parent.name} does not read {self.name}, so there is "
-                f"nothing to compute inside its loop. compute_at places a producer inside "
-                f"a loop of a consumer of it")
+                f"{self._call(text)}: {parent.name} does not need {self.name}, neither "
+                f"directly nor through other stages, so there is nothing to compute inside "
+                f"its loop. compute_at places a producer inside a loop of a stage that uses "
+                f"its values")
         self._apply(replace(self.state, attach=(parent._key, axis)), self._call(text))
 
     def compute_root(self) -> None:
@@ -347,9 +348,10 @@ def _owner(data: ScheduleData, axis: IterVar) -> str | None:
     return None
 
 
-def _producers_of(data: ScheduleData, key) -> set:
-    """Stages read inside the loops of stage `key`: by it, by stages computed inside its
-    loops, and through inlined stages."""
+def _needed_by(data: ScheduleData, key) -> set:
+    """Stages whose values stage `key` needs, directly or through other stages (Halide and
+    TVM let a producer be computed at a loop of any stage that needs it; whether the
+    placement is legal is isl's question, answered when the schedule is checked)."""
     readers = [key] + [k for k in data.order if _inside(data, k, key)]
     found = set()
     stack = list(readers)
@@ -360,8 +362,7 @@ def _producers_of(data: ScheduleData, key) -> set:
             if pk is None or pk in found:
                 continue
             found.add(pk)
-            if data.states[pk].inlined:
-                stack.append(pk)
+            stack.append(pk)
     return found
 
 

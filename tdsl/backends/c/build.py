@@ -1,9 +1,9 @@
 """gcc invocation, the on-disk cache, and ctypes loading for the C backend.
 
-The compiler and flags come from `TDSL_CC` and `TDSL_CFLAGS` (defaults below);
-the cache key covers the source, the compiler's identity, the flags and the
-CPU (flags include -march=native), so a shared cache never serves code built
-for another machine.
+The compiler and flags come from `TDSL_CC` and `TDSL_CFLAGS` (defaults below); the
+CPU comes from the target (`-march=` of `td.target(...)`, appended last so that it
+wins). The cache key covers the source, the compiler's identity, the flags and the
+host CPU, so a shared cache never serves code built for another machine.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from ... import cache
 from ...errors import CompileError
 
-DEFAULT_CFLAGS = ("-O3 -march=native -fopenmp -fPIC -shared -std=gnu11 -fwrapv "
+DEFAULT_CFLAGS = ("-O3 -fopenmp -fPIC -shared -std=gnu11 -fwrapv "
                   "-fno-math-errno -fno-trapping-math")
 
 
@@ -28,8 +28,11 @@ def compiler() -> str:
     return os.environ.get("TDSL_CC", "gcc")
 
 
-def cflags() -> list[str]:
-    return shlex.split(os.environ.get("TDSL_CFLAGS", DEFAULT_CFLAGS))
+def cflags(target=None) -> list[str]:
+    """The compile flags: TDSL_CFLAGS (or the defaults), then the target's -march."""
+    from ...target import target as parse_target
+    return shlex.split(os.environ.get("TDSL_CFLAGS", DEFAULT_CFLAGS)) + \
+        parse_target(target).cflags
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,9 +56,10 @@ def _cpu_identity() -> str:
         return platform.processor()
 
 
-def compile_shared(source: str) -> Path:
-    """The path of a shared library built from `source` (from the cache when possible)."""
-    cc, flags = compiler(), cflags()
+def compile_shared(source: str, target=None) -> Path:
+    """The path of a shared library built from `source` for `target` (from the cache
+    when possible)."""
+    cc, flags = compiler(), cflags(target)
     key = cache.digest(source, _compiler_identity(cc), " ".join(flags), _cpu_identity(),
                        platform.machine())
     entry = cache.lookup(key, "c")
@@ -64,26 +68,26 @@ def compile_shared(source: str) -> Path:
     return entry / "kernel.so"
 
 
-def _index_key(fingerprint: str) -> str:
-    cc, flags = compiler(), cflags()
+def _index_key(fingerprint: str, target) -> str:
+    cc, flags = compiler(), cflags(target)
     return cache.digest("index", fingerprint, _compiler_identity(cc), " ".join(flags),
                         _cpu_identity(), platform.machine())
 
 
-def remember(fingerprint: str, library: Path, name: str, sizes: list[str]) -> None:
+def remember(fingerprint: str, library: Path, name: str, sizes: list[str], target=None) -> None:
     """Record that the schedule with `fingerprint` compiles to `library`."""
     record = json.dumps({"library": str(library), "name": name, "sizes": sizes})
 
     def write(tmp: Path) -> list[str]:
         (tmp / "index.json").write_text(record)
         return ["index.json"]
-    cache.store(_index_key(fingerprint), "c-index", write)
+    cache.store(_index_key(fingerprint, target), "c-index", write)
 
 
-def recall(fingerprint: str):
+def recall(fingerprint: str, target=None):
     """(library path, kernel name, size names) remembered for `fingerprint`, if the
     library is still a valid cache entry; else None."""
-    entry = cache.lookup(_index_key(fingerprint), "c-index")
+    entry = cache.lookup(_index_key(fingerprint, target), "c-index")
     if entry is None:
         return None
     record = json.loads((entry / "index.json").read_text())

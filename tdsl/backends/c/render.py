@@ -172,8 +172,9 @@ def _const(v, dt: str) -> str:
 class StmtRenderer:
     """cgen statements of the loop IR."""
 
-    def __init__(self):
+    def __init__(self, vector_bytes: int = 32):
         self.e = ExprRenderer()
+        self.vector_bytes = vector_bytes          # the target's native vector width
         self.parallel_depth = 0        # inside an omp parallel loop: no nested parallel
         self.simd_depth = 0            # inside an omp simd loop: no omp constructs at all
         self.copies = 1                # copies of the body made by enclosing unrolled loops
@@ -226,7 +227,7 @@ class StmtRenderer:
         if s.kind == "vectorize":
             if trip is not None:
                 try:
-                    vector, covered = VectorLoop(s, trip, self.e).render()
+                    vector, covered = VectorLoop(s, trip, self.e, self.vector_bytes).render()
                 except NotVectorizable:
                     pass
                 else:
@@ -308,9 +309,12 @@ def _strip(text: str) -> str:
     return text
 
 
-def render(kernel: ir.Kernel) -> str:
-    """The C source of a lowered kernel: `int <name>(buffers..., sizes...)`."""
-    r = StmtRenderer()
+def render(kernel: ir.Kernel, target=None) -> str:
+    """The C source of a lowered kernel for `target` (a `td.Target`; the native CPU by
+    default): `int <name>(buffers..., sizes...)`."""
+    from ...target import target as parse_target
+    vector_bytes = parse_target(target).vector_bytes
+    r = StmtRenderer(vector_bytes)
     params = []
     for b in kernel.params:
         qualifier = "const " if b.role == "input" else ""
@@ -331,4 +335,4 @@ def render(kernel: ir.Kernel) -> str:
     fn = c.FunctionBody(c.FunctionDeclaration(c.Value("int", kernel.name), params), c.Block(body))
     text = str(fn)
     native = "tdsl_vmax_" in text or "tdsl_vmin_" in text
-    return PRELUDE + vector_prelude(native) + "\n" + text + "\n"
+    return PRELUDE + vector_prelude(native, vector_bytes) + "\n" + text + "\n"

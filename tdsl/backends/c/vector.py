@@ -1,7 +1,8 @@
 """Vector code for `vectorize`d loops: GCC vector extensions instead of hoping.
 
 A vectorized loop with a constant trip count and a straight-line body is
-emitted in chunks of 64 bytes (16 floats): the loop variable becomes `v + lane`,
+emitted in chunks of the target's native vector (`td.target(...).vector_bytes`: 16
+floats with AVX-512, 8 with AVX2): the loop variable becomes `v + lane`,
 loads whose address moves by one element per lane become vector loads, loads
 that do not move become scalars (broadcast by GCC), anything else is built lane
 by lane. A remainder shorter than a vector runs as a scalar `omp simd` loop.
@@ -20,8 +21,8 @@ from ...lang.expr import BinOp, Call, Cast, Const, Expr, Select, UnaryOp
 from ...lang.visit import free_vars, substitute
 from .prelude import EXP_LIMITS, exp_body
 
-VECTOR_BYTES = 64
 UNROLL_CHUNKS = 8
+MIN_VECTOR_BYTES = 16          # the narrowest vector used (one SSE/NEON register)
 VECTOR_TYPES = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i64"}
 
 
@@ -29,8 +30,8 @@ class NotVectorizable(Exception):
     """The body has a construct the vector emitter does not handle; use `omp simd`."""
 
 
-def lanes_for(stores: list[ir.Store]) -> int:
-    """Lanes per vector: 64 bytes of the stored type (all stores must agree)."""
+def lanes_for(stores: list[ir.Store], vector_bytes: int) -> int:
+    """Lanes per vector: one native vector of the stored type (all stores must agree)."""
     widths = set()
     for st in stores:
         if st.buffer.dtype not in VECTOR_TYPES:
@@ -38,7 +39,7 @@ def lanes_for(stores: list[ir.Store]) -> int:
         widths.add(_width(st.buffer.dtype))
     if len(widths) != 1:
         raise NotVectorizable("stores of different widths")
-    return VECTOR_BYTES // widths.pop()
+    return vector_bytes // widths.pop()
 
 
 def _stores(s: ir.Stmt):
@@ -56,12 +57,14 @@ def _stores(s: ir.Stmt):
 class VectorLoop:
     """Renders one vectorized loop; `render()` raises NotVectorizable to fall back."""
 
-    def __init__(self, loop: ir.For, trip: int, scalar):
+    def __init__(self, loop: ir.For, trip: int, scalar, vector_bytes: int):
         self.loop, self.trip, self.scalar = loop, trip, scalar
         self.var = loop.var
         self.stores = list(_stores(loop.body))
-        self.lanes = lanes_for(self.stores)
-        while self.lanes > trip and self.lanes > 4:
+        self.lanes = lanes_for(self.stores, vector_bytes)
+        width = vector_bytes // self.lanes
+        # a loop narrower than the native vector uses a narrower vector (not below 16 bytes)
+        while self.lanes > trip and self.lanes * width > MIN_VECTOR_BYTES:
             self.lanes //= 2
         if trip < self.lanes:
             raise NotVectorizable("short loop")
@@ -226,21 +229,29 @@ _NATIVE_MINMAX = {
     ("float32", 16): ("defined(__AVX512F__)", "__m512", "_mm512_{op}_ps"),
     ("float32", 8): ("defined(__AVX__)", "__m256", "_mm256_{op}_ps"),
     ("float32", 4): ("defined(__SSE__)", "__m128", "_mm_{op}_ps"),
+    ("float64", 2): ("defined(__SSE2__)", "__m128d", "_mm_{op}_pd"),
     ("float64", 8): ("defined(__AVX512F__)", "__m512d", "_mm512_{op}_pd"),
     ("float64", 4): ("defined(__AVX__)", "__m256d", "_mm256_{op}_pd"),
 }
 
 
-def vector_prelude(native: bool = False) -> str:
-    """Vector typedefs and helpers for 4, 8 and 16 lanes; `native` min/max use the x86
-    instructions (immintrin.h costs ~0.1 s of compile time, so only kernels that use
-    vector min/max include it)."""
+def vector_lanes(dtype: str, vector_bytes: int) -> list[int]:
+    """The vector lengths of `dtype` declared for a target: 16 bytes up to its native width
+    (wider types would need instructions the target may lack, and gcc warns about them)."""
+    width = _width(dtype)
+    return [n for n in (2, 4, 8, 16) if MIN_VECTOR_BYTES <= n * width <= vector_bytes]
+
+
+def vector_prelude(native: bool = False, vector_bytes: int = 32) -> str:
+    """Vector typedefs and helpers for the vector lengths the target has; `native` min/max
+    use the x86 instructions (immintrin.h costs ~0.1 s of compile time, so only kernels
+    that use vector min/max include it)."""
     lines = ["#if defined(__x86_64__)", "#include <immintrin.h>", "#endif"] if native else []
     for dtype, short in VECTOR_TYPES.items():
         ctype = {"float32": "float", "float64": "double", "int32": "int32_t",
                  "int64": "int64_t"}[dtype]
         mask = "int32_t" if _width(dtype) == 4 else "int64_t"
-        for lanes in (4, 8, 16):
+        for lanes in vector_lanes(dtype, vector_bytes):
             size = lanes * _width(dtype)
             t = f"tdsl_{short}x{lanes}"
             m = f"tdsl_m{_width(dtype) * 8}x{lanes}"
@@ -264,7 +275,7 @@ def vector_prelude(native: bool = False) -> str:
                             f"({cast})b);\n#else\n  {generic}\n#endif\n")
                 lines.append(f"static inline {t} tdsl_v{op}_{short}x{lanes}({t} a, {t} b) "
                              f"{{ {body} }}")
-    for lanes in (4, 8, 16):
+    for lanes in vector_lanes("float32", vector_bytes):
         lines.append(_exp_template().replace("LANES", str(lanes)))
     return "\n".join(lines) + "\n"
 
