@@ -24,18 +24,12 @@ CASES = [pytest.param(pair, target, i, id=f"{pair.name}-{target}-{'x'.join(map(s
          for pair in PAIRS for target in TARGETS for i, sz in enumerate(pair.test_sizes)]
 
 
-def _build(pair, target, sizes):
-    if not hasattr(td, "target") and target.name != "avx2":
-        pytest.skip("this tdsl has no target API (td.target) yet")
-    s, args = pair.tdsl(target, sizes)
-    return build_tdsl(s, args, target)
-
-
 @pytest.mark.parametrize("pair,target_name,size", CASES)
 def test_parity_schedule_matches_numpy(pair, target_name, size):
     target = TARGETS[target_name]
     sizes = pair.test_sizes[size]
-    mod = _build(pair, target, sizes)                # always compiled
+    s, args = pair.tdsl(target, sizes)
+    mod = build_tdsl(s, args, target)                # always compiled
     if not target.runs_here():
         pytest.skip(f"compiled for {target.tdsl}; this CPU cannot run it")
     inputs = pair.inputs(sizes, np.random.default_rng(size))
@@ -179,8 +173,6 @@ GEMM_KNOWN_CLIFFS = {
 def test_gemm_idiom_full_tile_has_constant_bounds(pair, target_name):
     target = TARGETS[target_name]
     rows, vectors = TILES[GEMM_TILE_OF[pair.name]][target.name]
-    if not hasattr(td, "target") and target.name != "avx2":
-        pytest.skip("this tdsl has no target API (td.target) yet")
     s, args = pair.tdsl(target, pair.sizes)
     source = build_tdsl(s, args, target).source
     assert full_tile_problems(source, rows, vectors, target.lanes) == []

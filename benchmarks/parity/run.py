@@ -18,6 +18,7 @@ Exits 1 if any result was wrong or any half failed to build.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import sys
 import tempfile
@@ -156,6 +157,7 @@ def write_section(path: Path, section: str) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    faulthandler.enable()
     for var in THREAD_VARS:
         os.environ[var] = str(args.threads)
     if not args.keep_tdsl_cache:
