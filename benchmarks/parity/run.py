@@ -28,7 +28,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 THREAD_VARS = ("OMP_NUM_THREADS", "HL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-BEGIN, END = "<!-- parity:begin -->", "<!-- parity:end -->"
+
+
+def markers(threads: int) -> tuple[str, str]:
+    """The delimiters of the parity section measured with `threads` threads (one section per
+    thread count, so a 1-thread run, which isolates the code from the parallel runtime,
+    sits next to the all-cores one)."""
+    return f"<!-- parity:begin threads={threads} -->", f"<!-- parity:end threads={threads} -->"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,13 +48,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--md", default=str(HERE.parent / "RESULTS.md"),
                    help="Markdown file whose parity section is (re)written")
-    p.add_argument("--json", default=str(HERE / "results.json"))
+    p.add_argument("--json", help="JSON output (default: benchmarks/parity/results.json, "
+                   "results-1thread.json with --threads 1)")
     p.add_argument("--dump-c", default="", help="directory for tdsl's generated C sources")
     p.add_argument("--keep-tdsl-cache", action="store_true",
                    help="use TDSL_CACHE_DIR as it is (default: a fresh cache)")
     args = p.parse_args(argv)
     args.rounds = args.rounds or (3 if args.quick else 6)
     args.calls = args.calls or (2 if args.quick else 3)
+    args.json = args.json or str(HERE / ("results-1thread.json" if args.threads == 1
+                                         else "results.json"))
     return args
 
 
@@ -116,7 +125,9 @@ def _cell(side: dict) -> str:
 
 
 def markdown(records, means, info, pairs) -> str:
-    lines = [BEGIN, "## Parity with Halide", "",
+    begin, end = markers(info["threads"])
+    lines = [begin, f"## Parity with Halide ({info['threads']} thread"
+             f"{'s' if info['threads'] != 1 else ''})", "",
              "`python benchmarks/parity/run.py`: each pair is one schedule written twice, in "
              "Halide's Python API and in tdsl, with the same splits, order, fusion, vector "
              "widths, parallel loops and compute_at placements, shaped per target from its "
@@ -140,16 +151,17 @@ def markdown(records, means, info, pairs) -> str:
                      f"{_cell(r['halide'])} | {ratio} |")
     lines += ["", "| pair | schedule (both systems) |", "|---|---|"]
     lines += [f"| {p.name} | {p.idea} |" for p in pairs]
-    lines.append(END)
+    lines.append(end)
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the delimited parity section of `path`, or append it."""
+def write_section(path: Path, section: str, threads: int) -> None:
+    """Replace the delimited parity section of `path` for `threads`, or append it."""
+    begin, end = markers(threads)
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)
@@ -205,7 +217,7 @@ def main(argv=None) -> int:
         {"machine": info, "geomeans": means, "records": records,
          "rounds": args.rounds, "calls": args.calls,
          "seconds": time.perf_counter() - t_start}, indent=1, default=str) + "\n")
-    write_section(Path(args.md), markdown(records, means, info, pairs))
+    write_section(Path(args.md), markdown(records, means, info, pairs), args.threads)
     log(f"wrote {args.md} and {args.json} in {time.perf_counter() - t_start:.0f} s")
     bad = [r for r in records for side in ("tdsl", "halide") if r[side]["status"] != "ok"]
     return 1 if bad else 0
