@@ -45,6 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="3 rounds x 2 calls: a smoke run")
     p.add_argument("--rounds", type=int, help="rounds of the rotation (default 6, quick 3)")
     p.add_argument("--calls", type=int, help="timed calls per round (default 3, quick 2)")
+    p.add_argument("--sweeps", type=int, default=3,
+                   help="measure every pair this many times, one sweep over all pairs after "
+                   "another; a pair's ratio is the median of its sweeps' (default 3)")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--md", default=str(HERE.parent / "RESULTS.md"),
                    help="Markdown file whose parity section is (re)written")
@@ -54,7 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keep-tdsl-cache", action="store_true",
                    help="use TDSL_CACHE_DIR as it is (default: a fresh cache)")
     args = p.parse_args(argv)
-    args.rounds = args.rounds or (3 if args.quick else 6)
+    args.rounds = args.rounds or (3 if args.quick else 4)
+    args.sweeps = 1 if args.quick else args.sweeps
     args.calls = args.calls or (2 if args.quick else 3)
     args.json = args.json or str(HERE / ("results-1thread.json" if args.threads == 1
                                          else "results.json"))
@@ -65,15 +69,15 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_pair(pair, target, args, harness, common, flush) -> dict:
-    """Build both halves, check them, time them interleaved; one result record."""
+def prepare_pair(pair, target, args, harness, common) -> tuple[dict, list]:
+    """Build both halves for `target` and, where this CPU runs it, check them against the
+    NumPy reference: (the pair's record, its two harness Impls)."""
     import numpy as np
 
     sizes = pair.sizes
     inputs = pair.inputs(sizes, np.random.default_rng(1234))
-    runs_here = target.runs_here()
     rec = {"pair": pair.name, "family": pair.family, "target": target.name,
-           "sizes": sizes, "unit": pair.unit, "runs_here": runs_here}
+           "sizes": sizes, "unit": pair.unit, "runs_here": target.runs_here()}
     impls = []
     for side, prepare in (("tdsl", common.prepare_tdsl), ("halide", common.prepare_halide)):
         def prep(prepare=prepare):
@@ -85,25 +89,44 @@ def run_pair(pair, target, args, harness, common, flush) -> dict:
             return run, result, compile_s
         impls.append(harness.prepare_impl(side, prep, amount=pair.amount(sizes),
                                           unit=pair.unit))
-    if runs_here:
+    if rec["runs_here"]:
         ref = pair.reference(*inputs)
         for im in impls:
             harness.check(im, pair, ref)
-        harness.measure(impls, rounds=args.rounds, calls=args.calls,
-                        warmup=1 if args.quick else 2,
-                        flush=flush if pair.unit == "GB/s" else None)
+    return rec, impls
+
+
+def measure_sweep(rec, impls, args, harness, flush) -> None:
+    """One interleaved measurement of a pair's two halves; its ratio goes to rec["sweeps"]."""
+    import numpy as np
+
+    if not rec["runs_here"] or not all(im.timed for im in impls):
+        return
+    start = [len(im.samples) for im in impls]
+    harness.measure(impls, rounds=args.rounds, calls=args.calls,
+                    warmup=1 if args.quick else 2,
+                    flush=flush if rec["unit"] == "GB/s" else None)
+    tdsl, halide = (float(np.median(im.samples[n:])) for im, n in zip(impls, start))
+    rec.setdefault("sweeps", []).append(halide / tdsl)
+
+
+def finish_record(rec, impls, harness) -> dict:
+    """Per side: status, compile time, and the statistics of all timed calls; the pair's
+    ratio is the median of its sweeps' ratios (Halide's median time / tdsl's)."""
+    import numpy as np
+
     for im in impls:
         side = {"status": im.status, "compile_s": im.compile_s}
         if im.status != "ok":
             side["reason"] = im.reason
-            log(im.traceback_text or f"{pair.name}/{target.name}/{im.name}: {im.reason}")
+            log(im.traceback_text or f"{rec['pair']}/{rec['target']}/{im.name}: {im.reason}")
         if im.samples:
             st = harness.Stats.of(im.samples)
             side.update(median_s=st.median_s, p10_s=st.p10_s, iqr_s=st.iqr_s, n=st.n,
                         perf=im.amount / st.median_s / 1e9)
         rec[im.name] = side
-    if "median_s" in rec["tdsl"] and "median_s" in rec["halide"]:
-        rec["ratio"] = rec["halide"]["median_s"] / rec["tdsl"]["median_s"]
+    if rec.get("sweeps"):
+        rec["ratio"] = float(np.median(rec["sweeps"]))
     return rec
 
 
@@ -132,8 +155,9 @@ def markdown(records, means, info, pairs) -> str:
              "Halide's Python API and in tdsl, with the same splits, order, fusion, vector "
              "widths, parallel loops and compute_at placements, shaped per target from its "
              "lanes and registers (`benchmarks/parity/`). ratio = Halide's median time / "
-             "tdsl's (above 1: tdsl faster). Medians of interleaved calls; GB/s pairs start "
-             "from DRAM (L3 flushed before each timed call).", "",
+             "tdsl's (above 1: tdsl faster): the median over sweeps (in parentheses their range; "
+             "each sweep times every pair interleaved), perf from the median of all calls; GB/s "
+             "pairs start from DRAM (L3 flushed before each timed call).", "",
              f"Measured {info['date']} on {info['cpu']} ({info['simd']}), {info['threads']} "
              f"threads, halide {info['halide']}, gcc {info['gcc']}.", ""]
     for t, m in means.items():
@@ -147,6 +171,8 @@ def markdown(records, means, info, pairs) -> str:
         ratio = f"{r['ratio']:.2f}" if "ratio" in r else "-"
         if "ratio" in r and r["ratio"] < 0.95:
             ratio = f"**{ratio}**"
+        if len(r.get("sweeps", [])) > 1:
+            ratio += f" ({min(r['sweeps']):.2f}-{max(r['sweeps']):.2f})"
         lines.append(f"| {r['pair']} | {r['target']} | {r['unit']} | {_cell(r['tdsl'])} | "
                      f"{_cell(r['halide'])} | {ratio} |")
     lines += ["", "| pair | schedule (both systems) |", "|---|---|"]
@@ -201,12 +227,18 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     records = []
     for target in targets:
-        for pair in pairs:
-            rec = run_pair(pair, target, args, harness, common, flush)
-            records.append(rec)
+        prepared = [prepare_pair(pair, target, args, harness, common) for pair in pairs]
+        for sweep in range(args.sweeps):
+            for rec, impls in prepared:
+                measure_sweep(rec, impls, args, harness, flush)
+                if rec.get("sweeps"):
+                    log(f"sweep {sweep + 1}/{args.sweeps} {rec['pair']:22s} {target.name:7s} "
+                        f"ratio {rec['sweeps'][-1]:.2f}x")
+        for rec, impls in prepared:
+            records.append(finish_record(rec, impls, harness))
             ratio = f"{rec['ratio']:.2f}x" if "ratio" in rec else "-"
-            log(f"{pair.name:22s} {target.name:7s} tdsl {_cell(rec['tdsl']):>10s}  "
-                f"halide {_cell(rec['halide']):>10s} {pair.unit:8s} ratio {ratio}")
+            log(f"{rec['pair']:22s} {target.name:7s} tdsl {_cell(rec['tdsl']):>10s}  "
+                f"halide {_cell(rec['halide']):>10s} {rec['unit']:8s} ratio {ratio}")
     means = geomeans(records)
     for t, m in means.items():
         log(f"{t}: geomean {m['geomean']:.3f}x over {m['pairs']} pairs, "
