@@ -107,7 +107,11 @@ def prepare_tdsl(pair: Pair, target: Target, sizes: dict, inputs: list[np.ndarra
     mod = build_tdsl(s, args, target)
     compile_s = time.perf_counter() - t0
     out = np.empty(pair.out_shape(sizes), np.float32)
-    run = mod.bind(*inputs, out)
+    arrays = [*inputs, out]
+    bound = mod.bind(*arrays)
+
+    def run(arrays=arrays):                  # the arrays live as long as run
+        bound()
     return run, (lambda: out), compile_s, mod
 
 
@@ -159,9 +163,10 @@ def prepare_halide(pair: Pair, target: Target, sizes: dict, inputs: list[np.ndar
     fn = out_func.compile_to_callable(params, halide_target(target))
     compile_s = time.perf_counter() - t0
     out = np.empty(out_shape, np.float32)
-    buffers = [h.Buffer(a) for a in inputs] + [h.Buffer(out)]
+    arrays = [*inputs, out]                  # hl.Buffer does not keep its array alive
+    buffers = [h.Buffer(a) for a in arrays]
 
-    def run():
+    def run(arrays=arrays):
         fn(*buffers)
     return run, (lambda: out), compile_s
 
