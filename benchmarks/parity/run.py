@@ -159,7 +159,9 @@ def markdown(records, means, info, pairs) -> str:
              "each sweep times every pair interleaved), perf from the median of all calls; GB/s "
              "pairs start from DRAM (L3 flushed before each timed call).", "",
              f"Measured {info['date']} on {info['cpu']} ({info['simd']}), {info['threads']} "
-             f"threads, halide {info['halide']}, gcc {info['gcc']}.", ""]
+             f"threads, halide {info['halide']}, gcc {info['gcc']}; load average (1 min) "
+             f"{info['load_average']['start'][0]:.1f} at the start, "
+             f"{info['load_average']['end'][0]:.1f} at the end.", ""]
     for t, m in means.items():
         lines.append(f"- **{t}**: geometric mean {m['geomean']:.2f}x over {m['pairs']} pairs, "
                      f"{m['below_0.95']} below 0.95x")
@@ -225,6 +227,7 @@ def main(argv=None) -> int:
         return float(evict.sum())
 
     t_start = time.perf_counter()
+    load_start = os.getloadavg()
     records = []
     for target in targets:
         prepared = [prepare_pair(pair, target, args, harness, common) for pair in pairs]
@@ -245,6 +248,7 @@ def main(argv=None) -> int:
             f"{m['below_0.95']} below 0.95x")
     info = machine.describe(args.threads)
     info["halide"] = _halide_version()
+    info["load_average"] = {"start": load_start, "end": os.getloadavg()}
     Path(args.json).write_text(json.dumps(
         {"machine": info, "geomeans": means, "records": records,
          "rounds": args.rounds, "calls": args.calls,
