@@ -30,11 +30,18 @@ REPO = HERE.parent.parent
 THREAD_VARS = ("OMP_NUM_THREADS", "HL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def markers(threads: int) -> tuple[str, str]:
-    """The delimiters of the parity section measured with `threads` threads (one section per
-    thread count, so a 1-thread run, which isolates the code from the parallel runtime,
+def variant(threads: int) -> str:
+    """What distinguishes a run's section: the thread count, and the OpenMP wait policy
+    when the environment sets one (it changes tdsl's parallel runtime, not Halide's)."""
+    policy = os.environ.get("OMP_WAIT_POLICY")
+    return f"threads={threads}" + (f" OMP_WAIT_POLICY={policy}" if policy else "")
+
+
+def markers(variant: str) -> tuple[str, str]:
+    """The delimiters of the parity section of one variant (one section per thread count
+    and wait policy, so a 1-thread run, which isolates the code from the parallel runtime,
     sits next to the all-cores one)."""
-    return f"<!-- parity:begin threads={threads} -->", f"<!-- parity:end threads={threads} -->"
+    return f"<!-- parity:begin {variant} -->", f"<!-- parity:end {variant} -->"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,8 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--md", default=str(HERE.parent / "RESULTS.md"),
                    help="Markdown file whose parity section is (re)written")
-    p.add_argument("--json", help="JSON output (default: benchmarks/parity/results.json, "
-                   "results-1thread.json with --threads 1)")
+    p.add_argument("--json", help="JSON output (default: benchmarks/parity/results.json for "
+                   "all cores, else results-<variant>.json)")
     p.add_argument("--dump-c", default="", help="directory for tdsl's generated C sources")
     p.add_argument("--keep-tdsl-cache", action="store_true",
                    help="use TDSL_CACHE_DIR as it is (default: a fresh cache)")
@@ -60,8 +67,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.rounds = args.rounds or (3 if args.quick else 4)
     args.sweeps = 1 if args.quick else args.sweeps
     args.calls = args.calls or (2 if args.quick else 3)
-    args.json = args.json or str(HERE / ("results-1thread.json" if args.threads == 1
-                                         else "results.json"))
+    if not args.json:                     # results.json, or e.g. results-threads1.json
+        v = variant(args.threads)
+        default = args.threads == os.cpu_count() and "OMP_WAIT_POLICY" not in os.environ
+        slug = v.replace("=", "").replace(" ", "-")
+        args.json = str(HERE / ("results.json" if default else f"results-{slug}.json"))
     return args
 
 
@@ -148,9 +158,8 @@ def _cell(side: dict) -> str:
 
 
 def markdown(records, means, info, pairs) -> str:
-    begin, end = markers(info["threads"])
-    lines = [begin, f"## Parity with Halide ({info['threads']} thread"
-             f"{'s' if info['threads'] != 1 else ''})", "",
+    begin, end = markers(info["variant"])
+    lines = [begin, f"## Parity with Halide ({info['variant']})", "",
              "`python benchmarks/parity/run.py`: each pair is one schedule written twice, in "
              "Halide's Python API and in tdsl, with the same splits, order, fusion, vector "
              "widths, parallel loops and compute_at placements, shaped per target from its "
@@ -183,9 +192,9 @@ def markdown(records, means, info, pairs) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str, threads: int) -> None:
-    """Replace the delimited parity section of `path` for `threads`, or append it."""
-    begin, end = markers(threads)
+def write_section(path: Path, section: str, variant: str) -> None:
+    """Replace the delimited parity section of `path` for `variant`, or append it."""
+    begin, end = markers(variant)
     text = path.read_text() if path.exists() else ""
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
@@ -248,12 +257,13 @@ def main(argv=None) -> int:
             f"{m['below_0.95']} below 0.95x")
     info = machine.describe(args.threads)
     info["halide"] = _halide_version()
+    info["variant"] = variant(args.threads)
     info["load_average"] = {"start": load_start, "end": os.getloadavg()}
     Path(args.json).write_text(json.dumps(
         {"machine": info, "geomeans": means, "records": records,
          "rounds": args.rounds, "calls": args.calls,
          "seconds": time.perf_counter() - t_start}, indent=1, default=str) + "\n")
-    write_section(Path(args.md), markdown(records, means, info, pairs), args.threads)
+    write_section(Path(args.md), markdown(records, means, info, pairs), info["variant"])
     log(f"wrote {args.md} and {args.json} in {time.perf_counter() - t_start:.0f} s")
     bad = [r for r in records for side in ("tdsl", "halide") if r[side]["status"] != "ok"]
     return 1 if bad else 0
