@@ -3,15 +3,17 @@
 on the AVX2 and AVX-512 targets.
 
     python benchmarks/parity/run.py [--targets avx2,avx512] [--pairs gemm_tile,blur_tiled]
-                                    [--quick] [--threads N] [--md PATH] [--json PATH]
+                                    [--quick] [--sweeps 3] [--threads N] [--dump-c DIR]
 
 For each pair and target: both halves are built for the target (tdsl: `td.build(...,
 target=)`, Halide: `compile_to_callable(..., hl.Target)`); where this CPU can run the
 target, both results are checked against the float64 NumPy reference, then timed
 interleaved by benchmarks/harness.py (the L3 is flushed before every timed call of a
-GB/s pair). Where the CPU cannot run it, the table says "compiled, not run". The table
-goes into the "Parity with Halide" section of benchmarks/RESULTS.md (the rest of the file
-is kept) and into benchmarks/parity/results.json; `--dump-c DIR` keeps tdsl's C sources.
+GB/s pair), in `--sweeps` sweeps over all pairs (a pair's ratio is the median of its
+sweeps'). Where the CPU cannot run the target, the table says "compiled". The table goes
+into the "Parity with Halide" section of benchmarks/RESULTS.md for this variant (thread
+count, OMP_WAIT_POLICY if set; the rest of the file is kept) and into
+benchmarks/parity/results*.json; `--dump-c DIR` keeps tdsl's C sources.
 Exits 1 if any result was wrong or any half failed to build.
 """
 
