@@ -3,7 +3,9 @@
 The module for workload W1 is benchmarks/schedules/w1_gemm.py (any `w1_*.py` is accepted),
 with `prepare(inputs) -> (run, result, compile_s)`, the peers' contract. A module may
 instead offer several schedules as `VARIANTS = {"name": prepare, ...}`: each is timed as
-"tdsl:name" and the fastest is reported as "tdsl".
+"tdsl:name" and the fastest is reported as "tdsl". Every workload also gets "tdsl:auto": its
+algorithm as a user writes it (schedules/auto.py) under td.auto_schedule, never counted
+as the hand schedule.
 
 Compile time: run.py points TDSL_CACHE_DIR at a fresh directory, so the first `prepare`
 is a cold compile; `prepare` is then called a second time and its compile_s is the cache
@@ -41,7 +43,10 @@ def prepare_all(workload, inputs: dict) -> list[Impl]:
         return [Impl("tdsl", status="error", reason=f"import {path.name}: "
                      f"{type(e).__name__}: {e}", traceback_text=traceback.format_exc(),
                      **meta)]
-    variants = getattr(mod, "VARIANTS", None) or {"": mod.prepare}
+    variants = dict(getattr(mod, "VARIANTS", None) or {"": mod.prepare})
+    from .schedules import auto
+    if workload.id in auto.ALGORITHMS:          # the algorithm under td.auto_schedule
+        variants["auto"] = lambda inputs: auto.prepare(workload.id, inputs, workload.out_shape)
     impls = []
     for vname, prep in variants.items():
         name = f"tdsl:{vname}" if vname else "tdsl"
@@ -65,7 +70,7 @@ def _copy(inputs: dict) -> dict:
 
 def with_best(recs: dict) -> dict:
     """If tdsl ran as variants, add "tdsl" = the fastest of them (first in the dict)."""
-    variants = {k: r for k, r in recs.items() if k.startswith("tdsl:")}
+    variants = {k: r for k, r in recs.items() if k.startswith("tdsl:") and k != "tdsl:auto"}
     if not variants:
         return recs
     ok = {k: r for k, r in variants.items() if r["median_s"] is not None}

@@ -14,16 +14,29 @@ from .lang.intrinsics import (abs, cast, ceil, cos, exp, floor, log, maximum, mi
 
 __version__ = "0.1.0"
 from .target import Target, target
-from .build import build
-from .module import Module, Timing
-from .schedule import Schedule, Stage, create_schedule, lower
-from . import poly as _poly  # noqa: F401  (td.poly: the polyhedral layer, for teaching)
-from . import examples, testing  # noqa: E402
+from .build import build            # imports the compiler when first called
+from .runtime import Module, Timing, load
+
+# The compiler (isl, the schedule layer, the backends) loads on first use, so that a
+# process that only runs exported kernels (`td.load`) never imports islpy or cgen; td.viz
+# imports matplotlib. Attribute -> (module, name in it or None for the module itself).
+_LAZY = {"auto_schedule": (".auto", "auto_schedule"),
+         "Schedule": (".schedule", "Schedule"), "Stage": (".schedule", "Stage"),
+         "create_schedule": (".schedule", "create_schedule"), "lower": (".schedule", "lower"),
+         "poly": (".poly", None), "examples": (".examples", None),
+         "testing": (".testing", None), "viz": (".viz", None)}
 
 
 def __getattr__(name: str):
-    # td.viz imports matplotlib, so it loads on first use rather than with tdsl
-    if name == "viz":
+    if name in _LAZY:
         import importlib
-        return importlib.import_module(".viz", __name__)
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module(module_name, __name__)
+        value = module if attribute is None else getattr(module, attribute)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'tdsl' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,15 +1,12 @@
-"""`td.build`: lower a schedule and hand it to a backend."""
+"""`td.build`: lower a schedule and hand it to a backend.
+
+The schedule layer (and with it islpy) is imported when `build` is first called, so
+`import tdsl` stays cheap for processes that only load exported kernels.
+"""
 
 from __future__ import annotations
 
-from . import backends
-from .lang.graph import as_tensor_list
-from .module import Module
-from .schedule import lower
-from .schedule.fingerprint import fingerprint
-from .schedule.lower import LazyLowered
-from .schedule.program import size_params
-from .target import target as parse_target
+from .runtime.module import Module
 
 
 def build(schedule, args, target=None, name: str = "kernel", **options) -> Module:
@@ -25,6 +22,13 @@ def build(schedule, args, target=None, name: str = "kernel", **options) -> Modul
     >>> mod = td.build(s, [A, B, C], target="c")
     >>> mod(a, b, c)
     """
+    from . import backends
+    from .lang.graph import as_tensor_list
+    from .schedule import lower
+    from .schedule.fingerprint import fingerprint
+    from .schedule.lower import LazyLowered
+    from .schedule.program import size_params
+    from .target import target as parse_target
     backend = backends.get(target)            # unknown targets fail before any work
     target = parse_target(target)
     if target.kind != "c":

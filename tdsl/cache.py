@@ -5,6 +5,12 @@ the artifact (source, compiler identity, flags). It is built in a temporary
 directory next to it and renamed into place, so concurrent builds and killed
 processes never leave a half-written entry; each file is stored with its
 SHA-256 so a corrupted entry is detected on load and rebuilt.
+
+A process killed mid-build cannot remove its temporary directory, so the name
+says who owns it (`.<key>-<pid>@<host>-<random>`) and every `store` first sweeps
+the namespace: a temporary directory of this host whose process is gone, or any
+one older than `STALE_AFTER_S` (no build takes that long; covers reused pids and
+other hosts), is removed.
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
 import platformdirs
 
 _MANIFEST = "manifest.json"
+STALE_AFTER_S = 3600.0
 
 
 def cache_root() -> Path:
@@ -71,7 +80,8 @@ def store(key: str, namespace: str, build: Callable[[Path], list[str]]) -> Path:
     """
     parent = cache_root() / namespace
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=parent))
+    sweep(parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}-{os.getpid()}@{_host()}-", dir=parent))
     try:
         names = build(tmp)
         manifest = {name: _file_sha(tmp / name) for name in names}
@@ -88,6 +98,50 @@ def store(key: str, namespace: str, build: Callable[[Path], list[str]]) -> Path:
     finally:
         if tmp.exists():
             _remove(tmp)
+
+
+def sweep(parent: Path, now: float | None = None) -> list[Path]:
+    """Remove the temporary directories in `parent` left by killed builds; return them."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        children = list(parent.iterdir())
+    except OSError:
+        return removed
+    for path in children:
+        if path.name.startswith(".") and _is_stale(path, now):
+            _remove(path)
+            removed.append(path)
+    return removed
+
+
+def _is_stale(path: Path, now: float) -> bool:
+    try:
+        age = now - path.stat().st_mtime
+    except OSError:                         # already gone
+        return False
+    if age > STALE_AFTER_S:
+        return True
+    owner = path.name.split("-")[1] if path.name.count("-") >= 2 else ""
+    pid, _, host = owner.partition("@")
+    if not pid.isdigit() or host != _host():
+        return False                        # another host's, or an old name: by age only
+    return not _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:                         # exists, owned by someone else
+        return True
+    return True
+
+
+def _host() -> str:
+    """A short id of this host for temporary names (a pid means nothing elsewhere)."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def _remove(path: Path) -> None:

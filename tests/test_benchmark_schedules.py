@@ -75,3 +75,21 @@ def test_reduction_lane_variants(lanes):
         s, args = make()
         check(s, args)
 
+
+
+@pytest.mark.parametrize("wid", ["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"])
+def test_auto_rows_match_the_reference(wid):
+    """The `tdsl:auto` rows: each workload's plain algorithm under td.auto_schedule, at a
+    small size, against the workload's float64 reference."""
+    from benchmarks.schedules import auto
+    from benchmarks.workloads import WORKLOADS
+    small = {"W1": {"A": (37, 29), "B": (29, 50)}, "W2": {"x": (1, 5, 9, 30), "w": (16, 5, 3, 3)},
+             "W3": {k: (37, 50) for k in "abc"}, "W5": {"x": (39, 302)}}.get(
+        wid, {"x": (7, 45)})
+    rng = np.random.default_rng(0)
+    inputs = {k: rng.standard_normal(v).astype(np.float32) for k, v in small.items()}
+    args, arrays = auto.ALGORITHMS[wid](inputs)
+    want = WORKLOADS[wid].reference(inputs)
+    run, result, _ = auto.prepare(wid, inputs, want.shape)
+    run()
+    np.testing.assert_allclose(result(), want, rtol=2e-4, atol=2e-4)

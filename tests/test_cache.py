@@ -62,8 +62,8 @@ def _check(mod, scale: float = 3.0):
 def _populate(s, args):
     """Compile into the cache without loading the library into this process (a loaded
     library's file must not be damaged under it: that would be our bug, not tdsl's)."""
-    from tdsl.backends.c.render import render
-    return cbuild.compile_shared(render(td.lower(s, args).kernel))
+    from tdsl.backends.c import library_text
+    return cbuild.compile_shared(library_text(td.lower(s, args)))
 
 
 def _replace(path, data: bytes):

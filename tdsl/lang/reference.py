@@ -161,7 +161,7 @@ def _eval_compute(op: ComputeOp, values, sizes) -> np.ndarray:
     out = np.empty(shape, dtype=op.dtype)
     body = op.body
     raxes = body.axes if isinstance(body, Reduce) else ()
-    r_extents = [int(evaluate_scalar(a.extent, sizes)) for a in raxes]
+    r_extents = [max(0, int(evaluate_scalar(a.extent, sizes))) for a in raxes]  # empty if < 0
     per_row = int(np.prod(shape[1:], dtype=np.int64)) * int(np.prod(r_extents, dtype=np.int64))
     rows = max(1, _CHUNK_ELEMENTS // max(per_row, 1)) if shape else 1
     for lo in range(0, shape[0] if shape else 1, rows):
@@ -177,8 +177,10 @@ def _eval_body(op, body, ev: _Evaluator, ndata: int, data_shape, r_extents) -> n
     if not isinstance(body, Reduce):
         return np.broadcast_to(ev.eval(body), data_shape)
     full = tuple(data_shape) + tuple(r_extents)
-    vals = np.broadcast_to(ev.eval(body.body), full)
     identity = body.reducer.identity(body.dtype)
+    if 0 in r_extents:                  # nothing to reduce: the reducer's identity
+        return np.full(data_shape, identity.value, dtype=body.dtype)
+    vals = np.broadcast_to(ev.eval(body.body), full)
     if body.where is not None:
         mask = np.broadcast_to(ev.eval(body.where), full)
         vals = np.where(mask, vals, np.array(identity.value, body.dtype))

@@ -5,6 +5,7 @@ It turns a `Program` (statements, arrays, a loop tree) into isl objects
 generates loops through isl's AST generator and translates them into tdsl's IR.
 """
 
+from .bounds import isl_lessons
 from .codegen import generate_ast
 from .deps import Dependence, compute_dependences
 from .legality import Violation, carried, order_violations
@@ -19,5 +20,6 @@ __all__ = [
     "accesses", "dependences", "domains", "explain", "pairs", "points", "schedule_map",
     # the layer itself
     "Array", "Dependence", "Loop", "Model", "Program", "Statement", "Violation", "carried",
-    "compute_dependences", "generate_ast", "order_violations", "schedule_tree", "translate",
+    "compute_dependences", "generate_ast", "isl_lessons", "order_violations", "schedule_tree",
+    "translate",
 ]

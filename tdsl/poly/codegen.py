@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import islpy as isl
 
+from .bounds import max_val
 from .model import Model, _map_from_affs, maps_of
 from .program import Loop, Statement, loops
 
@@ -49,7 +50,7 @@ def generate_ast(model: Model, isolate: bool = True) -> tuple[isl.AstNode, Marks
     # instead (a sequence of two filters), each with its own private buffers.
     marks.versions = {key: full for key, full in requests.items() if _periodic(full)}
     requests = {key: full for key, full in requests.items() if key not in marks.versions}
-    schedule = _sequence(model, model.program.body, marks)
+    schedule = _sequence(model, model.program.body, marks) or _nothing(model)
     if requests:
         # Options make a band depend on the bands above it ("anchored"), so they are set
         # once the whole tree exists.
@@ -86,12 +87,14 @@ def _index_exprs(model: Model, marks: Marks, node: isl.AstNode,
 
 def tree_of(model: Model) -> isl.Schedule:
     """The schedule tree of a model (bands, sequences and marks, without isolation)."""
-    return _sequence(model, model.program.body, Marks())
+    return _sequence(model, model.program.body, Marks()) or _nothing(model)
 
 
 def _sequence(model: Model, nodes, marks: Marks) -> isl.Schedule:
     schedules = [_node(model, n, marks) for n in nodes]
     schedules = [s for s in schedules if s is not None]
+    if not schedules:
+        return None
     result = schedules[0]
     for s in schedules[1:]:
         result = result.sequence(s)
@@ -102,11 +105,17 @@ def _node(model: Model, node, marks: Marks) -> isl.Schedule | None:
     if isinstance(node, Statement):
         return isl.Schedule.from_domain(isl.UnionSet.from_set(model.stmts[node.name].domain))
     inner = _sequence(model, node.body, marks)
+    if inner is None:
+        return None
     values = None
     for sm in model.statements_under(node):
         piece = isl.UnionMap.from_map(_map_from_affs(sm.domain, [model.loop_value(sm, node)],
                                                      None))
         values = piece if values is None else values.union(piece)
+    if values.is_empty():
+        # Nothing runs in this loop (a `where=` that leaves nothing to reduce): no band,
+        # since isl cannot take the space of an empty schedule.
+        return None
     band = inner.insert_partial_schedule(isl.MultiUnionPwAff.from_union_map(values))
     band_node = band.get_root().child(0)
     if node.allocs:
@@ -142,6 +151,12 @@ def _insert_versions(model: Model, loop: Loop, band_node: isl.ScheduleNode,
 def _periodic(full: isl.Map) -> bool:
     """Does the set of full prefixes need integer division to describe (a fused loop)?"""
     return any(b.dim(isl.dim_type.div) > 0 for b in full.wrap().get_basic_sets())
+
+
+def _nothing(model: Model) -> isl.Schedule:
+    """The schedule of a program none of whose statements runs."""
+    space = isl.Space.params_alloc(model.ctx, 0).align_params(model.context.get_space())
+    return isl.Schedule.from_domain(isl.UnionSet.empty(space))
 
 
 def _isolate_all(model: Model, node: isl.ScheduleNode, marks: Marks,
@@ -212,7 +227,7 @@ def _full_prefixes(model: Model, loop: Loop):
         isl.dim_type.out, 0, isl.dim_type.in_, n - 1, 1)
     lo, hi = ranges.dim_min(0), ranges.dim_max(0)
     extent = hi.sub(lo).add_constant_val(isl.Val.one(model.ctx))
-    longest = extent.max_val()
+    longest = max_val(extent)          # extent.max_val() refuses quasi-affine extents
     if not longest.is_int():
         return None
     prefixes = ranges.domain()

@@ -17,6 +17,7 @@ from ..errors import ScheduleError
 from ..lang import dtypes
 from ..lang.expr import Const, Expr
 from .ast_expr import from_pw_aff
+from .bounds import max_over_domain, max_val
 
 
 @dataclass(frozen=True)
@@ -76,26 +77,39 @@ def expand_private_arrays(model) -> dict[str, Layout]:
             to_region = _map_from_affs(w.domain, o_affs + [w.build(i) for i in w.stmt.index],
                                        None)
             w.domain = to_region.intersect_range(region).domain().coalesce()
-        layouts[array.name] = _layout(model, loop, footprint)
+        layouts[array.name] = _layout(model, loop, footprint, array.shape)
         for w in writers[array.name]:
             model.rebase_at_region(w, layouts[array.name])
     return layouts
 
 
-def _layout(model, loop, footprint: isl.Map) -> Layout:
+def _layout(model, loop, footprint: isl.Map, array_shape) -> Layout:
     path = (*model.loop_paths[id(loop)], loop)
     ids = {f"__in{k}": l.var for k, l in enumerate(path)}
     ids.update({p.name: p for p in model.params})
     offset, shape, affs = [], [], []
+    if footprint.is_empty():
+        # Nothing is read (a `where=` that leaves nothing to reduce): one element, never
+        # touched, and no isl expression of an empty function (isl calls that "void").
+        zero = isl.PwAff.from_aff(isl.Aff.zero_on_domain(
+            isl.LocalSpace.from_space(footprint.get_space().domain())))
+        n = footprint.dim(isl.dim_type.out)
+        one = Const(1, dtypes.INDEX)
+        return Layout((Const(0, dtypes.INDEX),) * n, (one,) * n, footprint, (zero,) * n)
     for d in range(footprint.dim(isl.dim_type.out)):
         lo, hi = footprint.dim_min(d), footprint.dim_max(d)
         affs.append(lo)
         offset.append(from_pw_aff(lo, ids))
         extent = hi.sub(lo).add_constant_val(isl.Val.one(model.ctx))
-        biggest = extent.max_val()
+        # `extent.max_val()` refuses quasi-affine extents (fused, then split loops);
+        # bounds.max_val asks isl about the extent's graph instead.
+        biggest = max_val(extent)
+        over_params = None if biggest.is_int() else max_over_domain(extent)
         if biggest.is_int():
             shape.append(Const(int(biggest.to_python()), dtypes.INDEX))
-        else:
-            over_params = isl.Map.from_pw_aff(extent).range().dim_max(0)
+        elif over_params is not None:
             shape.append(from_pw_aff(over_params, ids, model.context))
+        else:
+            # No bound from isl: the whole producer array is always enough.
+            shape.append(array_shape[d])
     return Layout(tuple(offset), tuple(shape), footprint, tuple(affs))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import islpy as isl
 
 from ..errors import TdslValueError
-from ..lang.expr import Expr, IterVar, Load, Select, UnaryOp, Var
+from ..lang.expr import BinOp, Expr, IterVar, Load, Select, UnaryOp, Var
 from ..lang.names import unique_name
 from ..lang.visit import children, free_vars
 from .affine import AffineBuilder, NonAffine, set_space
@@ -97,12 +97,18 @@ class Model:
                     f"the range of axis {d.name} of {stmt.stage} ({d.start} <= {d.name} < "
                     f"{d.start} + {d.extent}) must be affine in the sizes") from None
             domain = domain.intersect(v.ge_set(lo)).intersect(v.lt_set(lo.add(ext)))
-        guard = None
-        if stmt.where is not None:
+        # the affine conjuncts of `where` narrow the domain; the others (a test on data)
+        # are tested in the loop body, so a bound never hides inside a data test (rfactor
+        # of a ragged split adds `16 k_outer + k_inner < m` to a `where=A[i, k] > 0`)
+        rest = []
+        for cond in _conjuncts(stmt.where) if stmt.where is not None else ():
             try:
-                domain = domain.intersect(build.condition(stmt.where))
+                domain = domain.intersect(build.condition(cond))
             except NonAffine:
-                guard = stmt.where          # tested in the loop body instead
+                rest.append(cond)
+        guard = None
+        for cond in rest:
+            guard = cond if guard is None else BinOp("and", guard, cond, "bool")
         return StmtModel(stmt, path, outer, positions, space, build, domain, guard)
 
     def _context(self) -> isl.Set:
@@ -350,6 +356,13 @@ def _collect_params(program: Program) -> list[Var]:
                         f"two different size variables are both named {v.name!r}; create each "
                         "size once with td.var and reuse it")
     return list(found.values())
+
+
+def _conjuncts(cond: Expr) -> list[Expr]:
+    """`a & b & c` as [a, b, c]."""
+    if isinstance(cond, BinOp) and cond.op == "and" and cond.dtype == "bool":
+        return _conjuncts(cond.a) + _conjuncts(cond.b)
+    return [cond]
 
 
 def _guarded_loads(stmt: Statement):

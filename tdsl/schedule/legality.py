@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import ScheduleError
 from ..lang.expr import Const
-from ..poly import Model, carried, compute_dependences, order_violations
+from ..poly import Model, carried, compute_dependences, isl_lessons, order_violations
 from ..poly.legality import Violation
 from ..poly.program import Loop, Program, loops
 from ..ir.simplify import simplify_index
@@ -48,11 +48,12 @@ def default_args(data) -> list:
 def check(data, call: str, focus=None) -> Analysis:
     """Raise ScheduleError (a lesson) if `data` is illegal; `call` is the primitive as
     the user wrote it, `focus` the (stage key, leaf) it annotated, if any."""
-    try:
-        analysis = analyze(data)
-    except ScheduleError as exc:
-        raise ScheduleError(f"{call} is illegal.\n  {exc}") from None
-    verify(data, analysis, call, focus)
+    with isl_lessons(call):
+        try:
+            analysis = analyze(data)
+        except ScheduleError as exc:
+            raise ScheduleError(f"{call} is illegal.\n  {exc}") from None
+        verify(data, analysis, call, focus)
     return analysis
 
 

@@ -86,6 +86,15 @@ def lower(schedule, args, name: str = "kernel") -> Lowered:
     data = schedule.data
     args = check_args(data, args)
     program = step("build_program", build_program(data, args, _c_name(name)))
+    with poly.isl_lessons(f"td.lower of the schedule of {_names(data.outputs)}"):
+        return _lower_program(data, program, args, step, timings)
+
+
+def _names(tensors) -> str:
+    return ", ".join(t.name for t in tensors)
+
+
+def _lower_program(data, program, args, step, timings) -> Lowered:
     model = step("model", poly.Model(program))
     unbound = [p for p in model.params if all(p is not q for q in program.params)]
     if unbound:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import ScheduleError
-from ..lang.expr import IterVar, Load, Reduce, all_of
+from ..lang.expr import Const, IterVar, Load, Reduce, all_of, binary
 from ..lang.graph import storage_root
 from ..lang.names import unique_name
 from ..lang.tensor import ComputeOp, PlaceholderOp, Tensor, UpdateOp
@@ -48,9 +48,16 @@ def cache_read(sched, tensor: Tensor, scope: str, readers):
         key = data.key_of(r.op if isinstance(r, Tensor) else getattr(r, "op", r))
         if key is None:
             raise ScheduleError(f"{call}: {getattr(r, 'name', r)} is not a stage of this schedule")
-        if not any(id(t.op) in source_ops for t in data.states[key].op.input_tensors):
-            raise ScheduleError(f"{call}: {data.states[key].op.name} does not read "
+        reader = data.states[key].op
+        if not any(id(t.op) in source_ops for t in reader.input_tensors):
+            raise ScheduleError(f"{call}: {reader.name} does not read "
                                 f"{tensor.name}")
+        if id(reader) in source_ops:
+            raise ScheduleError(
+                f"{call} is illegal: {reader.name} updates {tensor.name} itself (a recurrence "
+                f"reads the values it has just written), so a copy made before it would hold "
+                f"stale values. Cache the reads of a stage that runs after the update, or "
+                f"cache the inputs of {reader.name} instead")
         reader_keys.append(key)
     axes = tuple(IterVar(f"ax{d}", _zero(), extent, "data") for d, extent in
                  enumerate(tensor.shape))
@@ -83,7 +90,10 @@ def cache_write(sched, tensor: Tensor, scope: str):
     op = state.op
     if not isinstance(op, ComputeOp):
         raise ScheduleError(f"{call}: {tensor.name} is an update definition; cache its base")
-    if state.relations or state.kinds or state.leaves != op.axis + op.reduce_axis:
+    natural = op.axis + op.reduce_axis
+    # compare loops by identity: `==` on IterVars builds an expression
+    if state.relations or state.kinds or len(state.leaves) != len(natural) or any(
+            a is not b for a, b in zip(state.leaves, natural)):
         raise ScheduleError(f"{call}: call cache_write before transforming {tensor.name}'s "
                             "loops (the cached stage takes over its computation)")
     axes = tuple(IterVar(f"{a.name}_c", a.start, a.extent, "data") for a in op.axis)
@@ -123,13 +133,19 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
         raise ScheduleError(f"{call}: the loops of {k.name} were fused with other loops; "
                             f"rfactor needs {k.name} to be only split")
     body = op.body
-    factored = IterVar(axis.name, axis.start, axis.extent, "data")
+    # The new data axis starts at 0 (storage is indexed from 0); `axis` itself may not
+    # (`reduce_axis((1, m))` unsplit), so its value is `factored + start`.
+    # A symbolic extent may be negative at some sizes (`reduce_axis((2, m))` at m = 1):
+    # the reduction is then empty, and so must be the buffer of partial results.
+    extent = axis.extent if isinstance(axis.extent, Const) else binary("max", axis.extent, 0)
+    factored = IterVar(axis.name, _zero(), extent, "data")
+    axis_value = factored if _is_zero(axis.start) else factored + axis.start
     kept = {leaf: IterVar(leaf.name, leaf.start, leaf.extent, "reduce") for leaf in pieces
             if leaf is not axis}
-    k_value = substitute(expr, {axis: factored, **kept})
+    k_value = substitute(expr, {axis: axis_value, **kept})
     data_axes = tuple(IterVar(a.name, a.start, a.extent, "data") for a in op.axis)
     rename = {**dict(zip(op.axis, data_axes)), k: k_value}
-    where = [substitute(value, {axis: factored, **kept}) < iv.start + iv.extent
+    where = [substitute(value, {axis: axis_value, **kept}) < iv.start + iv.extent
              for value, iv in split_bounds]
     if body.where is not None:
         where.insert(0, substitute(body.where, rename))
@@ -146,7 +162,7 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
     else:
         rf_body = inner
     rf = ComputeOp(_fresh_name(data, f"{op.name}_rf"), axes_rf, rf_body)
-    r = IterVar(f"{axis.name}_r", axis.start, axis.extent, "reduce")
+    r = IterVar(f"{axis.name}_r", _zero(), extent, "reduce")
     index = op.axis[:factor_axis] + (r,) + op.axis[factor_axis:]
     final = ComputeOp(op.name, op.axis, Reduce(body.reducer, Load(rf.output(0), index), (r,)))
     new = data.with_stage(rf, initial_state(rf), before=key)
@@ -196,7 +212,11 @@ def _versions(data, tensor: Tensor) -> list:
         ops += data.ops_of(key)
     for k in data.order:
         op = data.states[k].op
-        if isinstance(op, UpdateOp) and storage_root(op.output(0)).op is root.op:
+        # by stage key: an earlier rewrite (cache_read of an input) gives the base stage a
+        # new op, while the update still names the old one as its base
+        base = storage_root(op.output(0)).op if isinstance(op, UpdateOp) else None
+        if base is not None and (base is root.op or (key is not None and
+                                                     data.key_of(base) is key)):
             ops += data.ops_of(k)
     return ops
 
@@ -204,6 +224,10 @@ def _versions(data, tensor: Tensor) -> list:
 def _fresh_name(data, name: str) -> str:
     taken = {data.states[k].op.name for k in data.order} | {p.name for p in data.placeholders}
     return unique_name(name, taken)
+
+
+def _is_zero(e) -> bool:
+    return isinstance(e, Const) and e.value == 0
 
 
 def _zero():

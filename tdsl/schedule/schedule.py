@@ -15,6 +15,7 @@ from ..errors import ScheduleError
 from ..lang.expr import IterVar
 from ..lang.graph import as_tensor_list, topo_order
 from ..lang.tensor import Operation, PlaceholderOp, Tensor
+from ..poly import isl_lessons
 from . import legality
 from .data import ScheduleData
 from .stage import Stage
@@ -68,7 +69,8 @@ class Schedule:
         """The polyhedral analysis of the current schedule (program, isl model,
         dependences); cached until the next primitive. `td.poly` reads it."""
         if self._analysis is None or self._analysis[0] is not self._data:
-            self._analysis = (self._data, legality.analyze(self._data))
+            with isl_lessons("the analysis of this schedule"):
+                self._analysis = (self._data, legality.analyze(self._data))
         return self._analysis[1]
 
     def _commit(self, data: ScheduleData, call: str, focus=None, result: str = "") -> None:
@@ -76,6 +78,20 @@ class Schedule:
         self._data = data
         self._analysis = (data, analysis)
         self.history.append(call + (f"  -> {result}" if result else ""))
+
+    def checkpoint(self) -> tuple:
+        """A token for `restore`: the schedule as it is now (primitives never change a
+        schedule's earlier states, so this is cheap)."""
+        return (self._data, len(self.history), self._analysis)
+
+    def restore(self, token: tuple) -> None:
+        """Go back to the state a `checkpoint()` recorded, forgetting later primitives.
+
+        >>> cp = s.checkpoint(); s[C].parallel(i); s.restore(cp)
+        """
+        data, length, analysis = token
+        self._data, self._analysis = data, analysis
+        del self.history[length:]
 
     # -- graph-rewriting primitives --------------------------------------------------
     def cache_read(self, tensor: Tensor, scope: str, readers) -> Tensor:

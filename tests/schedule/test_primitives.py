@@ -947,3 +947,20 @@ def test_show_prints_history_and_nests():
     assert "s[bx].compute_at(s[by], y_outer)" in text
     assert "Stage bx (computed at by.y_outer" in text
     assert "for y_outer in range((h + 7) // 8):  # parallel" in text
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["whole", "split"])
+def test_rfactor_of_reduction_axis_not_starting_at_zero(split):
+    """Issue 16, bug 3: the factored buffer is indexed from 0, whatever k's start."""
+    n, m = td.var("n"), td.var("m")
+    r = td.placeholder((n, m), name="r")
+    k = td.reduce_axis((1, m), name="k")
+    C = td.compute((n,), lambda i: td.sum(r[i, k], axis=k), name="C")
+    s = td.create_schedule(C)
+    axis = C.op.reduce_axis[0]
+    if split:
+        _, axis = s[C].split(axis, factor=3)
+    CF = s.rfactor(C, axis)
+    s[CF].parallel(CF.op.axis[0])
+    feeds, (out,) = check(s, [r, C], {n: 4, m: 8})
+    np.testing.assert_allclose(out, feeds[r][:, 1:].sum(axis=1), rtol=1e-5)

@@ -24,6 +24,9 @@ DEFAULT_CFLAGS = ("-O3 -fopenmp -fPIC -shared -std=gnu11 -fwrapv "
                   "-fno-math-errno -fno-trapping-math")
 
 
+RUNTIME_ABI = "runtime-1"      # libraries carry tdsl_manifest and <name>_call (entry.py)
+
+
 def compiler() -> str:
     return os.environ.get("TDSL_CC", "gcc")
 
@@ -70,7 +73,8 @@ def compile_shared(source: str, target=None) -> Path:
 
 def _index_key(fingerprint: str, target) -> str:
     cc, flags = compiler(), cflags(target)
-    return cache.digest("index", fingerprint, _compiler_identity(cc), " ".join(flags),
+    return cache.digest("index", RUNTIME_ABI, fingerprint, _compiler_identity(cc),
+                        " ".join(flags),
                         _cpu_identity(), platform.machine())
 
 

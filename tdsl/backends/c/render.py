@@ -233,12 +233,10 @@ class StmtRenderer:
                 else:
                     if covered == trip:
                         return vector
+                    # the rest: narrower vectors while it fills one, then scalar (omp simd)
                     rest = ir.For(s.var, simplify_index(s.start + covered), s.stop, s.body,
                                   "vectorize")
-                    return vector + [c.Pragma("omp simd")] * (self.simd_depth == 0) + [c.For(
-                        f"int64_t {var} = {_strip(self.e(rest.start))}",
-                        f"{var} < {_strip(self.e(rest.stop))}", f"++{var}",
-                        c.Block(self.stmts(rest.body)))]
+                    return vector + self.loop(rest)
             if self.simd_depth == 0:
                 pragmas.append(c.Pragma("omp simd"))
             self.simd_depth += 1

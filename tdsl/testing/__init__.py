@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .build import build
-from .lang import dtypes
-from .lang.expr import Var
-from .lang.graph import as_tensor_list
-from .lang.reference import evaluate_scalar, reference
-from .lang.tensor import PlaceholderOp, Tensor
-from .schedule import create_schedule
+from ..build import build
+from ..lang import dtypes
+from ..lang.expr import Var
+from ..lang.graph import as_tensor_list
+from ..lang.reference import evaluate_scalar, reference
+from ..lang.tensor import PlaceholderOp, Tensor
+from ..schedule import create_schedule
 
 
 def random_array(t: Tensor, sizes: dict, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,335 @@
+"""`td.auto_schedule`: a good schedule from rules, with no search.
+
+In the spirit of Mullapudi2016 and Ansor's sketch rules, the rules look at each stage's
+definition (analysis.py) and apply only public primitives, so isl checks every decision
+as it checks a user's. A rule is a transaction: if isl refuses any of its primitives, the
+schedule goes back to where the rule started and the next rule is tried. Consumers are
+placed first (compute_at's rule), then producers:
+
+1. inline cheap injective stages read at one index per consumer iteration (padding stays
+   a stage when its reader is a reduction: tests in a reduction's inner loop are slow);
+2. row pipelines: the producers an output reads row by row (softmax, layernorm) are
+   computed at the output's row loop; their row reductions are factored into vector lanes;
+3. stencils: an output that reads a producer at several offsets (a blur) is tiled and
+   the producer computed per tile;
+4. the loops of every stage left at the root: a register tile (cache_write, unrolled
+   rows, vectorized columns) for reductions with reuse (matmul, convolution), lanes for
+   row reductions, vectorized columns for column reductions, vector tiles for transposes,
+   vectorized innermost loops otherwise; outer loops fused and parallel.
+
+Sizes unknown at schedule time get choices that stay correct for any size (constant
+splits; ragged tiles are separated by the code generator).
+"""
+
+from __future__ import annotations
+
+from ..errors import ScheduleError
+from ..examples import register_tile_shape
+from ..lang.expr import Const
+from ..lang.graph import as_tensor_list
+from ..lang.tensor import ComputeOp, UpdateOp
+from ..schedule import create_schedule
+from ..target import target as parse_target
+from .analysis import StageInfo, analyze, innermost_stride_ok
+
+REDUCTIONS = ("reuse", "row", "reduction")
+
+
+def auto_schedule(outputs, target=None):
+    """A schedule for `outputs` (a tensor or a list) chosen by rules for `target` ("c", a
+    "c -mcpu=..." string, or "cuda"); every primitive it applies is proven legal by isl.
+
+    >>> s = td.auto_schedule(C)
+    >>> print(s)                 # the primitives chosen
+    >>> mod = td.build(s, [A, B, C])
+    """
+    outputs = as_tensor_list(outputs, "outputs")
+    t = parse_target(target)
+    s = create_schedule(outputs)
+    order = list(s.data.order)
+    infos = analyze(order, [o.op for o in outputs])
+    rules = _GpuRules(s, t, infos, outputs) if t.kind == "cuda" else \
+        _CpuRules(s, t, infos, outputs)
+    rules.run()
+    return s
+
+
+class _Rules:
+    def __init__(self, s, t, infos: dict, outputs):
+        self.s, self.t, self.infos = s, t, infos
+        self.outputs = {o.op for o in outputs}
+        self.lanes = t.lanes("float32") if t.kind == "c" else 32
+        self.placed: set = set()              # ops already given a place (inline / at)
+
+    def attempt(self, rule, *args) -> bool:
+        """Apply `rule` as one transaction: all of it, or (if isl refuses a step) none."""
+        token = self.s.checkpoint()
+        try:
+            rule(*args)
+            return True
+        except ScheduleError:
+            self.s.restore(token)
+            return False
+
+    def stage(self, op):
+        return self.s[op.output(0)]
+
+    def consumers_first(self):
+        return [op for op in reversed(list(self.infos)) if isinstance(op, (ComputeOp, UpdateOp))]
+
+
+class _CpuRules(_Rules):
+    def run(self) -> None:
+        for op in self.consumers_first():
+            if self._inlinable(self.infos[op]):
+                if self.attempt(self.stage(op).compute_inline):
+                    self.placed.add(op)
+        for op in self.consumers_first():
+            if op in self.outputs and op not in self.placed:
+                self.attempt(self._row_pipeline, op) or self.attempt(self._stencil, op)
+        for op in self.consumers_first():
+            if op not in self.placed:
+                self.attempt(self._root_loops, op)
+
+    # -- 1. inlining ---------------------------------------------------------------
+    def _inlinable(self, info: StageInfo) -> bool:
+        if info.kind != "injective" or info.op in self.outputs or not info.readers:
+            return False
+        if any(isinstance(r, UpdateOp) for r in info.readers):
+            return False
+        if any(len(info.reads_at.get(r, ())) > 1 for r in info.readers):
+            return False                    # a stencil: inlining recomputes per offset
+        if info.guarded and any(self.infos[r].kind in REDUCTIONS for r in info.readers):
+            return False                    # padding stays a stage before a reduction
+        if info.expensive and len(info.readers) > 1:
+            return False                    # exp for two consumers: compute it once
+        return True
+
+    # -- 2. row pipelines ----------------------------------------------------------
+    def _row_local(self, out) -> list:
+        """Producers of `out` read row by row: each reader reads them at its own first
+        axis (identity), transitively from `out`; consumers first."""
+        local: list = []
+        for op in self.consumers_first():
+            info = self.infos[op]
+            if op is out or op in self.placed or info.kind not in ("injective", "row",
+                                                                   "reduction"):
+                continue
+            if op in self.outputs or not info.readers or not op.axis:
+                continue
+            ok = True
+            for reader in info.readers:
+                if reader is not out and reader not in local:
+                    ok = False
+                    break
+                first = reader.axis[0] if reader.axis else None
+                for index in info.reads_at[reader]:
+                    if first is None or index[0] is not first:
+                        ok = False
+            if ok:
+                local.append(op)
+        return local
+
+    def _row_pipeline(self, out) -> None:
+        if self.infos[out].kind in ("reuse", "update"):
+            raise ScheduleError("a register tile or a recurrence, not a row pipeline")
+        local = self._row_local(out)
+        if not local or len(out.axis) < 2:
+            raise ScheduleError("not a row pipeline")
+        stage = self.stage(out)
+        row = out.axis[0]
+        self._vector_inner(stage, out.axis[-1])
+        stage.parallel(row)
+        # factor first (a factored stage starts at the root), then place consumers first:
+        # each reduction, then its partial results, then what they read
+        placing = []
+        for op in local:
+            placing.append(op.output(0))
+            if self.infos[op].kind == "row":
+                placing.append(self._factor_into_lanes(op))
+        for tensor in placing:
+            self.s[tensor].compute_at(stage, row)
+        for op in local:
+            self.placed.add(op)
+            if self.infos[op].kind == "injective" and len(op.axis) > 1:
+                self._vector_inner(self.stage(op), op.axis[-1])
+
+    def _factor_into_lanes(self, op):
+        """rfactor the row reduction `op` into 2 vectors of lanes (two independent chains
+        hide the adds' latency); the partial results are one vectorized loop."""
+        stage = self.stage(op)
+        k = op.reduce_axis[-1]
+        _, k_inner = stage.split(k, factor=2 * self.lanes)
+        partial = self.s.rfactor(op.output(0), k_inner)
+        lane = partial.op.axis[0]
+        ps = self.s[partial]
+        ps.reorder(*_without(ps.leaf_iter_vars, lane), lane)
+        ps.vectorize(lane)
+        return partial
+
+    # -- 3. stencils ---------------------------------------------------------------
+    def _stencil(self, out) -> None:
+        info = self.infos[out]
+        if info.kind != "injective" or len(out.axis) < 2:
+            raise ScheduleError("not a stencil consumer")
+        producers = [op for op, p in self.infos.items()
+                     if out in p.readers and len(p.reads_at[out]) > 1 and op not in self.placed
+                     and p.kind == "injective" and len(op.axis) == len(out.axis)]
+        if not producers:
+            raise ScheduleError("no stencil producer")
+        stage = self.stage(out)
+        y, x = out.axis[-2], out.axis[-1]
+        yo, xo, yi, xi = stage.tile(y, x, 32, 32 * self.lanes)
+        stage.vectorize(xi)
+        self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, yi, xi))
+        for op in producers:
+            self.stage(op).compute_at(stage, xo)
+            self.placed.add(op)
+            self._vector_inner(self.stage(op), op.axis[-1])
+
+    # -- 4. loops of root stages -----------------------------------------------------
+    def _root_loops(self, op) -> None:
+        info = self.infos[op]
+        stage = self.stage(op)
+        if info.kind == "update" or not op.axis:
+            if info.kind == "row":
+                partial = self._factor_into_lanes(op)
+                del partial
+            return
+        if info.kind == "reuse":
+            self._register_tile(op, info)
+        elif info.kind == "row":
+            partial = self._factor_into_lanes(op)
+            row = op.axis[0]
+            self.s[partial].compute_at(stage, row)
+            self._parallel_outer(stage, list(stage.leaf_iter_vars))
+        elif info.kind == "reduction":
+            self._column_reduction(op)
+        elif not innermost_stride_ok(op) and len(op.axis) >= 2:
+            self._transpose_tiles(op)
+        else:
+            self._elementwise(op)
+
+    def _elementwise(self, op) -> None:
+        stage = self.stage(op)
+        if len(op.axis) == 1:
+            outer, inner = stage.split(op.axis[0], factor=64 * self.lanes)
+            stage.parallel(outer)
+            self._vector_inner(stage, inner)
+            return
+        self._vector_inner(stage, op.axis[-1])
+        self._parallel_outer(stage, list(op.axis[:-1]))
+
+    def _column_reduction(self, op) -> None:
+        """A reduction whose innermost data axis is contiguous: the reduction loops go
+        outside it, so the innermost loop is a vector of independent sums."""
+        stage = self.stage(op)
+        inner = op.axis[-1]
+        jo, ji = stage.split(inner, factor=4 * self.lanes)
+        data = _without(stage.leaf_iter_vars, *op.reduce_axis, ji)
+        stage.reorder(*data, *op.reduce_axis, ji)
+        stage.vectorize(ji)
+        self._parallel_outer(stage, data)
+
+    def _transpose_tiles(self, op) -> None:
+        stage = self.stage(op)
+        y, x = op.axis[-2], op.axis[-1]
+        yo, xo, yi, xi = stage.tile(y, x, self.lanes, self.lanes)
+        stage.unroll(yi)
+        stage.vectorize(xi)
+        self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, yi, xi))
+
+    def _register_tile(self, op, info: StageInfo) -> None:
+        rows, cols = register_tile_shape(self.t)
+        stage = self.stage(op)
+        local = self.s.cache_write(op.output(0), "local")
+        ro, ri = stage.split(info.row_axis, factor=rows)
+        co, ci = stage.split(info.col_axis, factor=cols)
+        outer = [ro if a is info.row_axis else co if a is info.col_axis else a
+                 for a in op.axis]
+        stage.reorder(*outer, ri, ci)
+        stage.vectorize(ci)
+        at = self._parallel_outer(stage, outer)
+        ls = self.s[local]
+        ls.compute_at(stage, at)
+        lrow, lcol = _same_position(local.op.axis, op.axis, info.row_axis, info.col_axis)
+        others = [a for a in local.op.axis if a is not lrow and a is not lcol]
+        col_outer, col_inner = ls.split(lcol, factor=self.lanes)
+        ls.reorder(*others, *local.op.reduce_axis, lrow, col_outer, col_inner)
+        ls.unroll(lrow)
+        ls.unroll(col_outer)
+        ls.vectorize(col_inner)
+
+    # -- helpers -------------------------------------------------------------------
+    def _vector_inner(self, stage, axis) -> None:
+        """Vectorize `axis`: directly when its extent is a constant, else split by two
+        vectors first (a constant trip count is what the vector emitter needs)."""
+        if isinstance(axis.extent, Const):
+            stage.vectorize(axis)
+        else:
+            _, inner = stage.split(axis, factor=2 * self.lanes)
+            stage.vectorize(inner)
+
+    def _parallel_outer(self, stage, loops: list):
+        """Parallelize the outer loops: fused into one when their extents allow (enough
+        work for every thread), else the outermost. Returns the loop that runs last among
+        them (for compute_at)."""
+        if not loops:
+            return None
+        if len(loops) > 1:
+            token = self.s.checkpoint()
+            try:
+                fused = stage.fuse(*loops)
+                stage.parallel(fused)
+                return fused
+            except ScheduleError:
+                self.s.restore(token)
+        stage.parallel(loops[0])
+        return loops[-1]
+
+
+class _GpuRules(_Rules):
+    """CUDA: injective stages inlined; every root stage's innermost data loops mapped to a
+    grid of blocks of 8 x 32 threads (a reduction keeps its reduction loops serial in
+    each thread), outer data loops fused onto blockIdx.z."""
+
+    def run(self) -> None:
+        for op in self.consumers_first():
+            info = self.infos[op]
+            if info.kind == "injective" and op not in self.outputs and info.readers and \
+                    not any(len(info.reads_at.get(r, ())) > 1 for r in info.readers) and \
+                    not any(isinstance(r, UpdateOp) for r in info.readers):
+                if self.attempt(self.stage(op).compute_inline):
+                    self.placed.add(op)
+        for op in self.consumers_first():
+            if op not in self.placed and self.infos[op].kind != "update" and op.axis:
+                self.attempt(self._bind, op)
+
+    def _bind(self, op) -> None:
+        stage = self.stage(op)
+        axes = list(op.axis)
+        if len(axes) == 1:
+            blocks, threads = stage.split(axes[0], factor=256)
+            stage.bind(blocks, "blockIdx.x")
+            stage.bind(threads, "threadIdx.x")
+            return
+        *outer, y, x = axes
+        yo, xo, yi, xi = stage.tile(y, x, 8, 32)
+        if outer:
+            z = stage.fuse(*outer) if len(outer) > 1 else outer[0]
+            stage.bind(z, "blockIdx.z")
+        stage.bind(yo, "blockIdx.y")
+        stage.bind(xo, "blockIdx.x")
+        stage.bind(yi, "threadIdx.y")
+        stage.bind(xi, "threadIdx.x")
+
+
+def _without(loops, *excluded) -> list:
+    """`loops` less `excluded`, by identity (axes compare as expressions)."""
+    return [a for a in loops if not any(a is x for x in excluded)]
+
+
+def _same_position(new_axes, old_axes, *wanted):
+    """The axes of `new_axes` at the positions of `wanted` among `old_axes`."""
+    positions = [next(k for k, a in enumerate(old_axes) if a is w) for w in wanted]
+    return [new_axes[p] for p in positions]

@@ -1,0 +1,105 @@
+"""Bugs the differential fuzzer found, each kept as the smallest program that showed it.
+
+The comment on each test names the fuzz case (`python -m tdsl.testing.fuzz --seed S
+--start I --cases 1` reruns it) and what went wrong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tdsl as td
+from tests.helpers import check
+
+
+def _recurrence():
+    n = td.var("n")
+    X = td.placeholder((n, 12), name="X")
+    Y = td.compute((n, 12), lambda i, j: X[i, j] * 2.0, name="Y")
+    r = td.reduce_axis((1, 12), name="r")
+    Y = td.update(Y, lambda i: (i, r), lambda i: Y[i, r - 1] * 0.5 + X[i, r])
+    return n, X, Y
+
+
+def test_cache_read_for_the_update_of_the_same_tensor_is_refused():
+    """seed 2, cases 141 and 250: a copy of Y made before Y's own update was read by
+    the update, which then saw stale values (wrong results)."""
+    n, X, Y = _recurrence()
+    s = td.create_schedule(Y)
+    base, update = s.stages[0], s.stages[1]
+    with pytest.raises(td.ScheduleError, match="updates Y itself") as info:
+        s.cache_read(base.op.output(0), "local", [update.op.output(0)])
+    assert "Cache the reads of a stage that runs after the update" in str(info.value)
+    assert len(s.stages) == 2 and not s.history
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 12)).astype("float32")
+    _, (y,) = check(s, [X, Y], {n: 5}, inputs={X: x})
+
+
+def test_cache_read_after_the_update_is_fine():
+    n, X, Y = _recurrence()
+    Z = td.compute((n, 12), lambda i, j: Y[i, j] + X[i, j], name="Z")
+    s = td.create_schedule(Z)
+    s.cache_read(Y, "local", [Z])
+    check(s, [X, Z], {n: 4})
+
+
+def test_cache_write_after_reorder_is_a_lesson_not_a_type_error():
+    """seed 2, case 2: cache_write compared loop tuples with `!=`, which builds an
+    expression (`ax1 == ax0`) and raised TdslTypeError instead of the lesson."""
+    A = td.placeholder((6, 5), name="A")
+    P = td.compute((6, 5), lambda i, j: A[i, j] * 2.0, name="P")
+    s = td.create_schedule(P)
+    i, j = P.op.axis
+    s[P].reorder(j, i)
+    with pytest.raises(td.ScheduleError, match="call cache_write before transforming"):
+        s.cache_write(P, "global")
+    check(s, [A, P])
+
+
+def test_cache_read_for_the_update_after_rewriting_the_base_is_refused():
+    """seed 20261201, case 211: after cache_read(X, [Y]) rewrote Y's stage, Y's update
+    was no longer seen as a version of Y, and a copy of Y for the update was accepted
+    (stale values)."""
+    n, X, Y = _recurrence()
+    s = td.create_schedule(Y)
+    s.cache_read(X, "local", [s.stages[0].op.output(0)])
+    base, update = s.stages[1], s.stages[2]
+    with pytest.raises(td.ScheduleError, match="updates Y itself"):
+        s.cache_read(base.op.output(0), "local", [update.op.output(0)])
+    check(s, [X, Y], {n: 7})
+
+
+def test_compute_at_of_a_stage_nothing_reads():
+    """seed 20261201, case 227: with `where=k >= l` nothing reads the copy of B, its
+    footprint is empty, and isl refused to write the empty region's offset as an
+    expression ("cannot handle void expression"), which became the generic lesson."""
+    n, m = td.var("n"), td.var("l")
+    A = td.placeholder((n, m), dtype="int16", name="A")
+    B = td.placeholder((m, 4), dtype="int16", name="B")
+    k = td.reduce_axis((1, m), name="k")
+    R = td.compute((n, 4), lambda i, j: td.max(A[i, k] * B[k, j], axis=k, where=k >= m),
+                   name="R")
+    s = td.create_schedule(R)
+    BL = s.cache_read(B, "local", [R])
+    s[BL].compute_at(s[R], s[R].leaf_iter_vars[2])
+    _, (out,) = check(s, [A, B, R], {n: 12, m: 3})
+    assert (out == np.iinfo("int16").min).all()
+
+
+def test_rfactor_of_an_axis_whose_extent_is_negative_at_some_sizes():
+    """seed 20261201, case 265: k in [2, l) at l = 1 has extent -1; the buffer of partial
+    results had -1 elements, and the kernel failed with TdslMemoryError."""
+    n, m = td.var("n"), td.var("l")
+    A = td.placeholder((n, m), dtype="float64", name="A")
+    B = td.placeholder((m, 1), dtype="float64", name="B")
+    k = td.reduce_axis((2, m), name="k")
+    R = td.compute((n, 1), lambda i, j: td.min(A[i, k] * B[k, j], axis=k, where=k < i),
+                   name="R")
+    s = td.create_schedule(R)
+    i, j = R.op.axis
+    s[R].tile(i, j, 3, 8)
+    s.rfactor(R, s[R].leaf_iter_vars[4])
+    _, (out,) = check(s, [A, B, R], {n: 2, m: 1})
+    assert (out == np.inf).all()
+    check(s, [A, B, R], {n: 6, m: 5})
