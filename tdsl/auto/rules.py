@@ -260,7 +260,7 @@ class _CpuRules(_Rules):
             # contiguous local storage once per column tile (cache_read), and run the row
             # tiles inside, reusing it from L2 (GotoBLAS's packed panel, TVM's tutorial)
             outer = [a for a in outer if a is not ro]
-            outer.insert(outer.index(co) + 1, ro)
+            outer.insert(next(k for k, a in enumerate(outer) if a is co) + 1, ro)
         stage.reorder(*outer, ri, ci)
         stage.vectorize(ci)
         # the innermost tile loop stays a loop of its own (its ragged last tile is a range

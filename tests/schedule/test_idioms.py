@@ -226,3 +226,48 @@ def test_factored_stage_before_its_consumer_names_the_call_to_make_first():
     assert "s[mx].compute_at(s[y], i)" in message
     s[mx].compute_at(s[y], y.op.axis[0])
     s[mx_rf].compute_at(s[y], y.op.axis[0])             # now legal
+
+
+def test_fused_four_deep_ragged_conv_tests_fullness_once_outside_the_reduction():
+    """TVM's idiom on a convolution: fuse(n, f_outer, y, x_outer) and parallel, the
+    register tile at the fused loop, ragged in channels and pixels. The iterations with a
+    full tile are one test outside the reduction loops (isl describes them as several
+    pieces; the largest one is the full version), never a branch inside them."""
+    batch, c, h, w, kk = 1, 2, 56, 56, 64         # 64 = 10 x 6 + 4, 56 = 3 x 16 + 8
+    x = td.placeholder((batch, c, h, w), name="x")
+    wt = td.placeholder((kk, c, 3, 3), name="w")
+    pad = td.compute((batch, c, h + 2, w + 2), lambda n, ci, y, xx: td.select(
+        td.all(y >= 1, y <= h, xx >= 1, xx <= w), x[n, ci, y - 1, xx - 1], 0.0), name="pad")
+    rc, ry, rx = (td.reduce_axis(c, name="rc"), td.reduce_axis(3, name="ry"),
+                  td.reduce_axis(3, name="rx"))
+    out = td.compute((batch, kk, h, w), lambda n, f, y, xx: td.sum(
+        pad[n, rc, y + ry, xx + rx] * wt[f, rc, ry, rx], axis=[rc, ry, rx]), name="out")
+    s = td.create_schedule(out)
+    local = s.cache_write(out, "local")
+    n, f, y, xx = out.op.axis
+    fo, fi = s[out].split(f, factor=6)
+    xo, xi = s[out].split(xx, factor=16)
+    s[out].reorder(n, fo, y, xo, fi, xi)
+    fused = s[out].fuse(n, fo, y, xo)
+    s[out].parallel(fused)
+    s[out].vectorize(xi)
+    s[local].compute_at(s[out], fused)
+    nc, fc, yc, xc = local.op.axis
+    xco, xci = s[local].split(xc, factor=8)
+    s[local].reorder(nc, yc, rc, ry, rx, fc, xco, xci)
+    s[local].unroll(fc)
+    s[local].unroll(xco)
+    s[local].vectorize(xci)
+    text = str(td.lower(s, [x, wt, out]))
+    first_rc = text.index("for rc in range")
+    body = text[first_rc:text.index("\n", text.index("out[", first_rc))]
+    assert " if " not in body and "\n" in body      # the full version's reduction: no tests
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((batch, c, h, w), dtype=np.float32)
+    b = rng.standard_normal((kk, c, 3, 3), dtype=np.float32)
+    got = np.empty((batch, kk, h, w), np.float32)
+    td.build(s, [x, wt, out])(a, b, got)
+    ap = np.pad(a.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    want = sum(np.einsum("nchw,kc->nkhw", ap[:, :, r:r + h, q:q + w], b[:, :, r, q])
+               for r in range(3) for q in range(3))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
