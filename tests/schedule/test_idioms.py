@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import tdsl as td
+from benchmarks.schedules._common import reduce_in_lanes
 
 TARGETS = ["c -mcpu=x86-64-v3", "c -mcpu=x86-64-v4"]
 
@@ -135,17 +136,6 @@ def test_gemm_idiom_with_symbolic_sizes():
 # Row reductions factored into lanes, computed at the final consumer's row loop
 # ---------------------------------------------------------------------------------------
 
-def factor_into_lanes(s, red, lanes):
-    (k,) = red.op.reduce_axis
-    _, k_inner = s[red].split(k, factor=lanes)
-    partial = s.rfactor(red, k_inner)
-    lane, _ = partial.op.axis
-    (k_rest,) = partial.op.reduce_axis
-    s[partial].reorder(k_rest, lane)
-    s[partial].vectorize(lane)
-    return partial
-
-
 def softmax_schedule(n, m, lanes):
     x = td.placeholder((n, m), name="x")
     k1, k2 = td.reduce_axis(m, name="k1"), td.reduce_axis(m, name="k2")
@@ -158,8 +148,8 @@ def softmax_schedule(n, m, lanes):
     s[y].parallel(i)
     _, ji = s[y].split(j, factor=lanes)
     s[y].vectorize(ji)
-    mx_rf = factor_into_lanes(s, mx, lanes)
-    total_rf = factor_into_lanes(s, total, lanes)
+    mx_rf = reduce_in_lanes(s, mx, lanes)
+    total_rf = reduce_in_lanes(s, total, lanes)
     # every stage at y's row loop, the factored ones included (y needs them through
     # total and mx): consumers first
     for stage in (total, total_rf, e, mx, mx_rf):
@@ -182,8 +172,8 @@ def layernorm_schedule(n, m, lanes, eps=1e-5):
     s[y].parallel(i)
     _, ji = s[y].split(j, factor=lanes)
     s[y].vectorize(ji)
-    total_rf = factor_into_lanes(s, total, lanes)
-    squares_rf = factor_into_lanes(s, squares, lanes)
+    total_rf = reduce_in_lanes(s, total, lanes)
+    squares_rf = reduce_in_lanes(s, squares, lanes)
     for stage in (var, mean, total, squares, total_rf, squares_rf):
         s[stage].compute_at(s[y], i)
     return s, [x, y]
@@ -218,7 +208,7 @@ def test_factored_stage_before_its_consumer_names_the_call_to_make_first():
     mx = td.compute((16,), lambda i: td.max(x[i, k], axis=k), name="mx")
     y = td.compute((16, 32), lambda i, j: x[i, j] - mx[i], name="y")
     s = td.create_schedule(y)
-    mx_rf = factor_into_lanes(s, mx, 8)
+    mx_rf = reduce_in_lanes(s, mx, 8)
     with pytest.raises(td.ScheduleError) as info:
         s[mx_rf].compute_at(s[y], y.op.axis[0])
     message = str(info.value)
