@@ -90,7 +90,7 @@ def tree_of(model: Model) -> isl.Schedule:
     return _sequence(model, model.program.body, Marks()) or _nothing(model)
 
 
-def _sequence(model: Model, nodes, marks: Marks) -> isl.Schedule:
+def _sequence(model: Model, nodes, marks: Marks) -> isl.Schedule | None:
     schedules = [_node(model, n, marks) for n in nodes]
     schedules = [s for s in schedules if s is not None]
     if not schedules:

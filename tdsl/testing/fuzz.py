@@ -123,6 +123,7 @@ def run_case(seed: int, index: int, report=lambda kind, value: None) -> Outcome:
             report("move", move.code)
             out.moves.append((move.code, "failed"))
             out.moves[-1] = (move.code, _apply(s, move, ns))
+            report("status", out.moves[-1][1])
         special = "concurrent" if index % 100 == 50 else "killed" if index % 100 == 99 else ""
         out.special = special
         try:
@@ -254,12 +255,24 @@ def reproducer(out: Outcome, check: bool = True) -> str:
 # -- the driver -------------------------------------------------------------------------------
 
 def _worker(conn) -> None:
+    # TDSL_FUZZ_SELFTEST="crash:3,hang:5" makes those cases die or hang after their first
+    # move, to test the driver itself
+    faults = dict(item.split(":")[::-1] for item in
+                  os.environ.get("TDSL_FUZZ_SELFTEST", "").split(",") if item)
     while True:
         job = conn.recv()
         if job is None:
             return
         seed, index = job
-        outcome = run_case(seed, index, lambda kind, value: conn.send((kind, value)))
+        fault = faults.get(str(index))
+
+        def report(kind, value, fault=fault):
+            conn.send((kind, value))
+            if kind == "move" and fault == "crash":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            if kind == "move" and fault == "hang":
+                time.sleep(3600)
+        outcome = run_case(seed, index, report)
         conn.send(("done", outcome))
 
 
@@ -312,6 +325,8 @@ def fuzz(cases: int, seeds: list[int], jobs: int = 1, timeout: float = 120.0,
                             w.partial.family, w.partial.source, w.partial.oracle = value
                         elif kind == "move":
                             w.partial.moves.append((value, "running"))
+                        elif kind == "status":
+                            w.partial.moves[-1] = (w.partial.moves[-1][0], value)
                         else:
                             finished = value
                             break
