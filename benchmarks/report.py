@@ -183,11 +183,23 @@ def split_sections(text: str) -> dict:
 
 
 def merge_markdown(old: str, key: str, section: str) -> str:
-    """RESULTS.md with target `key`'s section replaced by `section` (appended if new); the
-    other targets' sections are kept as they were."""
-    sections = split_sections(old)
-    sections[key] = section
-    return "\n".join([TITLE, "", INTRO, "", "\n\n".join(sections.values())]) + "\n"
+    """RESULTS.md with target `key`'s section replaced by `section` in place (or, if new,
+    inserted after the last target section); everything else in the file (other targets'
+    sections, sections other tools write, such as overhead.py's and parity's) is kept as
+    it was."""
+    if not old.strip():
+        return "\n".join([TITLE, "", INTRO, "", section]) + "\n"
+    lines = old.splitlines()
+    begin, end = _BEGIN.format(key), _END.format(key)
+    if begin in lines and end in lines[lines.index(begin):]:
+        i = lines.index(begin)
+        j = lines.index(end, i)
+        lines[i:j + 1] = section.splitlines()
+    else:
+        ends = [n for n, line in enumerate(lines) if line.startswith("<!-- end target: ")]
+        at = ends[-1] + 1 if ends else len(lines)
+        lines[at:at] = ["", *section.splitlines()] if at else [*section.splitlines(), ""]
+    return "\n".join(lines) + "\n"
 
 
 def merge_json(old: str, key: str, doc: dict) -> dict:

@@ -73,5 +73,12 @@ def test_sections_per_target_are_merged():
     secs = report.split_sections(md2)
     assert list(secs) == [AVX2, AVX512]
     assert "avx2 again" in secs[AVX2] and "avx2 desc" not in md2 and "avx512 desc" in md2
+    other = "<!-- overhead.py: begin -->\n## Call overhead\n<!-- overhead.py: end -->\n"
+    md3 = report.merge_markdown(md2 + "\n" + other, AVX512, b.replace("avx512 desc", "new"))
+    assert other in md3 and "new" in md3 and "avx2 again" in md3
+    assert md3.index("new") < md3.index("Call overhead")      # targets stay together
+    md4 = report.merge_markdown(md2 + "\n" + other, "c", a.replace(AVX2, "c"))
+    assert list(report.split_sections(md4)) == [AVX2, AVX512, "c"]
+    assert md4.index("<!-- end target: c -->") < md4.index("Call overhead")
     js = report.merge_json(json.dumps(report.merge_json("", AVX512, {"x": 1})), AVX2, {"y": 2})
     assert js == {"targets": {AVX512: {"x": 1}, AVX2: {"y": 2}}}
