@@ -19,8 +19,10 @@ from pathlib import Path
 from ... import cache
 from ...errors import CompileError
 
+# -fno-predictive-commoning: gcc would carry loaded values across iterations of the loops
+# around a register tile (a convolution's rx loop), in the registers the accumulators need
 DEFAULT_CFLAGS = ("-O3 -fopenmp -fPIC -shared -std=gnu11 -fwrapv "
-                  "-fno-math-errno -fno-trapping-math")
+                  "-fno-math-errno -fno-trapping-math -fno-predictive-commoning")
 
 
 RUNTIME_ABI = "runtime-1"      # libraries carry tdsl_manifest and <name>_call (entry.py)
