@@ -211,6 +211,7 @@ def _kill_mid_compile(script: Path, tmp: Path, env: dict) -> None:
     slow = tmp / "slowcc"
     cc = env.get("TDSL_CC", "gcc")
     slow.write_text(f'#!/bin/sh\ncase "$1" in --version) exec {cc} --version;; esac\n'
+                    f'case "$*" in *-dM*) exec {cc} "$@";; esac\n'     # td.target's ISA probe
                     f"touch {ready}\nsleep 300\nexec {cc} \"$@\"\n")
     slow.chmod(0o755)
     proc = subprocess.Popen([sys.executable, str(script)], env=dict(env, TDSL_CC=str(slow)),
