@@ -86,6 +86,7 @@ def prepare_pair(pair, target, args, harness, common) -> tuple[dict, list]:
     NumPy reference: (the pair's record, its two harness Impls)."""
     import numpy as np
 
+    log(f"building {pair.name} for {target.name}")
     sizes = pair.sizes
     inputs = pair.inputs(sizes, np.random.default_rng(1234))
     rec = {"pair": pair.name, "family": pair.family, "target": target.name,
