@@ -171,7 +171,8 @@ def markdown(records, means, info, pairs) -> str:
              "each sweep times every pair interleaved), perf from the median of all calls; GB/s "
              "pairs start from DRAM (L3 flushed before each timed call).", "",
              f"Measured {info['date']} on {info['cpu']} ({info['simd']}), {info['threads']} "
-             f"threads, halide {info['halide']}, gcc {info['gcc']}; load average (1 min) "
+             f"thread{'s' if info['threads'] != 1 else ''}, halide {info['halide']}, "
+             f"gcc {info['gcc']}; load average (1 min) "
              f"{info['load_average']['start'][0]:.1f} at the start, "
              f"{info['load_average']['end'][0]:.1f} at the end.", ""]
     for t, m in means.items():
