@@ -113,6 +113,7 @@ def _load(target=None):
         lib, _ = compile_c(C_SOURCE, "limits", (*t.cflags, f"-DVBYTES={t.vector_bytes}",
                                                 f"-DCHAINS={chains}"))
         lib.chains = chains
+        lib.flags = " ".join(t.cflags)
         lib.limit_lanes.restype = ctypes.c_int
         lib.limit_threads.restype = ctypes.c_int
         lib.fma_peak.restype = ctypes.c_float
@@ -143,7 +144,8 @@ def fma_limit(iters: int = 2_000_000, target=None) -> Limit:
     def run():
         lib.fma_peak(iters)
     return Limit("fma", "GFLOP/s", 2.0 * lib.chains * lanes * threads * iters, run,
-                 f"FMA peak: {threads} threads x {lib.chains} chains of {lanes}-lane FMAs")
+                 f"FMA peak: {threads} threads x {lib.chains} chains of {lanes}-lane FMAs "
+                 f"(gcc {lib.flags})")
 
 
 _triad_arrays = {}
@@ -163,7 +165,7 @@ def triad_limit(n: int = 16 * 1024 * 1024, target=None) -> Limit:
     def run():
         lib.triad(pa, pb, pc, s, n)
     return Limit("triad", "GB/s", 3.0 * 4 * n, run,
-                 f"STREAM triad, 3 x {n * 4 >> 20} MiB float32 arrays")
+                 f"STREAM triad, 3 x {n * 4 >> 20} MiB float32 arrays (gcc {lib.flags})")
 
 
 def make(kind: str, quick: bool = False, target=None) -> Limit:

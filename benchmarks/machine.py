@@ -36,18 +36,60 @@ def _peer_version(mod) -> str:
         return f"unavailable ({e})"
 
 
-def describe(threads: int) -> dict:
+def _loadavg() -> str:
+    """The OS load average: above the core count, other jobs shared the cores."""
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def _native_march() -> str:
+    """What gcc's -march=native resolves to here (e.g. znver3)."""
+    import subprocess
+    try:
+        out = subprocess.run(["gcc", "-march=native", "-Q", "--help=target"],
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.strip().startswith("-march="):
+                return line.split()[-1]
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _blas() -> str:
+    """numpy's BLAS as threadpoolctl sees it: library, version, the kernel it picked for
+    this CPU (e.g. Haswell, Zen, SkylakeX), threads."""
+    try:
+        import threadpoolctl
+        pools = [p for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"]
+    except Exception:
+        return "unknown (threadpoolctl not installed)"
+    return "; ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('prefix')}), "
+                     f"kernel {p.get('architecture')}, {p.get('num_threads')} threads"
+                     for p in pools) or "none found"
+
+
+def describe(threads: int, target=None) -> dict:
+    """The machine and the target of a run (`target`: a tdsl Target; default: the run's)."""
     import numpy as np
 
-    from . import limits
+    from . import limits, targets
     from .peers import halide_impl, tvm_impl
 
+    t = target if target is not None else targets.current()
     info = {
-        "cpu": _cpu_model(), "simd": _flags(), "cores": os.cpu_count(), "threads": threads,
+        "target": t.describe(), "target_cflags": " ".join(t.cflags),
+        "cpu": _cpu_model(), "host": f"{targets.cpu()}, -march=native = {_native_march()}: "
+                f"{targets.host().describe()}",
+        "simd": _flags(), "cores": os.cpu_count(), "threads": threads,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(), "python": platform.python_version(),
         "numpy": np.__version__, "tvm": _peer_version(tvm_impl),
         "halide": _peer_version(halide_impl), "gcc": limits.gcc_version(),
+        "numpy_blas": _blas(),
+        "load average (1, 5, 15 min) at the end": _loadavg(),
     }
     try:
         info["tvm_target"] = str(tvm_impl.target())

@@ -1,9 +1,12 @@
 """Turns measured rotations into the printed table, RESULTS.md and the JSON record.
 
 Input: per workload, its `Workload` and the list of `harness.Impl` rows (the limit row
-last). Output layout of the JSON (documented in benchmarks/README.md):
-{"workloads": {"W1": {"tdsl": {...}, "numpy": {...}, "tvm": {...}, "halide": {...},
- "limit": {...}}, ...}, "workload_info": {...}, "machine": {...}, "method": {...}}
+last). Output layout of the JSON (documented in benchmarks/README.md), one run per target:
+{"targets": {"c -mcpu=x86-64-v3": {"target": ..., "cpu": ..., "workloads": {"W1": {"tdsl":
+ {...}, "numpy": {...}, "tvm": {...}, "halide": {...}, "limit": {...}}, ...},
+ "workload_info": {...}, "machine": {...}, "method": {...}, "schedules": {...}}, ...}}
+RESULTS.md holds one section per target, between `<!-- target: ... -->` markers, so that a
+run replaces its own target's section and keeps the others.
 """
 
 from __future__ import annotations
@@ -82,13 +85,67 @@ def text_table(wid: str, title: str, recs: dict) -> str:
     return "\n".join(lines)
 
 
-def markdown(results: dict, titles: dict, machine: dict, method: dict,
-             schedules: dict) -> str:
-    out = ["# Benchmark results", "",
-           f"{machine.get('date', '')}: {machine.get('cpu', '')}, "
-           f"{machine.get('threads')} threads of {machine.get('cores')} cores. "
-           "Ratios and % of limit are within one rotation of this run; absolute numbers "
-           "vary between runs on this machine.", "",
+# shared/PERF_TARGETS.md, "Our targets": tdsl >= the best peer in the same run on every
+# workload, and at least this % of the in-run limit (None: no fraction, only the peers)
+GOALS = {"W1": 90, "W2": 80, "W3": 95, "W4": 80, "W5": 70, "W6": 35, "W7": None, "W8": 95}
+PEER_NAMES = ("numpy", "tvm", "halide")
+
+
+def summary_rows(results: dict) -> list[list[str]]:
+    """Per workload: tdsl's best, the best peer, their ratio (peer median / tdsl median:
+    >= 1.00 means tdsl is at least as fast), tdsl's % of the limit, the goal, and whether
+    both hold in this run."""
+    rows = []
+    for wid, recs in results.items():
+        td_rec = recs.get("tdsl", {})
+        peers = {n: r for n, r in recs.items() if n in PEER_NAMES and r.get("median_s")}
+        best = min(peers, key=lambda n: peers[n]["median_s"]) if peers else None
+        goal = GOALS.get(wid)
+        if not td_rec.get("median_s") or best is None:
+            rows.append([wid, "-", best or "-", "-", "-", f"{goal}%" if goal else "-", "no"])
+            continue
+        ratio = peers[best]["median_s"] / td_rec["median_s"]
+        pct = td_rec.get("pct_of_limit")
+        ok = ratio >= 1.0 and (goal is None or (pct is not None and pct >= goal))
+        variant = f" ({td_rec['variant']})" if td_rec.get("variant") else ""
+        rows.append([wid, f"{td_rec['perf']:.1f} {td_rec['unit']}{variant}",
+                     f"{best} {peers[best]['perf']:.1f}", f"{ratio:.2f}x",
+                     "-" if pct is None else f"{pct:.0f}%", f"{goal}%" if goal else "-",
+                     "yes" if ok else "no"])
+    return rows
+
+
+SUMMARY_HEAD = ["workload", "tdsl (best variant)", "best peer (numpy, tvm, halide)",
+                "tdsl vs best peer", "tdsl % limit", "goal % limit", "both met"]
+
+
+def summary_text(target: str, results: dict) -> str:
+    rows = [SUMMARY_HEAD] + summary_rows(results)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(SUMMARY_HEAD))]
+    lines = [f"Summary [{target}] (goals: shared/PERF_TARGETS.md)"]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+TITLE = "# Benchmark results"
+INTRO = ("One section per target (`benchmarks/run.py --target ...`), each from one run on one "
+         "CPU; a run replaces its own target's section and keeps the others. Ratios and % of "
+         "limit are within one rotation of one run; absolute numbers vary between runs.")
+_BEGIN, _END = "<!-- target: {} -->", "<!-- end target: {} -->"
+
+
+def markdown_section(key: str, description: str, results: dict, titles: dict, machine: dict,
+                     method: dict, schedules: dict) -> str:
+    """The Markdown section of one target's run: its table, machine, method, schedules."""
+    out = [_BEGIN.format(key), f"## Target `{key}`", "",
+           f"{description}. Run {machine.get('date', '')} on {machine.get('host', '')}, "
+           f"{machine.get('threads')} threads of {machine.get('cores')} cores.", "",
+           "Against the goals of shared/PERF_TARGETS.md (tdsl vs best peer: the best peer's "
+           "median / tdsl's; both met: tdsl at least as fast as the best peer and at least "
+           "the goal's % of the in-run limit):", "",
+           "| " + " | ".join(SUMMARY_HEAD) + " |", "|---" * len(SUMMARY_HEAD) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in summary_rows(results)]
+    out += ["", "All rows:", "",
            "| workload | impl | " + " | ".join(COLUMNS) + " |",
            "|---|---|" + "---:|" * len(COLUMNS)]
     for wid, recs in results.items():
@@ -99,12 +156,59 @@ def markdown(results: dict, titles: dict, machine: dict, method: dict,
             out.append(f"| {wid} | " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     out += ["", "Workloads:", ""]
     out += [f"- {wid}: {t}" for wid, t in titles.items()]
-    out += ["", "## Machine", ""]
+    out += ["", "### Machine", ""]
     out += [f"- {k}: {v}" for k, v in machine.items()]
-    out += ["", "## Method", ""]
+    out += ["", "### Method", ""]
     out += [f"- {k}: {v}" for k, v in method.items()]
-    out += ["", "## Peer schedules", ""]
+    out += ["", "### Peer schedules", ""]
     for peer, per in schedules.items():
         for wid, desc in per.items():
             out.append(f"- {peer} {wid}: {desc}")
-    return "\n".join(out) + "\n"
+    out.append(_END.format(key))
+    return "\n".join(out)
+
+
+def split_sections(text: str) -> dict:
+    """{target: section text} of a RESULTS.md written by `merge_markdown`, in file order."""
+    sections, key, lines = {}, None, []
+    for line in text.splitlines():
+        if key is None and line.startswith("<!-- target: ") and line.endswith(" -->"):
+            key, lines = line[len("<!-- target: "):-len(" -->")], [line]
+        elif key is not None:
+            lines.append(line)
+            if line == _END.format(key):
+                sections[key] = "\n".join(lines)
+                key = None
+    return sections
+
+
+def merge_markdown(old: str, key: str, section: str) -> str:
+    """RESULTS.md with target `key`'s section replaced by `section` in place (or, if new,
+    inserted after the last target section); everything else in the file (other targets'
+    sections, sections other tools write, such as overhead.py's and parity's) is kept as
+    it was."""
+    if not old.strip():
+        return "\n".join([TITLE, "", INTRO, "", section]) + "\n"
+    lines = old.splitlines()
+    begin, end = _BEGIN.format(key), _END.format(key)
+    if begin in lines and end in lines[lines.index(begin):]:
+        i = lines.index(begin)
+        j = lines.index(end, i)
+        lines[i:j + 1] = section.splitlines()
+    else:
+        ends = [n for n, line in enumerate(lines) if line.startswith("<!-- end target: ")]
+        at = ends[-1] + 1 if ends else len(lines)
+        lines[at:at] = ["", *section.splitlines()] if at else [*section.splitlines(), ""]
+    return "\n".join(lines) + "\n"
+
+
+def merge_json(old: str, key: str, doc: dict) -> dict:
+    """{"targets": {target: run document}} with `key`'s run replaced by `doc`."""
+    import json
+    try:
+        prev = json.loads(old) if old.strip() else {}
+    except ValueError:
+        prev = {}
+    runs = dict(prev.get("targets", {})) if isinstance(prev, dict) else {}
+    runs[key] = doc
+    return {"targets": runs}

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """Benchmark tdsl's schedules against numpy, TVM and Halide on W1-W8.
 
-    python benchmarks/run.py [--quick] [--workloads W1,W3] [--threads N]
-                             [--json PATH] [--md PATH]
+    python benchmarks/run.py [--target "c -mcpu=x86-64-v3"] [--quick] [--workloads W1,W3]
+                             [--threads N] [--json PATH] [--md PATH]
 
-Thread counts are fixed through the environment before numpy, TVM or Halide is imported.
+A run is for one target (default "c", this CPU) or several (`--target avx2,avx512`, run one
+after the other, each in its own process): tdsl (through TDSL_TARGET), TVM, Halide and the
+limit rows are all built for it, and a target this CPU cannot execute is refused. The JSON
+and the Markdown hold one section per target; a run replaces its target's section and keeps
+the others'. Thread counts are fixed through the environment before numpy, TVM or Halide
+is imported.
 tdsl's implementations are found in benchmarks/schedules/w1_gemm.py ... w8_layernorm.py
 (`prepare(inputs) -> (run, result, compile_s)`); a missing one is reported as "not
 available". See benchmarks/README.md for the method and the columns.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +34,10 @@ PEERS = ("numpy", "tvm", "halide")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--target", default="c",
+                   help="tdsl target(s), comma-separated: a target string such as "
+                        "'c -mcpu=x86-64-v3', or avx2 (= c -mcpu=x86-64-v3), avx512 "
+                        "(= c -mcpu=x86-64-v4), native (= c, the default: this CPU)")
     p.add_argument("--quick", action="store_true",
                    help="fewer rounds (4 x 5 timed calls) and shorter pauses; for a smoke run")
     p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8",
@@ -61,14 +71,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def fix_environment(args) -> None:
-    """Before any numeric library is imported: thread counts, a fresh tdsl cache."""
+def fix_environment(args, target: str) -> None:
+    """Before any numeric library or tdsl is imported: the target, thread counts, a fresh
+    tdsl cache."""
+    os.environ["TDSL_TARGET"] = target
     for var in THREAD_VARS:
         os.environ[var] = str(args.threads)
     if not args.keep_tdsl_cache:
         os.environ["TDSL_CACHE_DIR"] = tempfile.mkdtemp(prefix="tdsl-bench-cache-")
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
 
 
 def flushes(mode: str, workload) -> bool:
@@ -79,13 +89,79 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _without_target(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--target":
+            skip = True
+        elif not a.startswith("--target="):
+            out.append(a)
+    return out
+
+
+def _refusals(specs: list[str]) -> list[str]:
+    """Why each target that cannot run here cannot (empty: all can). Imports tdsl, so the
+    parent of a several-target run calls it, not a run that benchmarks."""
+    from benchmarks import targets
+    import tdsl as td
+    out = []
+    for spec in specs:
+        try:
+            why = targets.refusal(td.target(spec))
+        except Exception as e:       # an unknown target string: tdsl's message says why
+            why = f"target {spec!r}: {e}"
+        if why:
+            out.append(why)
+    return out
+
+
+def run_targets(specs: list[str], argv: list[str]) -> int:
+    """Several targets: check that all can run here, then one process per target (each
+    sets TDSL_TARGET before importing tdsl) writing its section of the same outputs."""
+    refused = _refusals(specs)
+    if refused:
+        log("refused, nothing run:\n  " + "\n  ".join(refused))
+        return 2
+    rc = 0
+    for spec in specs:
+        log(f"=== target {spec}")
+        cmd = [sys.executable, str(Path(__file__).resolve()), *_without_target(argv),
+               "--target", spec]
+        rc = max(rc, subprocess.run(cmd).returncode)
+    return rc
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    fix_environment(args)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from benchmarks.targets import parse_list
+    specs = parse_list(args.target)
+    if not specs:
+        log("--target: no target given")
+        return 2
+    if len(specs) > 1:
+        return run_targets(specs, argv)
+    fix_environment(args, specs[0])
 
     import json
 
     import numpy as np
+
+    from benchmarks import targets
+    try:
+        target = targets.current()             # from TDSL_TARGET, set above
+    except Exception as e:                     # an unknown target: tdsl's message says why
+        log(f"refused: target {specs[0]!r}: {e}")
+        return 2
+    why = targets.refusal(target)
+    if why:
+        log(f"refused: {why}")
+        return 2
+    log(f"target: {target.describe()}; CPU: {targets.cpu()}")
 
     from benchmarks import harness, limits, machine, report, tdsl_schedules
     from benchmarks.peers import halide_impl, numpy_impl, tvm_impl
@@ -104,6 +180,7 @@ def main(argv=None) -> int:
     def flush():                                          # 128 MiB, 4x the L3
         return float(evict.sum())
     t_start = time.perf_counter()
+    load_start = machine._loadavg()
     results, titles, failures = {}, {}, []
     for wid in wids:
         w = WORKLOADS[wid]
@@ -117,9 +194,9 @@ def main(argv=None) -> int:
             mod = peer_mods[name]
             own = {k: v.copy() for k, v in inputs.items()}   # nobody shares (or edits) inputs
             impls.append(harness.prepare_impl(
-                name, lambda mod=mod, own=own: mod.prepare(wid, own, w.out_shape),
-                schedule=mod.SCHEDULES[wid], amount=w.amount, unit=w.unit))
-        lim = limits.make(w.limit)
+                name, lambda mod=mod, own=own, wid=wid, w=w: mod.prepare(wid, own, w.out_shape),
+                schedule=mod.schedules()[wid], amount=w.amount, unit=w.unit))
+        lim = limits.make(w.limit, target=target)
         impls.append(harness.Impl("limit", run=lim.run, is_limit=True, amount=lim.amount,
                                   unit=lim.unit, schedule=lim.description))
         for im in impls:
@@ -135,11 +212,12 @@ def main(argv=None) -> int:
         recs = tdsl_schedules.with_best(report.workload_records(impls))
         results[wid] = recs
         note = "  [L3 flushed before each timed call]" if flushes(args.flush, w) else ""
-        print(report.text_table(wid, w.title + note, recs), flush=True)
+        print(report.text_table(wid, f"{w.title}  [{target}]{note}", recs), flush=True)
         print(flush=True)
         del impls, inputs, ref
 
-    info = machine.describe(args.threads)
+    print(report.summary_text(str(target), results), flush=True)
+    info = machine.describe(args.threads, target)
     method = {
         "rounds": args.rounds, "timed calls per impl per round": args.calls,
         "timed calls per impl": args.rounds * args.calls, "warm-up calls": args.warmup,
@@ -148,19 +226,26 @@ def main(argv=None) -> int:
         "L3 flushed before each timed call": {
             wid: flushes(args.flush, WORKLOADS[wid]) for wid in wids},
         "quick": args.quick,
+        "load average (1, 5, 15 min) at the start": load_start,
         "wall time (s)": round(time.perf_counter() - t_start, 1),
     }
-    schedules = {"numpy": numpy_impl.SCHEDULES, "tvm": tvm_impl.SCHEDULES,
-                 "halide": halide_impl.SCHEDULES}
-    doc = {"workloads": results, "workload_info": {
-        wid: {"title": WORKLOADS[wid].title, "unit": WORKLOADS[wid].unit,
-              "amount": WORKLOADS[wid].amount, "limit": WORKLOADS[wid].limit,
-              "sizes": WORKLOADS[wid].sizes} for wid in wids},
-        "machine": info, "method": method, "failures": failures}
-    for path, text in ((args.json, json.dumps(doc, indent=1, default=str)),
-                       (args.md, report.markdown(results, titles, info, method, schedules))):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
+    schedules = {"numpy": numpy_impl.schedules(), "tvm": tvm_impl.schedules(),
+                 "halide": halide_impl.schedules()}
+    doc = {"target": str(target), "target_description": target.describe(),
+           "cpu": targets.cpu(), "workloads": results, "workload_info": {
+               wid: {"title": WORKLOADS[wid].title, "unit": WORKLOADS[wid].unit,
+                     "amount": WORKLOADS[wid].amount, "limit": WORKLOADS[wid].limit,
+                     "sizes": WORKLOADS[wid].sizes} for wid in wids},
+           "machine": info, "method": method, "schedules": schedules, "failures": failures}
+    section = report.markdown_section(str(target), target.describe(), results, titles, info,
+                                      method, schedules)
+    for path, merge in ((args.json, lambda old: json.dumps(
+            report.merge_json(old, str(target), doc), indent=1, default=str)),
+                        (args.md, lambda old: report.merge_markdown(old, str(target),
+                                                                    section))):
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(merge(p.read_text() if p.exists() else ""))
     log(f"wrote {args.json} and {args.md} in {method['wall time (s)']} s")
     if failures:
         log("FAILED:\n  " + "\n  ".join(failures))

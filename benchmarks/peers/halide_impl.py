@@ -4,6 +4,9 @@ Scheduled in the style of Halide's own apps and tests: the blur app (tile + comp
 the matrix-multiply performance tests (an accumulator Func computed at a register tile),
 the conv_layer app (output channels vectorized, pixels unrolled), and `rfactor` for
 reductions (tutorial lesson 18). HL_NUM_THREADS must be set before `import halide`.
+The Halide target and the vector widths and register tiles come from the run's target
+(`benchmarks/targets.py`): x86-64-v3 is Halide's avx-avx2-f16c-fma-sse41, x86-64-v4 adds
+avx512 + avx512_skylake; native is Halide's host target.
 
 Halide indexes x first: a numpy array of shape (rows, cols) is a Halide buffer with
 x = column, y = row, which `hl.Buffer(ndarray)` arranges without copying.
@@ -13,24 +16,36 @@ from __future__ import annotations
 
 import time
 
+from .. import targets
 from . import PeerUnavailable
 
-SCHEDULES = {
-    "W1": "accumulator Func computed at 48x8 output tiles (3 zmm x 8 rows), k loop "
-          "outside the unrolled tile; rows of tiles parallel; no packing",
-    "W2": "pad stage + weights transposed to channel-innermost; accumulator of 16 channels "
-          "x 14 pixels computed at each output tile; (row, channel block) parallel",
-    "W3": "vectorize x by 16, parallel over strips of 64 rows",
-    "W4": "strips of 64 rows parallel; per row max and sum rfactored into 16 lanes, "
+_SCHEDULES = {
+    "W1": "accumulator Func computed at {cols}x{rows} register tiles ({vecs} vectors x {rows} "
+          "rows){block}, k loop outside the unrolled tile; rows of tiles parallel; no packing",
+    "W2": "pad stage + weights transposed to channel-innermost; accumulator of {ch} "
+          "channels x {px} pixels computed at each output tile; (row, channel block) parallel",
+    "W3": "vectorize x by {lanes}, parallel over strips of 64 rows",
+    "W4": "strips of 64 rows parallel; per row max and sum rfactored into {lanes} lanes, "
           "exp (Halide's vectorizable polynomial) computed at the row",
     "W5": "the blur app's schedule: tiles 256x32, blur_x computed at the tile, both "
-          "vectorized by 16, strips parallel",
-    "W6": "16x16 tiles: input block loaded with vector loads (wrapper computed at the tile) "
-          "and stored transposed; strips of tiles parallel",
-    "W7": "strips of 64 rows parallel; row sum rfactored into 16 vector lanes",
-    "W8": "strips of 64 rows parallel; sum and sum of squares rfactored into 16 lanes at "
+          "vectorized by {lanes}, strips parallel",
+    "W6": "{lanes}x{lanes} tiles: input block loaded with vector loads (wrapper computed at "
+          "the tile) and stored transposed; strips of tiles parallel",
+    "W7": "strips of 64 rows parallel; row sum rfactored into {lanes} vector lanes",
+    "W8": "strips of 64 rows parallel; sum and sum of squares rfactored into {lanes} lanes at "
           "the row; normalize vectorized",
 }
+
+
+def schedules(t=None) -> dict:
+    """Each workload's schedule in one line, with the widths and tiles of target `t`
+    (default: the run's target)."""
+    return targets.describe_schedules(_SCHEDULES, t, "halide")
+
+
+def _shape():
+    return targets.peer_shape(peer="halide")
+
 
 _hl = None
 
@@ -53,9 +68,18 @@ def version() -> str:
 
 
 def target():
-    """The host target (Halide detects AVX-512 / Zen 4) with assertions off, as apps ship."""
+    """The Halide target for the run's tdsl target, with assertions off, as apps ship:
+    for native, the host target (Halide detects the CPU, e.g. AVX-512 / Zen 4); for a
+    named CPU level, x86-64-linux with exactly its features (e.g. x86-64-v3:
+    avx-avx2-f16c-fma-sse41)."""
     hl = _load()
-    return hl.get_jit_target_from_environment().with_feature(hl.TargetFeature.NoAsserts)
+    feats = targets.halide_features()
+    if feats is None:
+        t = hl.get_jit_target_from_environment()
+    else:
+        arch_bits_os = str(hl.get_host_target()).split("-")[:3]      # x86-64-linux
+        t = hl.Target("-".join(arch_bits_os + feats))
+    return t.with_feature(hl.TargetFeature.NoAsserts)
 
 
 def _vars(names: str):
@@ -90,9 +114,22 @@ def _gemm(shapes):
     acc[x, y] = 0.0
     acc[x, y] += A[k.x, y] * B[x, k.x]
     out[x, y] = acc[x, y]
-    out.tile(x, y, xo, yo, xi, yi, 48, 8).parallel(yo).vectorize(xi, 16)
-    acc.compute_at(out, xo).vectorize(x, 16).unroll(x).unroll(y)
-    acc.update().reorder(x, y, k.x).vectorize(x, 16).unroll(x).unroll(y)
+    sh = _shape()                       # 48x8 (3 zmm x 8 rows) / 16x6 (2 ymm x 6 rows)
+    if sh.gemm_row_block > sh.gemm_rows:
+        # the blocking of Halide's test/performance/matrix_multiplication.cpp (an AVX2
+        # schedule: 24 x 32 output tiles of 24 x 4 register tiles): output tiles of several
+        # register tiles, so a panel of B is reused by each while it is in cache
+        yii = hl.Var("yii")
+        out.tile(x, y, xo, yo, xi, yi, sh.gemm_cols, sh.gemm_row_block).parallel(yo) \
+           .split(yi, yi, yii, sh.gemm_rows).vectorize(xi, sh.lanes).unroll(xi).unroll(yii)
+        acc.compute_at(out, yi).vectorize(x, sh.lanes).unroll(x).unroll(y)
+        acc.update().reorder(x, y, k.x).vectorize(x, sh.lanes).unroll(x).unroll(y) \
+           .unroll(k.x, 2)
+    else:
+        out.tile(x, y, xo, yo, xi, yi, sh.gemm_cols, sh.gemm_rows).parallel(yo) \
+           .vectorize(xi, sh.lanes)
+        acc.compute_at(out, xo).vectorize(x, sh.lanes).unroll(x).unroll(y)
+        acc.update().reorder(x, y, k.x).vectorize(x, sh.lanes).unroll(x).unroll(y)
     return out, [A, B], ["A", "B"]
 
 
@@ -111,12 +148,14 @@ def _conv2d(shapes):
     conv[k, w, h, n] = 0.0
     conv[k, w, h, n] += Xp[w + r.x, h + r.y, r.z, n] * Wp[k, r.x, r.y, r.z]
     out[w, h, k, n] = conv[k, w, h, n]
-    out.split(k, ko, ki, 16).split(w, wo, wi, 14).reorder(wi, ki, wo, h, ko, n) \
+    sh = _shape()                       # 16 channels x 14 pixels / 8 x 14
+    kv = sh.conv_channels
+    out.split(k, ko, ki, kv).split(w, wo, wi, sh.conv_pixels).reorder(wi, ki, wo, h, ko, n) \
        .fuse(h, ko, t).parallel(t)
-    conv.compute_at(out, wo).vectorize(k, 16).unroll(w)
-    conv.update().reorder(k, w, r.x, r.y, r.z).vectorize(k, 16).unroll(w)
+    conv.compute_at(out, wo).vectorize(k, kv).unroll(w)
+    conv.update().reorder(k, w, r.x, r.y, r.z).vectorize(k, kv).unroll(w)
     Xp.compute_root().parallel(k)
-    Wp.compute_root().vectorize(k, 16)
+    Wp.compute_root().vectorize(k, kv)
     return out, [X, Wt], ["x", "w"]
 
 
@@ -127,14 +166,16 @@ def _fma_relu(shapes):
     x, y = _vars("x y")
     out = hl.Func("out")
     out[x, y] = hl.max(a[x, y] * b[x, y] + c[x, y], 0.0)
-    out.vectorize(x, 16).parallel(y, 64)
+    out.vectorize(x, _shape().lanes).parallel(y, 64)
     return out, [a, b, c], ["a", "b", "c"]
 
 
-def _row_reduce(f, rvar, at, yi, lanes=16):
-    """f(y) = reduction of body over rvar, rfactored into `lanes` lanes and computed at
-    (at, yi): the lane-partial Func is vectorized, the final 16 -> 1 is scalar."""
+def _row_reduce(f, rvar, at, yi, lanes=None):
+    """f(y) = reduction of body over rvar, rfactored into `lanes` lanes (default: one
+    vector of the target) and computed at (at, yi): the lane-partial Func is vectorized,
+    the final lanes -> 1 is scalar."""
     hl = _load()
+    lanes = lanes or _shape().lanes
     u = hl.Var("u")
     rxo, rxi = hl.RVar("rxo"), hl.RVar("rxi")
     f.update().split(rvar, rxo, rxi, lanes)
@@ -158,8 +199,9 @@ def _softmax(shapes):
     sm[y] = 0.0
     sm[y] += e[r.x, y]
     out[x, y] = e[x, y] / sm[y]
-    out.split(y, yo, yi, 64).parallel(yo).vectorize(x, 16)
-    e.compute_at(out, yi).vectorize(x, 16)
+    lanes = _shape().lanes
+    out.split(y, yo, yi, 64).parallel(yo).vectorize(x, lanes)
+    e.compute_at(out, yi).vectorize(x, lanes)
     _row_reduce(mx, r.x, out, yi)
     _row_reduce(sm, r.x, out, yi)
     return out, [X], ["x"]
@@ -174,8 +216,9 @@ def _blur(shapes):
     bx, by = hl.Func("blur_x"), hl.Func("blur_y")
     bx[x, y] = (X[x, y] + X[x + 1, y] + X[x + 2, y]) * third
     by[x, y] = (bx[x, y] + bx[x, y + 1] + bx[x, y + 2]) * third
-    by.tile(x, y, xi, yi, 256, 32).vectorize(xi, 16).parallel(y)
-    bx.compute_at(by, x).vectorize(x, 16)
+    lanes = _shape().lanes
+    by.tile(x, y, xi, yi, 256, 32).vectorize(xi, lanes).parallel(y)
+    bx.compute_at(by, x).vectorize(x, lanes)
     return by, [X], ["x"]
 
 
@@ -186,7 +229,8 @@ def _transpose(shapes):
     x, y, xi, yi = _vars("x y xi yi")
     out = hl.Func("out")
     out[x, y] = X[y, x]
-    out.tile(x, y, xi, yi, 16, 16).vectorize(xi).unroll(yi).parallel(y)
+    t = _shape().lanes                  # lanes x lanes tiles: 16x16 / 8x8
+    out.tile(x, y, xi, yi, t, t).vectorize(xi).unroll(yi).parallel(y)
     block = X.in_()
     block.compute_at(out, x).vectorize(block.args()[0]).unroll(block.args()[1])
     return out, [X], ["x"]
@@ -221,7 +265,7 @@ def _layernorm(shapes):
     mean = s1[y] * (1.0 / cols)
     var = s2[y] * (1.0 / cols) - mean * mean
     out[x, y] = (X[x, y] - mean) / hl.sqrt(var + hl.f32(1e-5))
-    out.split(y, yo, yi, 64).parallel(yo).vectorize(x, 16)
+    out.split(y, yo, yi, 64).parallel(yo).vectorize(x, _shape().lanes)
     _row_reduce(s1, r.x, out, yi)
     _row_reduce(s2, r.x, out, yi)
     return out, [X], ["x"]

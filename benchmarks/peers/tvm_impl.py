@@ -3,8 +3,9 @@
 The schedules follow TVM's own material: the "How to optimize GEMM on CPU" tutorial
 (blocking, packing, a write cache held in registers, vectorize, parallel), TOPI's x86
 direct conv2d (output channels in vector lanes, a row segment of output pixels unrolled),
-and TOPI's rfactor-based reductions. Each is tuned for this machine (2 Zen 4 cores,
-AVX-512), and described in one line in SCHEDULES below.
+and TOPI's rfactor-based reductions. Vector widths and register tiles come from the run's
+target (`benchmarks/targets.py`: 16 lanes and an 8x48 GEMM tile for AVX-512, 8 lanes and
+4x24 for AVX2); each schedule is described in one line by `schedules()`.
 
 TVM 0.27 removed the string target form and `te.create_schedule`: targets are dicts and
 TE computes are scheduled as TensorIR through `te.create_prim_func` + `s_tir.Schedule`.
@@ -15,23 +16,31 @@ from __future__ import annotations
 
 import time
 
+from .. import targets
 from . import PeerUnavailable
 
-SCHEDULES = {
-    "W1": "pack B into 48-wide panels; 8x48 register tile (8 rows x 3 zmm) held over the "
-          "whole k loop; rows of tiles parallel",
-    "W2": "pad + pack weights (16 output channels per vector); register tile of 16 channels "
-          "x 14 output pixels over (c, r, s); (k-block, row) parallel",
-    "W3": "rows parallel, columns vectorized by 16",
-    "W4": "rows parallel; per row: max and sum rfactored into 16 lanes, topi.fast_exp "
+_SCHEDULES = {
+    "W1": "pack B into {cols}-wide panels; {rows}x{cols} register tile ({rows} rows x {vecs} "
+          "vectors of {lanes}) held over the whole k loop; rows of tiles parallel",
+    "W2": "pad + pack weights ({ch} output channels per vector); register tile of {ch} "
+          "channels x {px} output pixels over (c, r, s); (k-block, row) parallel",
+    "W3": "rows parallel, columns vectorized by {lanes}",
+    "W4": "rows parallel; per row: max and sum rfactored into {lanes} lanes, topi.fast_exp "
           "(vectorizable) into a row buffer computed at the row, then scale",
     "W5": "tiles 32x256 parallel over row strips; blur_x computed at the tile, both "
-          "vectorized by 16",
-    "W6": "16x16 tiles, rows of tiles parallel, inner tile unrolled / vectorized",
-    "W7": "rows parallel; row sum rfactored into 16 vector lanes",
-    "W8": "rows parallel; sum and sum of squares rfactored into 16 lanes at the row; "
+          "vectorized by {lanes}",
+    "W6": "{lanes}x{lanes} tiles, rows of tiles parallel, inner tile unrolled / vectorized",
+    "W7": "rows parallel; row sum rfactored into {lanes} vector lanes",
+    "W8": "rows parallel; sum and sum of squares rfactored into {lanes} lanes at the row; "
           "normalize vectorized",
 }
+
+
+def schedules(t=None) -> dict:
+    """Each workload's schedule in one line, with the widths and tiles of target `t`
+    (default: the run's target)."""
+    return targets.describe_schedules(_SCHEDULES, t, "tvm")
+
 
 _tvm = None
 
@@ -53,30 +62,35 @@ def version() -> str:
 
 
 def target():
-    """The host CPU named explicitly (`llvm -mcpu=...`), as TVM's docs advise."""
+    """LLVM for the run's tdsl target (`targets.current()`): its -mcpu (x86-64-v3,
+    x86-64-v4, a CPU name), or for native the host CPU named explicitly, as TVM's docs
+    advise."""
     tvm = _load()
-    from tvm.target import codegen
-    return tvm.target.Target({"kind": "llvm", "mcpu": codegen.llvm_get_system_cpu()})
+    return tvm.target.Target({"kind": "llvm", "mcpu": targets.llvm_mcpu()})
+
+
+def _lanes() -> int:
+    return targets.peer_shape(peer="tvm").lanes
 
 
 def _f32(v):
     return _load().tirx.const(v, "float32")
 
 
-def _vec(sch, loop, lanes=16):
-    """Split `loop` into (outer, lanes) and vectorize the lanes."""
-    outer, inner = sch.split(loop, [None, lanes])
+def _vec(sch, loop, lanes=None):
+    """Split `loop` into (outer, lanes) and vectorize the lanes (the target's lanes)."""
+    outer, inner = sch.split(loop, [None, lanes or _lanes()])
     sch.vectorize(inner)
     return outer
 
 
-def _rfactor_lanes(sch, block_name, lanes=16):
+def _rfactor_lanes(sch, block_name, lanes=None):
     """Factor the innermost reduction of `block_name` into `lanes` partial results
-    (TOPI's rfactor idiom); returns (rf block, final block). Call `_vector_rf` on the rf
-    block once it has been placed."""
+    (TOPI's rfactor idiom; default: one vector of the target); returns (rf block, final
+    block). Call `_vector_rf` on the rf block once it has been placed."""
     blk = sch.get_sblock(block_name)
     k = sch.get_loops(blk)[-1]
-    _, ki = sch.split(k, [None, lanes])
+    _, ki = sch.split(k, [None, lanes or _lanes()])
     rf = sch.rfactor(ki, factor_axis=len(sch.get(blk).iter_vars) - 1)
     return rf, blk
 
@@ -96,7 +110,8 @@ def _gemm(shapes):
     _load()
     from tvm import s_tir, te
     (m, kk), (_, n) = shapes["A"], shapes["B"]
-    ti, tj = 8, 48
+    shape = targets.peer_shape(peer="tvm")
+    ti, tj, lanes = shape.gemm_rows, shape.gemm_cols, shape.lanes   # 8x48 / 4x24
     npan = (n + tj - 1) // tj
     A = te.placeholder((m, kk), name="A")
     B = te.placeholder((kk, n), name="B")
@@ -116,10 +131,10 @@ def _gemm(shapes):
     sch.parallel(io)
     _vec(sch, ji)
     cp = sch.get_sblock("Cp")
-    sch.compute_at(cp, jo)            # the 8x48 accumulator tile lives per (io, jo)
+    sch.compute_at(cp, jo)            # the ti x tj accumulator tile lives per (io, jo)
     sch.set_scope(cp, 0, "local")
     ci, cj, ck = sch.get_loops(cp)[-3:]
-    cj0, cj1 = sch.split(cj, [None, 16])
+    cj0, cj1 = sch.split(cj, [None, lanes])
     sch.reorder(ck, ci, cj0, cj1)
     sch.unroll(ci)
     sch.unroll(cj0)
@@ -137,7 +152,8 @@ def _conv2d(shapes):
     from tvm import s_tir, te
     n_, c_, h_, w_ = shapes["x"]
     k_, _, r_, s_ = shapes["w"]
-    kv, wt = 16, 14
+    shape = targets.peer_shape(peer="tvm")
+    kv, wt = shape.conv_channels, shape.conv_pixels      # 16 x 14 / 8 x 14
     X = te.placeholder((n_, c_, h_, w_), name="x")
     Wt = te.placeholder((k_, c_, r_, s_), name="w")
     Xp = te.compute(
@@ -161,7 +177,7 @@ def _conv2d(shapes):
     sch.reorder(n, ko, h, wo, wi, ki)
     sch.parallel(sch.fuse(ko, h))
     oc = sch.get_sblock("Oc")
-    sch.compute_at(oc, wo)            # 14 pixels x 16 channels of accumulators per tile
+    sch.compute_at(oc, wo)            # wt pixels x kv channels of accumulators per tile
     sch.set_scope(oc, 0, "local")
     _, _, _, ow, oki, rc, rr, rs = sch.get_loops(oc)[-8:]
     sch.reorder(rc, rr, rs, ow, oki)
@@ -252,8 +268,9 @@ def _transpose(shapes):
     out = te.compute((w, h), lambda i, j: x[j, i], name="out")
     sch = s_tir.Schedule(te.create_prim_func([x, out]))
     i, j = sch.get_loops(sch.get_sblock("out"))
-    io, ii = sch.split(i, [None, 16])
-    jo, ji = sch.split(j, [None, 16])
+    t = _lanes()                      # lanes x lanes tiles: 16x16 / 8x8
+    io, ii = sch.split(i, [None, t])
+    jo, ji = sch.split(j, [None, t])
     sch.reorder(io, jo, ii, ji)
     sch.parallel(io)
     sch.unroll(ii)

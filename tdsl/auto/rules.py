@@ -179,7 +179,9 @@ class _CpuRules(_Rules):
             raise ScheduleError("no stencil producer")
         stage = self.stage(out)
         y, x = out.axis[-2], out.axis[-1]
-        yo, xo, yi, xi = stage.tile(y, x, 32, 32 * self.lanes)
+        # strips of 8 rows, long enough to stream (a taller tile recomputes less halo,
+        # a shorter one keeps the producer's rows in L1)
+        yo, xo, yi, xi = stage.tile(y, x, 8, 64 * self.lanes)
         stage.vectorize(xi)
         self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, yi, xi))
         for op in producers:
@@ -232,12 +234,17 @@ class _CpuRules(_Rules):
         self._parallel_outer(stage, data)
 
     def _transpose_tiles(self, op) -> None:
+        """Two levels of tiles: blocks of 128 x 128 (a block's pages stay in the TLB),
+        and inside them tiles of one vector by one vector, rows unrolled."""
         stage = self.stage(op)
         y, x = op.axis[-2], op.axis[-1]
-        yo, xo, yi, xi = stage.tile(y, x, self.lanes, self.lanes)
-        stage.unroll(yi)
-        stage.vectorize(xi)
-        self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, yi, xi))
+        yo, xo, yi, xi = stage.tile(y, x, 128, 128)
+        yio, yii = stage.split(yi, factor=self.lanes)
+        xio, xii = stage.split(xi, factor=self.lanes)
+        stage.reorder(yo, xo, xio, yio, yii, xii)
+        stage.unroll(yii)
+        stage.vectorize(xii)
+        self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, xio, yio, yii, xii))
 
     def _register_tile(self, op, info: StageInfo) -> None:
         rows, cols = register_tile_shape(self.t)
@@ -247,11 +254,21 @@ class _CpuRules(_Rules):
         co, ci = stage.split(info.col_axis, factor=cols)
         outer = [ro if a is info.row_axis else co if a is info.col_axis else a
                  for a in op.axis]
+        panel = _panel_operand(op, info)
+        if panel is not None:
+            # B of a matmul walks down its columns: copy the tile's panel of columns into
+            # contiguous local storage once per column tile (cache_read), and run the row
+            # tiles inside, reusing it from L2 (GotoBLAS's packed panel, TVM's tutorial)
+            outer = [a for a in outer if a is not ro]
+            outer.insert(next(k for k, a in enumerate(outer) if a is co) + 1, ro)
         stage.reorder(*outer, ri, ci)
         stage.vectorize(ci)
-        at = self._parallel_outer(stage, outer)
+        # the innermost tile loop stays a loop of its own (its ragged last tile is a range
+        # isl splits off); the loops outside it are fused for the threads
+        last = outer[-1]
+        self._parallel_outer(stage, outer[:-1])
         ls = self.s[local]
-        ls.compute_at(stage, at)
+        ls.compute_at(stage, last)
         lrow, lcol = _same_position(local.op.axis, op.axis, info.row_axis, info.col_axis)
         others = [a for a in local.op.axis if a is not lrow and a is not lcol]
         col_outer, col_inner = ls.split(lcol, factor=self.lanes)
@@ -259,6 +276,11 @@ class _CpuRules(_Rules):
         ls.unroll(lrow)
         ls.unroll(col_outer)
         ls.vectorize(col_inner)
+        if panel is not None:
+            copy = self.s.cache_read(panel.tensor, "local", [local])
+            cs = self.s[copy]
+            cs.compute_at(stage, co)
+            self._vector_inner(cs, copy.op.axis[-1])
 
     # -- helpers -------------------------------------------------------------------
     def _vector_inner(self, stage, axis) -> None:
@@ -322,6 +344,25 @@ class _GpuRules(_Rules):
         stage.bind(xo, "blockIdx.x")
         stage.bind(yi, "threadIdx.y")
         stage.bind(xi, "threadIdx.x")
+
+
+def _panel_operand(op, info: StageInfo):
+    """The load of a reduction with reuse whose vectors are read down a reduction axis
+    (`B[k, j]`: the last index runs with the column alone, an earlier one with a reduction
+    axis) from an input of the kernel; None if there is none (a convolution's input moves
+    with its reduction in the last index too)."""
+    from ..lang.tensor import PlaceholderOp
+    from ..lang.visit import free_vars, loads
+    reduce_axes = op.reduce_axis
+    for ld in loads(op.body.body):
+        if not isinstance(ld.tensor.op, PlaceholderOp) or len(ld.indices) < 2:
+            continue
+        last = free_vars(ld.indices[-1])
+        if len(last) != 1 or last[0] is not info.col_axis:
+            continue
+        if any(v is r for i in ld.indices[:-1] for v in free_vars(i) for r in reduce_axes):
+            return ld
+    return None
 
 
 def _without(loops, *excluded) -> list:

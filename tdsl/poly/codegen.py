@@ -90,7 +90,7 @@ def tree_of(model: Model) -> isl.Schedule:
     return _sequence(model, model.program.body, Marks()) or _nothing(model)
 
 
-def _sequence(model: Model, nodes, marks: Marks) -> isl.Schedule:
+def _sequence(model: Model, nodes, marks: Marks) -> isl.Schedule | None:
     schedules = [_node(model, n, marks) for n in nodes]
     schedules = [s for s in schedules if s is not None]
     if not schedules:
@@ -133,7 +133,7 @@ def _insert_versions(model: Model, loop: Loop, band_node: isl.ScheduleNode,
     `full` ([outer loops] -> [loop]) holds, then the others. isl guards each copy with its
     condition and simplifies the bounds inside with it, so the full copy gets constant
     trip counts; each copy allocates its own private buffers."""
-    full_set = full.wrap().flatten()
+    full_set = _one_piece(full.wrap().flatten().coalesce())
     chosen = partial = None
     for sm in model.statements_under(loop):
         to_prefix = _map_from_affs(sm.domain, model.path_values(sm, loop), None)
@@ -146,6 +146,39 @@ def _insert_versions(model: Model, loop: Loop, band_node: isl.ScheduleNode,
         return band_node
     filters = isl.UnionSetList.alloc(model.ctx, 2).add(chosen).add(partial)
     return band_node.child(0).insert_sequence(filters).parent()
+
+
+def _one_piece(full: isl.Set) -> isl.Set:
+    """`full` if isl describes it as one piece, else its largest piece.
+
+    A union of pieces (fullness of a fused 4-deep tile loop comes out of isl as three)
+    would make isl test each piece inside every loop of the full version, a branch chain
+    in the innermost loop; one piece is one test outside. The other pieces of full
+    iterations then run the general version: correct, only slower."""
+    pieces = full.get_basic_sets()
+    if len(pieces) <= 1:
+        return full
+    return isl.Set.from_basic_set(max(pieces, key=_points))
+
+
+def _points(piece: isl.BasicSet, limit: int = 1 << 16) -> int:
+    """The number of points of a bounded, parameter-free piece (up to `limit`); 0 if it
+    is unbounded or has parameters (then the first piece wins)."""
+    if piece.dim(isl.dim_type.param) or not piece.is_bounded():
+        return 0
+    count = 0
+
+    def visit(point):
+        nonlocal count
+        count += 1
+        if count >= limit:
+            raise StopIteration
+
+    try:
+        isl.Set.from_basic_set(piece).foreach_point(visit)
+    except (StopIteration, isl.Error):
+        pass
+    return count
 
 
 def _periodic(full: isl.Map) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import islpy as isl
 
 from ..errors import TdslValueError
-from ..lang.expr import BinOp, Expr, IterVar, Load, Select, UnaryOp, Var
+from ..lang.expr import BinOp, Expr, IterVar, Load, Select, UnaryOp, Var, all_of
 from ..lang.names import unique_name
 from ..lang.visit import children, free_vars
 from .affine import AffineBuilder, NonAffine, set_space
@@ -97,18 +97,18 @@ class Model:
                     f"the range of axis {d.name} of {stmt.stage} ({d.start} <= {d.name} < "
                     f"{d.start} + {d.extent}) must be affine in the sizes") from None
             domain = domain.intersect(v.ge_set(lo)).intersect(v.lt_set(lo.add(ext)))
-        # the affine conjuncts of `where` narrow the domain; the others (a test on data)
-        # are tested in the loop body, so a bound never hides inside a data test (rfactor
-        # of a ragged split adds `16 k_outer + k_inner < m` to a `where=A[i, k] > 0`)
-        rest = []
-        for cond in _conjuncts(stmt.where) if stmt.where is not None else ():
-            try:
-                domain = domain.intersect(build.condition(cond))
-            except NonAffine:
-                rest.append(cond)
         guard = None
-        for cond in rest:
-            guard = cond if guard is None else BinOp("and", guard, cond, "bool")
+        if stmt.where is not None:
+            # Each affine conjunct narrows the domain; the others are tested in the loop
+            # body, where the affine ones then hold (rfactor's `k < extent and A[i, k] > 0`
+            # must not read A before the bound is known to hold).
+            rest = []
+            for cond in _conjuncts(stmt.where):
+                try:
+                    domain = domain.intersect(build.condition(cond))
+                except NonAffine:
+                    rest.append(cond)
+            guard = all_of(*rest) if rest else None
         return StmtModel(stmt, path, outer, positions, space, build, domain, guard)
 
     def _context(self) -> isl.Set:
@@ -359,8 +359,7 @@ def _collect_params(program: Program) -> list[Var]:
 
 
 def _conjuncts(cond: Expr) -> list[Expr]:
-    """`a & b & c` as [a, b, c]."""
-    if isinstance(cond, BinOp) and cond.op == "and" and cond.dtype == "bool":
+    if isinstance(cond, BinOp) and cond.op == "and":
         return _conjuncts(cond.a) + _conjuncts(cond.b)
     return [cond]
 

@@ -63,7 +63,7 @@ class Library:
         entry points is refused with that reason; otherwise loading is refused."""
         self.path = Path(path)
         try:
-            self.handle = ctypes.CDLL(str(self.path))
+            self.handle = ctypes.CDLL(_fresh_name(self.path))
         except OSError as exc:
             raise TdslError(f"{what} {self.path}: the dynamic loader refused it ({exc})") \
                 from None
@@ -129,6 +129,29 @@ class Library:
                                 f"{', '.join(s.name for s in self.signatures)}")
             sig = matches[0]
         return sig, ctypes.cast(getattr(self.handle, sig.symbol), ctypes.c_void_p).value
+
+
+_loaded: dict[str, tuple[int, int]] = {}       # path -> (device, inode) dlopened under it
+_copies: list[tempfile.TemporaryDirectory] = []
+
+
+def _fresh_name(path: Path) -> str:
+    """The name to dlopen `path` under. The dynamic loader returns the library already
+    loaded under a name, so a file exported again to the same path (a new inode) is
+    loaded from a private copy rather than silently running the old kernel."""
+    name = str(path.resolve())
+    try:
+        st = os.stat(name)
+    except OSError:
+        return name                               # dlopen will say what is wrong
+    identity = (st.st_dev, st.st_ino)
+    if _loaded.setdefault(name, identity) == identity:
+        return name
+    folder = tempfile.TemporaryDirectory(prefix="tdsl-reloaded-")
+    _copies.append(folder)                        # removed when the process exits
+    copy = Path(folder.name) / path.name
+    copy.write_bytes(Path(name).read_bytes())
+    return str(copy)
 
 
 def export(library: Path, dest: Path) -> None:

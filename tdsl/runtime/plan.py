@@ -11,7 +11,7 @@ which raise the error every caller has always seen.
 The plan is `tdsl.runtime._fastcall.Plan` (a C extension built with the package) when it
 is importable, else `PyPlan` below: same results through ctypes, ~25 µs per call instead
 of under 1 µs (`ndarray.ctypes.data` alone costs ~4 µs).
-`TDSL_PURE_PYTHON=1` forces `PyPlan` (the tests run both).
+`TDSL_PURE_PYTHON=1` forces `PyPlan` (tests/runtime runs both).
 
 Threads: `num_threads` > 0 is used as is; 0 shares the budget (`TDSL_NUM_THREADS`, else
 `OMP_NUM_THREADS`, else the CPUs this process may run on) among the calls in flight, so

@@ -147,8 +147,8 @@ def rfactor(sched, tensor: Tensor, axis: IterVar, factor_axis: int = 0):
     rename = {**dict(zip(op.axis, data_axes)), k: k_value}
     where = [substitute(value, {axis: axis_value, **kept}) < iv.start + iv.extent
              for value, iv in split_bounds]
-    if body.where is not None:
-        where.insert(0, substitute(body.where, rename))
+    if body.where is not None:      # after the bounds: it may read at k (C's && order)
+        where.append(substitute(body.where, rename))
     other = tuple(a for a in body.axes if a is not k)
     axes_rf = data_axes[:factor_axis] + (factored,) + data_axes[factor_axis:]
     inner = substitute(body.body, rename)

@@ -36,6 +36,7 @@ class Schedule:
                                   {op: initial_state(op) for op in keys},
                                   tuple((op, op) for op in keys))
         self.history: list[str] = []
+        self._calls: list[tuple] = []       # ((stage, axes, reduce axes), line) for script()
         self._analysis = None
 
     # -- access --------------------------------------------------------------------
@@ -78,6 +79,30 @@ class Schedule:
         self._data = data
         self._analysis = (data, analysis)
         self.history.append(call + (f"  -> {result}" if result else ""))
+        code = _parent_axis_by_position(data, call)
+        self._calls.append((_stage_axes(data, call), f"{result} = {code}" if result else code))
+
+    def script(self) -> str:
+        """The schedule as Python a user can paste after the compute definitions (the
+        tensors under their own names, the schedule as `s`): each stage's axes bound from
+        its op before the calls that use them, each primitive's results assigned.
+
+        >>> print(s.script())
+        i, j = C.op.axis
+        (k,) = C.op.reduce_axis
+        i_outer, i_inner = s[C].split(i, factor=8)
+        """
+        lines, bound = [], None
+        for (stage, axes, reduce_axes), line in self._calls:
+            if stage is not None and stage != bound:
+                for names, field in ((axes, "axis"), (reduce_axes, "reduce_axis")):
+                    if names:
+                        target = names[0] + "," if len(names) == 1 else ", ".join(names)
+                        lines.append(f"{target if len(names) > 1 else '(' + target + ')'} = "
+                                     f"{stage}.op.{field}")
+                bound = stage
+            lines.append(line)
+        return "\n".join(lines)
 
     def checkpoint(self) -> tuple:
         """A token for `restore`: the schedule as it is now (primitives never change a
@@ -92,6 +117,7 @@ class Schedule:
         data, length, analysis = token
         self._data, self._analysis = data, analysis
         del self.history[length:]
+        del self._calls[length:]
 
     # -- graph-rewriting primitives --------------------------------------------------
     def cache_read(self, tensor: Tensor, scope: str, readers) -> Tensor:
@@ -134,7 +160,8 @@ class Schedule:
         """The schedule's history as the calls that made it, then each stage's loop nest."""
         names = ", ".join(t.name for t in self.outputs)
         lines = [f"Schedule of {names}"]
-        lines += [f"  {h}" for h in self.history] or ["  (default: every stage at the root)"]
+        lines += [f"  {h}" for h in self.script().splitlines()] or \
+            ["  (default: every stage at the root)"]
         regions = self._regions()
         for key in self._data.order:
             state = self._data.states[key]
@@ -166,6 +193,38 @@ class Schedule:
     def __repr__(self) -> str:
         return f"<Schedule of {', '.join(t.name for t in self.outputs)}: " \
                f"{len(self._data.order)} stages>"
+
+
+def _parent_axis_by_position(data: ScheduleData, call: str) -> str:
+    """`s[P].compute_at(s[C], i)` with C's root axis written `C.op.axis[0]`: in a script
+    the name `i` may be bound to another stage's axis by then."""
+    marker = ".compute_at(s["
+    if marker not in call:
+        return call
+    head, rest = call.split(marker, 1)
+    parent, axis = rest[:rest.index("]")], rest[rest.index("],") + 2:-1].strip()
+    for key in data.order:
+        op = data.states[key].op
+        if op.name == parent:
+            for field in ("axis", "reduce_axis"):
+                names = [a.name for a in getattr(op, field, ())]
+                if axis in names:
+                    return f"{head}{marker}{parent}], {parent}.op.{field}[{names.index(axis)}])"
+    return call
+
+
+def _stage_axes(data: ScheduleData, call: str) -> tuple:
+    """(stage name, its axes' names, its reduction axes' names) of a call `s[NAME]....`;
+    (None, (), ()) for a call on the schedule (`s.cache_write(...)`)."""
+    if not call.startswith("s["):
+        return None, (), ()
+    name = call[2:call.index("]")]
+    for key in data.order:
+        op = data.states[key].op
+        if op.name == name:
+            return (name, tuple(a.name for a in getattr(op, "axis", ())),
+                    tuple(a.name for a in getattr(op, "reduce_axis", ())))
+    return None, (), ()
 
 
 def _placement(data: ScheduleData, state: StageState) -> str:

@@ -123,6 +123,7 @@ def run_case(seed: int, index: int, report=lambda kind, value: None) -> Outcome:
             report("move", move.code)
             out.moves.append((move.code, "failed"))
             out.moves[-1] = (move.code, _apply(s, move, ns))
+            report("status", out.moves[-1][1])
         special = "concurrent" if index % 100 == 50 else "killed" if index % 100 == 99 else ""
         out.special = special
         try:
@@ -210,6 +211,7 @@ def _kill_mid_compile(script: Path, tmp: Path, env: dict) -> None:
     slow = tmp / "slowcc"
     cc = env.get("TDSL_CC", "gcc")
     slow.write_text(f'#!/bin/sh\ncase "$1" in --version) exec {cc} --version;; esac\n'
+                    f'case "$*" in *-dM*) exec {cc} "$@";; esac\n'     # td.target's ISA probe
                     f"touch {ready}\nsleep 300\nexec {cc} \"$@\"\n")
     slow.chmod(0o755)
     proc = subprocess.Popen([sys.executable, str(script)], env=dict(env, TDSL_CC=str(slow)),
@@ -254,12 +256,24 @@ def reproducer(out: Outcome, check: bool = True) -> str:
 # -- the driver -------------------------------------------------------------------------------
 
 def _worker(conn) -> None:
+    # TDSL_FUZZ_SELFTEST="crash:3,hang:5" makes those cases die or hang after their first
+    # move, to test the driver itself
+    faults = dict(item.split(":")[::-1] for item in
+                  os.environ.get("TDSL_FUZZ_SELFTEST", "").split(",") if item)
     while True:
         job = conn.recv()
         if job is None:
             return
         seed, index = job
-        outcome = run_case(seed, index, lambda kind, value: conn.send((kind, value)))
+        fault = faults.get(str(index))
+
+        def report(kind, value, fault=fault):
+            conn.send((kind, value))
+            if kind == "move" and fault == "crash":
+                os.kill(os.getpid(), signal.SIGSEGV)
+            if kind == "move" and fault == "hang":
+                time.sleep(3600)
+        outcome = run_case(seed, index, report)
         conn.send(("done", outcome))
 
 
@@ -312,6 +326,8 @@ def fuzz(cases: int, seeds: list[int], jobs: int = 1, timeout: float = 120.0,
                             w.partial.family, w.partial.source, w.partial.oracle = value
                         elif kind == "move":
                             w.partial.moves.append((value, "running"))
+                        elif kind == "status":
+                            w.partial.moves[-1] = (w.partial.moves[-1][0], value)
                         else:
                             finished = value
                             break

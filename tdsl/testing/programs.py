@@ -108,8 +108,8 @@ def _expr(rng, leaves, depth: int) -> tuple[str, str]:
             return str(c), str(c)
         return _pick(rng, leaves)
     a, b = _expr(rng, leaves, depth - 1), _expr(rng, leaves, depth - 1)
-    if a[0].isdigit() and b[0].isdigit():       # td.maximum(2, 3) is not an expression
-        b = _pick(rng, leaves)
+    if a[0].isdigit():      # td.maximum(2, 3) is no expression; np.abs(2) is a strong int64
+        a = _pick(rng, leaves)
     kind = int(rng.integers(11))
     if kind <= 2:
         op = "+-*"[kind]

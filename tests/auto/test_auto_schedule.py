@@ -129,3 +129,17 @@ def test_cuda_auto_schedule_on_the_emulator(name):
     mod(*feeds.values(), *outs)
     for got, exp in zip(outs, want):
         np.testing.assert_allclose(got, exp, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["matmul", "softmax", "conv2d", "blur"])
+def test_printed_schedule_is_code_that_rebuilds_it(name):
+    """print(s) shows the primitives as Python: pasted after the compute definitions, it
+    makes the same schedule."""
+    p = PROGRAMS[name]()
+    s = td.auto_schedule(p.outputs)
+    code = s.script()
+    assert code in str(s).replace("\n  ", "\n") or code.splitlines()[0] in str(s)
+    fresh = td.create_schedule(p.outputs)
+    scope = {"s": fresh, **{t.name: t for t in p.t.values() if isinstance(t, td.Tensor)}}
+    exec(code, scope)
+    assert fresh.history == s.history

@@ -34,3 +34,15 @@ def test_reproducer_replays_a_case(tmp_path):
     script = reproducer(out)
     compile(script, "case.py", "exec")
     assert f"seed {FIXED_SEED}, case 3" in script and "check_outputs(" in script
+
+
+def test_a_crash_and_a_hang_become_failures_with_reproducers(tmp_path, monkeypatch):
+    monkeypatch.setenv("TDSL_FUZZ_SELFTEST", "crash:1,hang:2")
+    outcomes = fuzz(4, [FIXED_SEED], jobs=2, timeout=10, out_dir=tmp_path, log=lambda _: None)
+    by_index = {o.index: o for o in outcomes}
+    assert sorted(by_index) == [0, 1, 2, 3]
+    assert by_index[1].failure == "crash" and by_index[2].failure == "hang"
+    assert by_index[0].passed and by_index[3].passed
+    script = (tmp_path / f"seed{FIXED_SEED}_case1.py").read_text()
+    assert "# <- crash" in script and "import tdsl as td" in script
+    assert (tmp_path / f"seed{FIXED_SEED}_case2.py").exists()

@@ -103,3 +103,22 @@ def test_rfactor_of_an_axis_whose_extent_is_negative_at_some_sizes():
     _, (out,) = check(s, [A, B, R], {n: 2, m: 1})
     assert (out == np.inf).all()
     check(s, [A, B, R], {n: 6, m: 5})
+
+
+@pytest.mark.parametrize("symbolic", [False, True], ids=["const", "sym"])
+def test_rfactor_of_split_reduction_with_a_data_dependent_where(symbolic):
+    """seed 20261201, cases 503 and 818: rfactor put the user's `where=A[i, k] > 0` before
+    the bound of the split axis (`2 + 4 k_outer + k_inner < 13`) in one condition, which
+    isl could not split, so A was read past its end (TdslIndexError at lowering). Now the
+    bounds come first and each affine conjunct of a `where` narrows the domain."""
+    m = td.var("m") if symbolic else 13
+    A = td.placeholder((6, m), dtype="int32", name="A")
+    B = td.placeholder((m, 3), dtype="int32", name="B")
+    k = td.reduce_axis((2, m), name="k")
+    R = td.compute((6, 3), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k, where=A[i, k] > 0),
+                   name="R")
+    s = td.create_schedule(R)
+    ko, ki = s[R].split(s[R].leaf_iter_vars[2], factor=4)
+    RF = s.rfactor(R, ki)
+    s[RF].unroll(RF.op.axis[0])
+    check(s, [A, B, R], {m: 13} if symbolic else {})

@@ -279,3 +279,18 @@ def test_missing_file_and_foreign_library(tmp_path):
     library.export(found[0], tmp_path / "libm-wrapped.so")
     with pytest.raises(TdslError, match="not a tdsl library"):
         td.load(tmp_path / "libm-wrapped.so")
+
+
+def test_export_again_to_the_same_path_loads_the_new_kernel(tmp_path):
+    """The dynamic loader caches libraries by name; a re-export must not run the old one."""
+    X = td.placeholder((N,), name="X")
+    path = tmp_path / "k.so"
+    x, y = np.arange(4, dtype="float32"), np.zeros(4, "float32")
+
+    def scaled(scale):
+        return td.compute((N,), lambda i: X[i] * scale, name="Y")
+    for scale in (2.0, 3.0):
+        Y = scaled(scale)
+        td.build(td.create_schedule(Y), [X, Y]).export(path)
+        td.load(path)(x, y)
+        np.testing.assert_array_equal(y, x * scale)

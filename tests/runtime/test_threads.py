@@ -13,7 +13,7 @@ import pytest
 
 import tdsl as td
 from tdsl import TdslValueError
-from tdsl.runtime import Module
+from tdsl.runtime import Module, plan
 
 N, L, M = td.var("n"), td.var("l"), td.var("m")
 
@@ -65,10 +65,10 @@ def _hammer(add, matmul, seed: int, errors: list, rounds: int = 150):
         errors.append(e)
 
 
-@pytest.mark.parametrize("plan", ["native", "pure-python"])
-def test_eight_threads_hammering_two_modules(plan):
+@pytest.mark.parametrize("kind", ["native", "pure-python"])
+def test_eight_threads_hammering_two_modules(kind):
     add, matmul = _modules()
-    if plan == "pure-python":
+    if kind == "pure-python":
         add, matmul = _pure(add), _pure(matmul)
     errors: list = []
     pool = [threading.Thread(target=_hammer, args=(add, matmul, seed, errors))
@@ -79,6 +79,9 @@ def test_eight_threads_hammering_two_modules(plan):
         t.join(timeout=300)
     assert not any(t.is_alive() for t in pool), "a caller hung"
     assert not errors, errors[0]
+    if plan.NativePlan is not None:                  # every call, refused ones included,
+        from tdsl.runtime import _fastcall           # gave its share of threads back
+        assert _fastcall.calls_in_flight() == 0
 
 
 def test_one_module_many_threads_same_arrays_shapes():

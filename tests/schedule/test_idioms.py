@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import tdsl as td
+from benchmarks.schedules._common import reduce_in_lanes
 
 TARGETS = ["c -mcpu=x86-64-v3", "c -mcpu=x86-64-v4"]
 
@@ -135,17 +136,6 @@ def test_gemm_idiom_with_symbolic_sizes():
 # Row reductions factored into lanes, computed at the final consumer's row loop
 # ---------------------------------------------------------------------------------------
 
-def factor_into_lanes(s, red, lanes):
-    (k,) = red.op.reduce_axis
-    _, k_inner = s[red].split(k, factor=lanes)
-    partial = s.rfactor(red, k_inner)
-    lane, _ = partial.op.axis
-    (k_rest,) = partial.op.reduce_axis
-    s[partial].reorder(k_rest, lane)
-    s[partial].vectorize(lane)
-    return partial
-
-
 def softmax_schedule(n, m, lanes):
     x = td.placeholder((n, m), name="x")
     k1, k2 = td.reduce_axis(m, name="k1"), td.reduce_axis(m, name="k2")
@@ -158,8 +148,8 @@ def softmax_schedule(n, m, lanes):
     s[y].parallel(i)
     _, ji = s[y].split(j, factor=lanes)
     s[y].vectorize(ji)
-    mx_rf = factor_into_lanes(s, mx, lanes)
-    total_rf = factor_into_lanes(s, total, lanes)
+    mx_rf = reduce_in_lanes(s, mx, lanes)
+    total_rf = reduce_in_lanes(s, total, lanes)
     # every stage at y's row loop, the factored ones included (y needs them through
     # total and mx): consumers first
     for stage in (total, total_rf, e, mx, mx_rf):
@@ -182,8 +172,8 @@ def layernorm_schedule(n, m, lanes, eps=1e-5):
     s[y].parallel(i)
     _, ji = s[y].split(j, factor=lanes)
     s[y].vectorize(ji)
-    total_rf = factor_into_lanes(s, total, lanes)
-    squares_rf = factor_into_lanes(s, squares, lanes)
+    total_rf = reduce_in_lanes(s, total, lanes)
+    squares_rf = reduce_in_lanes(s, squares, lanes)
     for stage in (var, mean, total, squares, total_rf, squares_rf):
         s[stage].compute_at(s[y], i)
     return s, [x, y]
@@ -218,7 +208,7 @@ def test_factored_stage_before_its_consumer_names_the_call_to_make_first():
     mx = td.compute((16,), lambda i: td.max(x[i, k], axis=k), name="mx")
     y = td.compute((16, 32), lambda i, j: x[i, j] - mx[i], name="y")
     s = td.create_schedule(y)
-    mx_rf = factor_into_lanes(s, mx, 8)
+    mx_rf = reduce_in_lanes(s, mx, 8)
     with pytest.raises(td.ScheduleError) as info:
         s[mx_rf].compute_at(s[y], y.op.axis[0])
     message = str(info.value)
@@ -226,3 +216,48 @@ def test_factored_stage_before_its_consumer_names_the_call_to_make_first():
     assert "s[mx].compute_at(s[y], i)" in message
     s[mx].compute_at(s[y], y.op.axis[0])
     s[mx_rf].compute_at(s[y], y.op.axis[0])             # now legal
+
+
+def test_fused_four_deep_ragged_conv_tests_fullness_once_outside_the_reduction():
+    """TVM's idiom on a convolution: fuse(n, f_outer, y, x_outer) and parallel, the
+    register tile at the fused loop, ragged in channels and pixels. The iterations with a
+    full tile are one test outside the reduction loops (isl describes them as several
+    pieces; the largest one is the full version), never a branch inside them."""
+    batch, c, h, w, kk = 1, 2, 56, 56, 64         # 64 = 10 x 6 + 4, 56 = 3 x 16 + 8
+    x = td.placeholder((batch, c, h, w), name="x")
+    wt = td.placeholder((kk, c, 3, 3), name="w")
+    pad = td.compute((batch, c, h + 2, w + 2), lambda n, ci, y, xx: td.select(
+        td.all(y >= 1, y <= h, xx >= 1, xx <= w), x[n, ci, y - 1, xx - 1], 0.0), name="pad")
+    rc, ry, rx = (td.reduce_axis(c, name="rc"), td.reduce_axis(3, name="ry"),
+                  td.reduce_axis(3, name="rx"))
+    out = td.compute((batch, kk, h, w), lambda n, f, y, xx: td.sum(
+        pad[n, rc, y + ry, xx + rx] * wt[f, rc, ry, rx], axis=[rc, ry, rx]), name="out")
+    s = td.create_schedule(out)
+    local = s.cache_write(out, "local")
+    n, f, y, xx = out.op.axis
+    fo, fi = s[out].split(f, factor=6)
+    xo, xi = s[out].split(xx, factor=16)
+    s[out].reorder(n, fo, y, xo, fi, xi)
+    fused = s[out].fuse(n, fo, y, xo)
+    s[out].parallel(fused)
+    s[out].vectorize(xi)
+    s[local].compute_at(s[out], fused)
+    nc, fc, yc, xc = local.op.axis
+    xco, xci = s[local].split(xc, factor=8)
+    s[local].reorder(nc, yc, rc, ry, rx, fc, xco, xci)
+    s[local].unroll(fc)
+    s[local].unroll(xco)
+    s[local].vectorize(xci)
+    text = str(td.lower(s, [x, wt, out]))
+    first_rc = text.index("for rc in range")
+    body = text[first_rc:text.index("\n", text.index("out[", first_rc))]
+    assert " if " not in body and "\n" in body      # the full version's reduction: no tests
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((batch, c, h, w), dtype=np.float32)
+    b = rng.standard_normal((kk, c, 3, 3), dtype=np.float32)
+    got = np.empty((batch, kk, h, w), np.float32)
+    td.build(s, [x, wt, out])(a, b, got)
+    ap = np.pad(a.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    want = sum(np.einsum("nchw,kc->nkhw", ap[:, :, r:r + h, q:q + w], b[:, :, r, q])
+               for r in range(3) for q in range(3))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)

@@ -943,7 +943,7 @@ def test_show_prints_history_and_nests():
     s[p.bx].compute_at(s[p.by], yo)
     s[p.by].parallel(yo)
     text = str(s)
-    assert "s[by].split(y, factor=8)  -> y_outer, y_inner" in text
+    assert "y, x = by.op.axis\n  y_outer, y_inner = s[by].split(y, factor=8)" in text
     assert "s[bx].compute_at(s[by], y_outer)" in text
     assert "Stage bx (computed at by.y_outer" in text
     assert "for y_outer in range((h + 7) // 8):  # parallel" in text

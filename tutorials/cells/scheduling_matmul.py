@@ -133,8 +133,8 @@ CELLS = [
     ## 6. Vectorizing
 
     `vectorize(ji)` makes the innermost loop SIMD lanes explicitly. The C backend
-    writes it with 64-byte vector types (16 floats per instruction with AVX-512),
-    visible in the source below as `tdsl_f32x16`. gcc often vectorizes a loop this
+    writes it with the CPU's vector types (8 floats per instruction with AVX2, 16 with
+    AVX-512), visible in the source below as `tdsl_f32x8` or `tdsl_f32x16`. gcc often vectorizes a loop this
     simple by itself, so the change may be small; `vectorize` makes it certain and
     is what the register tile of the next step is built from.
     """),
@@ -143,7 +143,7 @@ CELLS = [
     measure("+ vectorize j", s, [A, B, C])
     source = modules["+ vectorize j"].source
     print(next(line.strip() for line in source[source.index("int kernel("):].splitlines()
-               if "tdsl_f32x16" in line and "B[" in line))
+               if f"tdsl_f32x{td.target().lanes()}" in line and "B[" in line))
     """),
     md("""
     ## 7. Local accumulation: a tile of `C` in registers

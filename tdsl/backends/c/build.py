@@ -1,4 +1,4 @@
-"""gcc invocation, the on-disk cache, and ctypes loading for the C backend.
+"""gcc invocation and the on-disk cache for the C backend (tdsl/runtime loads libraries).
 
 The compiler and flags come from `TDSL_CC` and `TDSL_CFLAGS` (defaults below); the
 CPU comes from the target (`-march=` of `td.target(...)`, appended last so that it
@@ -8,7 +8,6 @@ host CPU, so a shared cache never serves code built for another machine.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import os
@@ -20,8 +19,10 @@ from pathlib import Path
 from ... import cache
 from ...errors import CompileError
 
+# -fno-predictive-commoning: gcc would carry loaded values across iterations of the loops
+# around a register tile (a convolution's rx loop), in the registers the accumulators need
 DEFAULT_CFLAGS = ("-O3 -fopenmp -fPIC -shared -std=gnu11 -fwrapv "
-                  "-fno-math-errno -fno-trapping-math")
+                  "-fno-math-errno -fno-trapping-math -fno-predictive-commoning")
 
 
 RUNTIME_ABI = "runtime-1"      # libraries carry tdsl_manifest and <name>_call (entry.py)
@@ -111,11 +112,3 @@ def _gcc(cc: str, flags: list[str], source: str, tmp: Path) -> list[str]:
                            output=result.stderr, command=" ".join(command))
     return ["kernel.c", "kernel.so"]
 
-
-def load(path: Path, name: str, argtypes: list) -> ctypes._CFuncPtr:
-    """The kernel function from a shared library, with its argument types set."""
-    lib = ctypes.CDLL(str(path))
-    fn = getattr(lib, name)
-    fn.argtypes = argtypes
-    fn.restype = ctypes.c_int
-    return fn

@@ -245,6 +245,11 @@ class StmtRenderer:
             return pragmas + [c.For(*header, body)]
         elif s.kind == "unroll":
             pragmas.append(c.Pragma("GCC unroll 8"))
+        elif s.kind == "serial" and _has_unrolled(s.body):
+            # A loop around a register tile the schedule unrolled (a convolution's 3-step
+            # rx loop): gcc would unroll it too and keep values across its copies, which
+            # takes the registers the tile's accumulators need (they spill).
+            pragmas.append(c.Pragma("GCC unroll 1"))
         return pragmas + [c.For(*header, c.Block(self.stmts(s.body)))]
 
     def alloc(self, b: ir.Buffer, body: ir.Stmt):
@@ -287,6 +292,20 @@ def _count(b: ir.Buffer, render) -> str:
 def _itemsize(dtype: str) -> int:
     import numpy as np
     return np.dtype(dtype).itemsize
+
+
+def _has_unrolled(s: ir.Stmt) -> bool:
+    """Does `s` contain a loop the schedule unrolled?"""
+    match s:
+        case ir.For(kind="unroll"):
+            return True
+        case ir.For(body=body) | ir.Alloc(body=body):
+            return _has_unrolled(body)
+        case ir.Seq(stmts=stmts):
+            return any(_has_unrolled(x) for x in stmts)
+        case ir.If(then=then, otherwise=other):
+            return _has_unrolled(then) or (other is not None and _has_unrolled(other))
+    return False
 
 
 def _const_trip(s: ir.For) -> int | None:
