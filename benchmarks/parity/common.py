@@ -165,8 +165,9 @@ def prepare_halide(pair: Pair, target: Target, sizes: dict, inputs: list[np.ndar
     out = np.empty(out_shape, np.float32)
     arrays = [*inputs, out]                  # hl.Buffer does not keep its array alive
     buffers = [h.Buffer(a) for a in arrays]
+    keep = (arrays, out_func, params)
 
-    def run(arrays=arrays):
+    def run(keep=keep):
         fn(*buffers)
     return run, (lambda: out), compile_s
 

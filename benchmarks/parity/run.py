@@ -86,6 +86,7 @@ def prepare_pair(pair, target, args, harness, common) -> tuple[dict, list]:
     NumPy reference: (the pair's record, its two harness Impls)."""
     import numpy as np
 
+    log(f"building {pair.name} for {target.name}")
     sizes = pair.sizes
     inputs = pair.inputs(sizes, np.random.default_rng(1234))
     rec = {"pair": pair.name, "family": pair.family, "target": target.name,
@@ -170,7 +171,8 @@ def markdown(records, means, info, pairs) -> str:
              "each sweep times every pair interleaved), perf from the median of all calls; GB/s "
              "pairs start from DRAM (L3 flushed before each timed call).", "",
              f"Measured {info['date']} on {info['cpu']} ({info['simd']}), {info['threads']} "
-             f"threads, halide {info['halide']}, gcc {info['gcc']}; load average (1 min) "
+             f"thread{'s' if info['threads'] != 1 else ''}, halide {info['halide']}, "
+             f"gcc {info['gcc']}; load average (1 min) "
              f"{info['load_average']['start'][0]:.1f} at the start, "
              f"{info['load_average']['end'][0]:.1f} at the end.", ""]
     for t, m in means.items():
