@@ -122,3 +122,33 @@ def test_rfactor_of_split_reduction_with_a_data_dependent_where(symbolic):
     RF = s.rfactor(R, ki)
     s[RF].unroll(RF.op.axis[0])
     check(s, [A, B, R], {m: 13} if symbolic else {})
+
+
+@pytest.mark.parametrize("read", ["i - i % 2", "(i * 3) % 11", "i // 2"])
+@pytest.mark.parametrize("axis", [0, 1], ids=["split_i", "split_j"])
+def test_isl_ast_dropping_instances_of_a_compute_at_stage(read, axis):
+    """seed 20261201, cases 2506, 2560, 3395: P split, then computed at G's row loop,
+    reading P[i - i % 2, j]; isl's AST generator ran P only for odd rows (wrong values).
+    generate_ast now checks that every instance runs and cuts the domain by residues."""
+    A = td.placeholder((11, 12), name="A")
+    P = td.compute((11, 12), lambda i, j: A[i, j] * 2.0, name="P")
+    G = td.compute((11, 12), lambda i, j: P[eval(read), j] + 1.0, name="G")
+    s = td.create_schedule(G)
+    s[P].split(P.op.axis[axis], factor=5)
+    s[P].compute_at(s[G], G.op.axis[0])
+    check(s, [A, G])
+
+
+def test_the_coverage_check_and_the_residue_cut():
+    import islpy as isl
+    from tdsl.poly import coverage
+    d = isl.Set("{ P[o, i, j] : i mod 2 = 0 and 0 <= o <= 10 and o - 1 <= i <= o and 0 <= j <= 3 }")
+    cut = coverage.partitioned(d, 1)
+    assert cut.is_equal(d) and len(cut.get_basic_sets()) == 2
+    sched = isl.UnionMap("{ P[o, i, j] -> [o, floor(i/5), i mod 5, j] }")
+    text = isl.AstBuild.from_context(isl.Set("{ : }")).node_from_schedule_map(
+        sched.intersect_domain(isl.UnionSet.from_set(cut))).to_C_str()
+    assert "P(c0, c0, c3)" in text          # the even rows, which isl dropped before
+    message = str(coverage.refuse(["P"]))
+    assert message.startswith("td.lower of this schedule is refused")
+    assert "Compute P at another loop" in message
