@@ -152,3 +152,19 @@ def test_the_coverage_check_and_the_residue_cut():
     message = str(coverage.refuse(["P"]))
     assert message.startswith("td.lower of this schedule is refused")
     assert "Compute P at another loop" in message
+
+
+def test_private_buffer_of_an_empty_reduction_range_is_allocatable():
+    """seed 20261201, case 4848: a copy of A computed inside R's loop for k in [2, l) had
+    the symbolic size l - 2, negative at l = 1 (TdslMemoryError); it is now at least 1."""
+    m = td.var("l")
+    A = td.placeholder((9, m), dtype="int64", name="A")
+    B = td.placeholder((m, 8), dtype="int64", name="B")
+    k = td.reduce_axis((2, m), name="k")
+    R = td.compute((9, 8), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="R")
+    s = td.create_schedule(R)
+    AL = s.cache_read(A, "local", [R])
+    s[AL].compute_at(s[R], R.op.axis[0])
+    _, (out,) = check(s, [A, B, R], {m: 1})
+    assert (out == 0).all()
+    check(s, [A, B, R], {m: 6})
