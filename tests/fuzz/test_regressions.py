@@ -168,3 +168,45 @@ def test_private_buffer_of_an_empty_reduction_range_is_allocatable():
     _, (out,) = check(s, [A, B, R], {m: 1})
     assert (out == 0).all()
     check(s, [A, B, R], {m: 6})
+
+
+@pytest.mark.xfail(strict=True, reason="open: seed 20261201 case 7641, found at the end of "
+                   "issue 16; the unscheduled build differs from NumPy by one float32 rounding "
+                   "in cast(cast(T0, float32), float64) (T0 = A + max(C_int64, A)), only in "
+                   "the last row; no schedule needed; cause not yet known (C backend?)")
+def test_cast_to_float32_and_back_of_a_float64_max():
+    A = td.placeholder((13, 4), dtype="float64", name="A")
+    C = td.placeholder((13,), dtype="int64", name="C")
+    T0 = td.compute((13, 4), lambda i, j: A[i, j] + td.cast(td.maximum(C[i], A[i, j]), "float64"),
+                    name="T0")
+    T2 = td.compute((13, 4), lambda i, j: td.cast(td.cast(T0[i, j], "float32"), "float64"),
+                    name="T2")
+    rng = np.random.default_rng(7641)
+    a = rng.uniform(-1, 1, (13, 4))
+    c = rng.integers(-50, 51, 13)
+    out = np.zeros((13, 4))
+    td.build(td.create_schedule(T2), [A, C, T2])(a, c, out)
+    t0 = a + np.maximum(c[:, None], a)
+    np.testing.assert_array_equal(out, t0.astype("float32").astype("float64"))
+
+
+@pytest.mark.xfail(strict=True, reason="open: seed 20261201 case 8440, found at the end of "
+                   "issue 16; a max-reduction with where=k < i after cache_write, tile and "
+                   "compute_at gives 0.0 instead of -inf where nothing is reduced; cause not "
+                   "yet known")
+def test_empty_max_reduction_after_cache_write_and_compute_at():
+    A = td.placeholder((6, 1), dtype="float32", name="A")
+    k = td.reduce_axis((0, 1), name="k")
+    R = td.compute((6,), lambda i: td.max(A[i, k] * 2 + 1, axis=k, where=k < i), name="R")
+    s = td.create_schedule(R)
+    s.cache_write(s.stages[0].op.output(0), "global")
+    s.stages[0].tile(s.stages[0].leaf_iter_vars[0], s.stages[0].leaf_iter_vars[1], 1, 1)
+    s.stages[0].compute_at(s.stages[1], s.stages[1].leaf_iter_vars[0])
+    s.stages[1].split(s.stages[1].leaf_iter_vars[0], factor=1)
+    s.stages[1].split(s.stages[1].leaf_iter_vars[0], factor=16)
+    s.stages[1].split(s.stages[1].leaf_iter_vars[2], factor=4)
+    a = np.random.default_rng(0).uniform(-1, 1, (6, 1)).astype("float32")
+    out = np.zeros(6, "float32")
+    td.build(s, [A, R])(a, out)
+    want = np.where(np.arange(6) > 0, a[:, 0] * 2 + 1, -np.inf).astype("float32")
+    np.testing.assert_array_equal(out, want)
