@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import islpy as isl
 
+from . import coverage
 from .bounds import max_val
 from .model import Model, _map_from_affs, maps_of
 from .program import Loop, Statement, loops
@@ -29,6 +30,7 @@ class Marks:
         self.allocs: dict[str, list] = {}
         self.indices: dict[str, dict[int, list[isl.AstExpr]]] = {}
         self.versions: dict[int, isl.Map] = {}     # id(loop) -> its full iterations
+        self.executed: dict[str, isl.Set] = {}      # statement -> instances its leaves run
 
     def loop(self, loop: Loop) -> isl.Id:
         key = f"loop{len(self.loops)}"
@@ -42,7 +44,22 @@ class Marks:
 
 
 def generate_ast(model: Model, isolate: bool = True) -> tuple[isl.AstNode, Marks]:
-    """The isl AST of the scheduled program, and the marks it carries."""
+    """The isl AST of the scheduled program, and the marks it carries; checked to run
+    every instance (coverage.py: isl can drop some; one retry, then a lesson)."""
+    ast, marks = _generate(model, isolate)
+    missing = coverage.lost(model, marks.executed)
+    if missing:
+        for name in missing:
+            sm = model.stmts[name]
+            sm.domain = coverage.partitioned(sm.domain, len(sm.outer))
+        ast, marks = _generate(model, isolate)
+        missing = coverage.lost(model, marks.executed)
+        if missing:
+            raise coverage.refuse(missing)
+    return ast, marks
+
+
+def _generate(model: Model, isolate: bool) -> tuple[isl.AstNode, Marks]:
     marks = Marks()
     requests = _isolation_requests(model) if isolate else {}
     # Fullness that is periodic in a loop (a fused loop over tiles: `f % 22 != 21`) is
@@ -71,7 +88,16 @@ def _index_exprs(model: Model, marks: Marks, node: isl.AstNode,
     sm = model.stmts[name]
     exprs = {}
     try:
-        to_domain = isl.PwMultiAff.from_map(maps_of(build.get_schedule())[0].reverse())
+        schedule = maps_of(build.get_schedule())[0]
+        ran = schedule.domain()
+    except isl.Error:               # no record: coverage.lost cannot judge this statement
+        schedule, ran = None, sm.domain
+    marks.executed[name] = ran if name not in marks.executed else \
+        marks.executed[name].union(ran)
+    try:
+        if schedule is None:
+            raise isl.Error("no schedule at this leaf")
+        to_domain = isl.PwMultiAff.from_map(schedule.reverse())
         for k, acc in enumerate(sm.writes + sm.reads):
             if acc.index is not None:
                 exprs[k] = [build.expr_from_pw_aff(pa.pullback_pw_multi_aff(to_domain))

@@ -108,7 +108,11 @@ def _layout(model, loop, footprint: isl.Map, array_shape) -> Layout:
         if biggest.is_int():
             shape.append(Const(int(biggest.to_python()), dtypes.INDEX))
         elif over_params is not None:
-            shape.append(from_pw_aff(over_params, ids, model.context))
+            # at least 1: at sizes where nothing is read (an empty reduction range) the
+            # extent is undefined or negative, and the buffer must still be allocatable
+            one = isl.PwAff.from_aff(isl.Aff.zero_on_domain(isl.LocalSpace.from_space(
+                over_params.get_domain_space())).set_constant_val(isl.Val.one(model.ctx)))
+            shape.append(from_pw_aff(over_params.union_max(one), ids, model.context))
         else:
             # No bound from isl: the whole producer array is always enough.
             shape.append(array_shape[d])
