@@ -31,15 +31,6 @@ from pathlib import Path
 from ..errors import TdslError
 from .signature import C_TYPES, Signature, shape_text
 
-# GNU OpenMP reads its settings once, when the first library that links it is loaded. By
-# default its idle threads spin for a while at the end of every parallel region; on a
-# machine shared with other work (a notebook server, a course's machines, CI) a spinning
-# thread takes the time slice the working one needs, and a kernel with several parallel
-# regions ran up to 10x slower at 2 threads than at 1 (benchmarks/parity/FINDINGS.md).
-# Idle threads therefore sleep unless the user chose otherwise.
-if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
-    os.environ["OMP_WAIT_POLICY"] = "passive"
-
 FORMAT = "tdsl-library"
 VERSION = 1
 MAGIC = b"TDSL-LIBRARY-V1\0"
