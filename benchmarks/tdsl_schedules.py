@@ -51,13 +51,13 @@ def prepare_all(workload, inputs: dict) -> list[Impl]:
     for vname, prep in variants.items():
         name = f"tdsl:{vname}" if vname else "tdsl"
         desc = f"{path.name}" + (f" [{vname}]" if vname else "")
-        cold = prepare_impl(name, lambda: prep(_copy(inputs)), schedule=desc, **meta)
+        cold = prepare_impl(name, lambda prep=prep: prep(_copy(inputs)), schedule=desc, **meta)
         if cold.status != "ok":
             impls.append(cold)
             continue
         cold_s = cold.compile_s
         del cold
-        hit = prepare_impl(name, lambda: prep(_copy(inputs)), schedule=desc, **meta)
+        hit = prepare_impl(name, lambda prep=prep: prep(_copy(inputs)), schedule=desc, **meta)
         if hit.status == "ok":
             hit.compile_hit_s, hit.compile_s = hit.compile_s, cold_s
         impls.append(hit)
