@@ -193,10 +193,11 @@ class _CpuRules(_Rules):
     def _root_loops(self, op) -> None:
         info = self.infos[op]
         stage = self.stage(op)
-        if info.kind == "update" or not op.axis:
+        if info.kind == "update":
+            return
+        if not op.axis:                      # a reduction to one value: lanes, no loops
             if info.kind == "row":
-                partial = self._factor_into_lanes(op)
-                del partial
+                self._factor_into_lanes(op)
             return
         if info.kind == "reuse":
             self._register_tile(op, info)
