@@ -38,19 +38,22 @@ def unroll_loop(loop: ir.For, trip: int) -> ir.Stmt:
 
 
 def merge_allocs(s: ir.Stmt) -> ir.Stmt:
-    """Adjacent Allocs of one buffer in a sequence become one (isl may split the body of a
-    loop with a single iteration into pieces, each under its own copy of the Alloc)."""
+    """One Alloc for the copies of a buffer's Alloc that isl put in several children of a
+    sequence. isl may split the body of a loop with a single iteration into pieces, each
+    under its own copy of the Alloc, and some of them under a guard (an accumulator's
+    init, its update under `if (i >= 1)`, its store): all pieces belong to one iteration
+    of the loop that owns the buffer, so the buffer must live across all of them. Copies
+    under different loops of the sequence are different iterations and stay apart."""
     match s:
         case ir.Seq(stmts=stmts):
-            out: list[ir.Stmt] = []
-            for child in (merge_allocs(c) for c in stmts):
-                if isinstance(child, ir.Alloc) and out and isinstance(out[-1], ir.Alloc) \
-                        and out[-1].buffer is child.buffer:
-                    out[-1] = ir.Alloc(child.buffer, merge_allocs(ir.seq(out[-1].body,
-                                                                         child.body)))
-                else:
-                    out.append(child)
-            return ir.seq(*out)
+            children = [merge_allocs(c) for c in stmts]
+            while True:
+                shared = _shared_alloc(children)
+                if shared is None:
+                    return ir.seq(*children)
+                buffer, first, last = shared
+                body = ir.seq(*[_strip_alloc(c, buffer) for c in children[first:last + 1]])
+                children[first:last + 1] = [ir.Alloc(buffer, body)]
         case ir.For(body=body):
             return dataclasses.replace(s, body=merge_allocs(body))
         case ir.If(cond=cond, then=then, otherwise=other):
@@ -58,4 +61,44 @@ def merge_allocs(s: ir.Stmt) -> ir.Stmt:
                          merge_allocs(other) if other is not None else None)
         case ir.Alloc(buffer=b, body=body):
             return ir.Alloc(b, merge_allocs(body))
+    return s
+
+
+def _shared_alloc(children: list[ir.Stmt]):
+    """(buffer, first, last): a buffer allocated (outside loops) in two or more of the
+    children, and the first and last child that allocate it; None if there is none."""
+    seen: dict[int, tuple] = {}
+    for k, child in enumerate(children):
+        for buffer in _allocs_outside_loops(child):
+            b, first, _ = seen.get(id(buffer), (buffer, k, k))
+            seen[id(buffer)] = (b, first, k)
+    for buffer, first, last in seen.values():
+        if last > first:
+            return buffer, first, last
+    return None
+
+
+def _allocs_outside_loops(s: ir.Stmt) -> list[ir.Buffer]:
+    match s:
+        case ir.Seq(stmts=stmts):
+            return [b for c in stmts for b in _allocs_outside_loops(c)]
+        case ir.If(then=then, otherwise=other):
+            return _allocs_outside_loops(then) + \
+                (_allocs_outside_loops(other) if other is not None else [])
+        case ir.Alloc(buffer=b, body=body):
+            return [b] + _allocs_outside_loops(body)
+    return []
+
+
+def _strip_alloc(s: ir.Stmt, buffer: ir.Buffer) -> ir.Stmt:
+    """`s` without its Allocs of `buffer` outside loops (an enclosing Alloc now owns it)."""
+    match s:
+        case ir.Seq(stmts=stmts):
+            return ir.seq(*[_strip_alloc(c, buffer) for c in stmts])
+        case ir.If(cond=cond, then=then, otherwise=other):
+            return ir.If(cond, _strip_alloc(then, buffer),
+                         _strip_alloc(other, buffer) if other is not None else None)
+        case ir.Alloc(buffer=b, body=body):
+            inner = _strip_alloc(body, buffer)
+            return inner if b is buffer else ir.Alloc(b, inner)
     return s

@@ -170,11 +170,11 @@ def test_private_buffer_of_an_empty_reduction_range_is_allocatable():
     check(s, [A, B, R], {m: 6})
 
 
-@pytest.mark.xfail(strict=True, reason="open: seed 20261201 case 7641, found at the end of "
-                   "issue 16; the unscheduled build differs from NumPy by one float32 rounding "
-                   "in cast(cast(T0, float32), float64) (T0 = A + max(C_int64, A)), only in "
-                   "the last row; no schedule needed; cause not yet known (C backend?)")
 def test_cast_to_float32_and_back_of_a_float64_max():
+    """Seed 20261201 case 7641: gcc 12's SLP vectorizer turns (double)(float)x of the last
+    group of a fully unrolled loop into same-width vector conversions, which it then folds
+    into x, so the last row skipped the float32 rounding. tdsl_round_f32 (C prelude) keeps
+    the narrowing scalar."""
     A = td.placeholder((13, 4), dtype="float64", name="A")
     C = td.placeholder((13,), dtype="int64", name="C")
     T0 = td.compute((13, 4), lambda i, j: A[i, j] + td.cast(td.maximum(C[i], A[i, j]), "float64"),
@@ -190,11 +190,23 @@ def test_cast_to_float32_and_back_of_a_float64_max():
     np.testing.assert_array_equal(out, t0.astype("float32").astype("float64"))
 
 
-@pytest.mark.xfail(strict=True, reason="open: seed 20261201 case 8440, found at the end of "
-                   "issue 16; a max-reduction with where=k < i after cache_write, tile and "
-                   "compute_at gives 0.0 instead of -inf where nothing is reduced; cause not "
-                   "yet known")
+@pytest.mark.parametrize("rows, cols", [(13, 4), (13, 2), (7, 8)])
+def test_float32_rounding_through_an_intermediate_stage(rows, cols):
+    """The shape of case 7641 through memory: gcc forwards the float32 stage's store to
+    the load that widens it, and the fold of (double)(float)x follows."""
+    A = td.placeholder((rows, cols), dtype="float64", name="A")
+    F = td.compute((rows, cols), lambda i, j: td.cast(A[i, j] * 3, "float32"), name="F")
+    D = td.compute((rows, cols), lambda i, j: td.cast(F[i, j], "float64"), name="D")
+    a = np.random.default_rng(rows * cols).uniform(-1, 1, (rows, cols)) + 45
+    out = np.zeros((rows, cols))
+    td.build(td.create_schedule(D), [A, D])(a, out)
+    np.testing.assert_array_equal(out, (a * 3).astype("float32").astype("float64"))
+
+
 def test_empty_max_reduction_after_cache_write_and_compute_at():
+    """Seed 20261201 case 8440: isl split the single iteration that owns the cache into
+    init, `if (i >= 1) update` and store, each under its own copy of the buffer, so the
+    store read a fresh (uninitialised) one. merge_allocs now joins copies under guards."""
     A = td.placeholder((6, 1), dtype="float32", name="A")
     k = td.reduce_axis((0, 1), name="k")
     R = td.compute((6,), lambda i: td.max(A[i, k] * 2 + 1, axis=k, where=k < i), name="R")

@@ -40,6 +40,21 @@ static inline int64_t tdsl_min_i64(int64_t a, int64_t b) { return a < b ? a : b;
 static inline int64_t tdsl_max_i64(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline uint64_t tdsl_min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 static inline uint64_t tdsl_max_u64(uint64_t a, uint64_t b) { return a > b ? a : b; }
+/* double -> float behind an empty asm: gcc 12 folds (double)(float)x back into x when its
+   SLP vectorizer turns both conversions into same-width vector conversions (the last group
+   of a fully unrolled loop, even through a store and load), skipping the rounding (fuzzer
+   case 7641). The asm keeps the conversion scalar; tdsl's own vector code is unaffected. */
+static inline float tdsl_round_f32(double x) {
+  float r = (float)x;
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+x"(r));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(r));
+#else
+  __asm__ volatile("" : "+m"(r));
+#endif
+  return r;
+}
 static inline int64_t tdsl_abs_i64(int64_t a) { return a < 0 ? -a : a; }
 static inline uint64_t tdsl_abs_u64(uint64_t a) { return a; }
 static inline int64_t tdsl_ipow(int64_t base, int64_t e) {

@@ -68,6 +68,8 @@ class ExprRenderer:
             case Cast(dtype=dt, value=v):
                 if dt == "bool":
                     return f"({self.expr(v)} != 0)"
+                if dt == "float32" and v.dtype == "float64":
+                    return f"tdsl_round_f32({self.expr(v)})"
                 return f"(({c_type(dt)}){self.expr(v)})"
             case Select(cond=cond, true_value=t, false_value=f):
                 return f"({self.expr(cond)} ? {self.expr(t)} : {self.expr(f)})"

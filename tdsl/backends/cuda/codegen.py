@@ -46,6 +46,7 @@ PRELUDE = (
     "{ *(volatile int*)err = code; }\n"
     + _device_prelude()
     + "#define tdsl_expf expf\n"
+    + "#define tdsl_round_f32(x) ((float)(x))\n"     # the C barrier is for gcc's vectorizer
 )
 
 
