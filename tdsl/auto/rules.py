@@ -31,8 +31,13 @@ from ..lang.tensor import ComputeOp, UpdateOp
 from ..schedule import create_schedule
 from ..target import target as parse_target
 from .analysis import StageInfo, analyze, innermost_stride_ok
+from .knobs import Knobs
 
 REDUCTIONS = ("reuse", "row", "reduction")
+
+
+class _NotApplicable(ScheduleError):
+    """A rule that does not fit a stage (not a refusal by isl)."""
 
 
 def auto_schedule(outputs, target=None):
@@ -43,20 +48,27 @@ def auto_schedule(outputs, target=None):
     >>> print(s)                 # the primitives chosen
     >>> mod = td.build(s, [A, B, C])
     """
+    return apply_rules(outputs, target, Knobs())
+
+
+def apply_rules(outputs, target=None, knobs: Knobs | None = None):
+    """The schedule the rules make for `outputs` with the choices of `knobs` (defaults
+    where it names none); `knobs` records the space offered and isl's refusals."""
     outputs = as_tensor_list(outputs, "outputs")
     t = parse_target(target)
     s = create_schedule(outputs)
     order = list(s.data.order)
     infos = analyze(order, [o.op for o in outputs])
-    rules = _GpuRules(s, t, infos, outputs) if t.kind == "cuda" else \
-        _CpuRules(s, t, infos, outputs)
+    knobs = knobs if knobs is not None else Knobs()
+    rules = _GpuRules(s, t, infos, outputs, knobs) if t.kind == "cuda" else \
+        _CpuRules(s, t, infos, outputs, knobs)
     rules.run()
     return s
 
 
 class _Rules:
-    def __init__(self, s, t, infos: dict, outputs):
-        self.s, self.t, self.infos = s, t, infos
+    def __init__(self, s, t, infos: dict, outputs, knobs: Knobs):
+        self.s, self.t, self.infos, self.knobs = s, t, infos, knobs
         self.outputs = {o.op for o in outputs}
         self.lanes = t.lanes("float32") if t.kind == "c" else 32
         self.placed: set = set()              # ops already given a place (inline / at)
@@ -67,9 +79,16 @@ class _Rules:
         try:
             rule(*args)
             return True
-        except ScheduleError:
+        except _NotApplicable:
             self.s.restore(token)
             return False
+        except ScheduleError as exc:
+            self.knobs.refused.append(f"{getattr(rule, '__name__', rule)}: {exc}")
+            self.s.restore(token)
+            return False
+
+    def choose(self, op, knob: str, options, default):
+        return self.knobs.choose(f"{op.name}.{knob}", options, default)
 
     def stage(self, op):
         return self.s[op.output(0)]
@@ -81,7 +100,8 @@ class _Rules:
 class _CpuRules(_Rules):
     def run(self) -> None:
         for op in self.consumers_first():
-            if self._inlinable(self.infos[op]):
+            if self._may_inline(self.infos[op]) and \
+                    self.choose(op, "inline", (True, False), self._inlinable(self.infos[op])):
                 if self.attempt(self.stage(op).compute_inline):
                     self.placed.add(op)
         for op in self.consumers_first():
@@ -92,10 +112,13 @@ class _CpuRules(_Rules):
                 self.attempt(self._root_loops, op)
 
     # -- 1. inlining ---------------------------------------------------------------
+    def _may_inline(self, info: StageInfo) -> bool:
+        """Inlining is a choice at all (it may not pay, see `_inlinable`)."""
+        return info.kind == "injective" and info.op not in self.outputs and \
+            bool(info.readers) and not any(isinstance(r, UpdateOp) for r in info.readers)
+
     def _inlinable(self, info: StageInfo) -> bool:
-        if info.kind != "injective" or info.op in self.outputs or not info.readers:
-            return False
-        if any(isinstance(r, UpdateOp) for r in info.readers):
+        if not self._may_inline(info):
             return False
         if any(len(info.reads_at.get(r, ())) > 1 for r in info.readers):
             return False                    # a stencil: inlining recomputes per offset
@@ -132,10 +155,12 @@ class _CpuRules(_Rules):
 
     def _row_pipeline(self, out) -> None:
         if self.infos[out].kind in ("reuse", "update"):
-            raise ScheduleError("a register tile or a recurrence, not a row pipeline")
+            raise _NotApplicable("a register tile or a recurrence, not a row pipeline")
         local = self._row_local(out)
         if not local or len(out.axis) < 2:
-            raise ScheduleError("not a row pipeline")
+            raise _NotApplicable("not a row pipeline")
+        if not self.choose(out, "row_pipeline", (True, False), True):
+            raise _NotApplicable("row pipeline not chosen")
         stage = self.stage(out)
         row = out.axis[0]
         self._vector_inner(stage, out.axis[-1])
@@ -159,7 +184,8 @@ class _CpuRules(_Rules):
         hide the adds' latency); the partial results are one vectorized loop."""
         stage = self.stage(op)
         k = op.reduce_axis[-1]
-        _, k_inner = stage.split(k, factor=2 * self.lanes)
+        vectors = self.choose(op, "lane_vectors", (1, 2, 4), 2)
+        _, k_inner = stage.split(k, factor=vectors * self.lanes)
         partial = self.s.rfactor(op.output(0), k_inner)
         lane = partial.op.axis[0]
         ps = self.s[partial]
@@ -171,17 +197,21 @@ class _CpuRules(_Rules):
     def _stencil(self, out) -> None:
         info = self.infos[out]
         if info.kind != "injective" or len(out.axis) < 2:
-            raise ScheduleError("not a stencil consumer")
+            raise _NotApplicable("not a stencil consumer")
         producers = [op for op, p in self.infos.items()
                      if out in p.readers and len(p.reads_at[out]) > 1 and op not in self.placed
                      and p.kind == "injective" and len(op.axis) == len(out.axis)]
         if not producers:
-            raise ScheduleError("no stencil producer")
+            raise _NotApplicable("no stencil producer")
+        if not self.choose(out, "stencil", (True, False), True):
+            raise _NotApplicable("stencil tiles not chosen")
         stage = self.stage(out)
         y, x = out.axis[-2], out.axis[-1]
         # strips of 8 rows, long enough to stream (a taller tile recomputes less halo,
         # a shorter one keeps the producer's rows in L1)
-        yo, xo, yi, xi = stage.tile(y, x, 8, 64 * self.lanes)
+        rows = self.choose(out, "tile_rows", (4, 8, 16, 32), 8)
+        cols = self.choose(out, "tile_vectors", (16, 32, 64, 128), 64)
+        yo, xo, yi, xi = stage.tile(y, x, rows, cols * self.lanes)
         stage.vectorize(xi)
         self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, yi, xi))
         for op in producers:
@@ -216,7 +246,8 @@ class _CpuRules(_Rules):
     def _elementwise(self, op) -> None:
         stage = self.stage(op)
         if len(op.axis) == 1:
-            outer, inner = stage.split(op.axis[0], factor=64 * self.lanes)
+            vectors = self.choose(op, "chunk_vectors", (16, 64, 256), 64)
+            outer, inner = stage.split(op.axis[0], factor=vectors * self.lanes)
             stage.parallel(outer)
             self._vector_inner(stage, inner)
             return
@@ -228,7 +259,8 @@ class _CpuRules(_Rules):
         outside it, so the innermost loop is a vector of independent sums."""
         stage = self.stage(op)
         inner = op.axis[-1]
-        jo, ji = stage.split(inner, factor=4 * self.lanes)
+        vectors = self.choose(op, "column_vectors", (1, 2, 4, 8), 4)
+        jo, ji = stage.split(inner, factor=vectors * self.lanes)
         data = _without(stage.leaf_iter_vars, *op.reduce_axis, ji)
         stage.reorder(*data, *op.reduce_axis, ji)
         stage.vectorize(ji)
@@ -239,7 +271,8 @@ class _CpuRules(_Rules):
         and inside them tiles of one vector by one vector, rows unrolled."""
         stage = self.stage(op)
         y, x = op.axis[-2], op.axis[-1]
-        yo, xo, yi, xi = stage.tile(y, x, 128, 128)
+        block = self.choose(op, "block", (32, 64, 128, 256), 128)
+        yo, xo, yi, xi = stage.tile(y, x, block, block)
         yio, yii = stage.split(yi, factor=self.lanes)
         xio, xii = stage.split(xi, factor=self.lanes)
         stage.reorder(yo, xo, xio, yio, yii, xii)
@@ -249,6 +282,8 @@ class _CpuRules(_Rules):
 
     def _register_tile(self, op, info: StageInfo) -> None:
         rows, cols = register_tile_shape(self.t)
+        rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 8, 12), rows)
+        cols = self.lanes * self.choose(op, "tile_vectors", (1, 2, 3, 4), cols // self.lanes)
         stage = self.stage(op)
         local = self.s.cache_write(op.output(0), "local")
         ro, ri = stage.split(info.row_axis, factor=rows)
@@ -256,6 +291,8 @@ class _CpuRules(_Rules):
         outer = [ro if a is info.row_axis else co if a is info.col_axis else a
                  for a in op.axis]
         panel = _panel_operand(op, info)
+        if panel is not None and not self.choose(op, "pack", (True, False), True):
+            panel = None
         if panel is not None:
             # B of a matmul walks down its columns: copy the tile's panel of columns into
             # contiguous local storage once per column tile (cache_read), and run the row
@@ -299,7 +336,7 @@ class _CpuRules(_Rules):
         them (for compute_at)."""
         if not loops:
             return None
-        if len(loops) > 1:
+        if len(loops) > 1 and self.choose(stage.op, "fuse_parallel", (True, False), True):
             token = self.s.checkpoint()
             try:
                 fused = stage.fuse(*loops)
@@ -332,12 +369,15 @@ class _GpuRules(_Rules):
         stage = self.stage(op)
         axes = list(op.axis)
         if len(axes) == 1:
-            blocks, threads = stage.split(axes[0], factor=256)
+            threads = self.choose(op, "threads", (64, 128, 256, 512), 256)
+            blocks, threads = stage.split(axes[0], factor=threads)
             stage.bind(blocks, "blockIdx.x")
             stage.bind(threads, "threadIdx.x")
             return
         *outer, y, x = axes
-        yo, xo, yi, xi = stage.tile(y, x, 8, 32)
+        rows = self.choose(op, "block_rows", (1, 2, 4, 8, 16), 8)
+        cols = self.choose(op, "block_cols", (32, 64, 128), 32)
+        yo, xo, yi, xi = stage.tile(y, x, rows, cols)
         if outer:
             z = stage.fuse(*outer) if len(outer) > 1 else outer[0]
             stage.bind(z, "blockIdx.z")

@@ -222,3 +222,33 @@ def test_empty_max_reduction_after_cache_write_and_compute_at():
     td.build(s, [A, R])(a, out)
     want = np.where(np.arange(6) > 0, a[:, 0] * 2 + 1, -np.inf).astype("float32")
     np.testing.assert_array_equal(out, want)
+
+
+def _where_mod_3(split, tile):
+    n, l = td.var("n"), td.var("l")
+    A = td.placeholder((n, l), name="A")
+    k = td.reduce_axis((1, l), name="k")
+    R = td.compute((n,), lambda i: td.min(A[i, k] * 2 + 1, axis=k, where=(k + i) % 3 != 1),
+                   name="R")
+    s = td.create_schedule(R)
+    s.stages[0].split(s.stages[0].leaf_iter_vars[1], factor=split)
+    s.stages[0].tile(s.stages[0].leaf_iter_vars[1], s.stages[0].leaf_iter_vars[2], tile, tile)
+    s.stages[0].unroll(s.stages[0].leaf_iter_vars[4])
+    return s, A, R, n, l
+
+
+def test_coverage_proof_out_of_budget_is_a_lesson_not_a_hang():
+    """Seed 20261201 case 528: proving that isl's loops run every iteration of a
+    `where=(k + i) % 3 != 1` reduction split by 5 and tiled by 7 ran for hours (isl's
+    is_subset); the proof now has a budget and the build says what to change."""
+    s, A, R, n, l = _where_mod_3(5, 7)
+    with pytest.raises(td.ScheduleError, match="did not finish in its time budget") as info:
+        td.build(s, [A, R])
+    assert "multiples of the moduli" in str(info.value)
+    s, A, R, n, l = _where_mod_3(6, 6)          # the advice: multiples of 3
+    a = np.random.default_rng(528).uniform(-1, 1, (11, 11)).astype("float32")
+    out = np.zeros(11, "float32")
+    td.build(s, [A, R])(a, out)
+    ks, iis = np.arange(11)[None, :], np.arange(11)[:, None]
+    keep = (ks >= 1) & ((ks + iis) % 3 != 1)
+    np.testing.assert_allclose(out, np.where(keep, a * 2 + 1, np.inf).min(1), rtol=1e-6)
