@@ -4,8 +4,9 @@ The module for workload W1 is benchmarks/schedules/w1_gemm.py (any `w1_*.py` is 
 with `prepare(inputs) -> (run, result, compile_s)`, the peers' contract. A module may
 instead offer several schedules as `VARIANTS = {"name": prepare, ...}`: each is timed as
 "tdsl:name" and the fastest is reported as "tdsl". Every workload also gets "tdsl:auto": its
-algorithm as a user writes it (schedules/auto.py) under td.auto_schedule, never counted
-as the hand schedule.
+algorithm as a user writes it (schedules/auto.py) under td.auto_schedule, and "tdsl:tuned":
+the same algorithm under the best schedule of benchmarks/tuning/log.jsonl (td.apply_best;
+benchmarks/tune.py makes the log); neither is counted as the hand schedule.
 
 Compile time: run.py points TDSL_CACHE_DIR at a fresh directory, so the first `prepare`
 is a cold compile; `prepare` is then called a second time and its compile_s is the cache
@@ -47,6 +48,9 @@ def prepare_all(workload, inputs: dict) -> list[Impl]:
     from .schedules import auto
     if workload.id in auto.ALGORITHMS:          # the algorithm under td.auto_schedule
         variants["auto"] = lambda inputs: auto.prepare(workload.id, inputs, workload.out_shape)
+        # and under the best schedule of its tuning log (benchmarks/tune.py)
+        variants["tuned"] = lambda inputs: auto.prepare_tuned(workload.id, inputs,
+                                                              workload.out_shape)
     impls = []
     for vname, prep in variants.items():
         name = f"tdsl:{vname}" if vname else "tdsl"
@@ -70,7 +74,8 @@ def _copy(inputs: dict) -> dict:
 
 def with_best(recs: dict) -> dict:
     """If tdsl ran as variants, add "tdsl" = the fastest of them (first in the dict)."""
-    variants = {k: r for k, r in recs.items() if k.startswith("tdsl:") and k != "tdsl:auto"}
+    variants = {k: r for k, r in recs.items() if k.startswith("tdsl:") and
+                k not in ("tdsl:auto", "tdsl:tuned")}
     if not variants:
         return recs
     ok = {k: r for k, r in variants.items() if r["median_s"] is not None}

@@ -21,6 +21,7 @@ from .runtime import Module, Timing, load
 # process that only runs exported kernels (`td.load`) never imports islpy or cgen; td.viz
 # imports matplotlib. Attribute -> (module, name in it or None for the module itself).
 _LAZY = {"auto_schedule": (".auto", "auto_schedule"),
+         "tune": (".tuning", "tune"), "apply_best": (".tuning", "apply_best"),
          "Schedule": (".schedule", "Schedule"), "Stage": (".schedule", "Stage"),
          "create_schedule": (".schedule", "create_schedule"), "lower": (".schedule", "lower"),
          "poly": (".poly", None), "examples": (".examples", None),

@@ -5,6 +5,8 @@ convolution with its padding stage, a softmax in four stages...), as in PERF_TAR
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import tdsl as td
 
 from ._common import prepare_kernel
@@ -93,8 +95,20 @@ ALGORITHMS = {"W1": gemm, "W2": conv2d, "W3": fma_relu, "W4": softmax, "W5": blu
               "W6": transpose, "W7": rowsum, "W8": layernorm}
 
 
+TUNING_LOG = Path(__file__).resolve().parent.parent / "tuning" / "log.jsonl"
+
+
 def prepare(workload_id: str, inputs, out_shape):
     """(run, result, compile_s) of the workload's algorithm under td.auto_schedule."""
     args, arrays = ALGORITHMS[workload_id](inputs)
     s = td.auto_schedule(args[-1])
+    return prepare_kernel(s, args, arrays, out_shape)
+
+
+def prepare_tuned(workload_id: str, inputs, out_shape):
+    """(run, result, compile_s) of the best schedule benchmarks/tuning/log.jsonl holds for
+    the workload on this machine and target (benchmarks/tune.py makes it); TdslError if
+    the log holds none."""
+    args, arrays = ALGORITHMS[workload_id](inputs)
+    s = td.apply_best(TUNING_LOG, args[-1], args)
     return prepare_kernel(s, args, arrays, out_shape)

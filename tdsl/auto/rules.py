@@ -51,9 +51,14 @@ def auto_schedule(outputs, target=None):
     return apply_rules(outputs, target, Knobs())
 
 
-def apply_rules(outputs, target=None, knobs: Knobs | None = None):
+def apply_rules(outputs, target=None, knobs: Knobs | None = None, checked: bool = True):
     """The schedule the rules make for `outputs` with the choices of `knobs` (defaults
-    where it names none); `knobs` records the space offered and isl's refusals."""
+    where it names none); `knobs` records the space offered and isl's refusals.
+
+    `checked=False` proves the schedule legal once at the end instead of after each
+    primitive (much faster); a refusal then refuses the whole schedule (recorded in
+    `knobs.refused`, and the schedule returned has no primitives) where the checked rules
+    would have undone only the rule it belongs to."""
     outputs = as_tensor_list(outputs, "outputs")
     t = parse_target(target)
     s = create_schedule(outputs)
@@ -62,7 +67,14 @@ def apply_rules(outputs, target=None, knobs: Knobs | None = None):
     knobs = knobs if knobs is not None else Knobs()
     rules = _GpuRules(s, t, infos, outputs, knobs) if t.kind == "cuda" else \
         _CpuRules(s, t, infos, outputs, knobs)
-    rules.run()
+    if checked:
+        rules.run()
+        return s
+    try:
+        with s.deferred_checks():
+            rules.run()
+    except ScheduleError as exc:
+        knobs.refused.append(f"the whole schedule: {exc}")
     return s
 
 
@@ -106,7 +118,8 @@ class _CpuRules(_Rules):
                     self.placed.add(op)
         for op in self.consumers_first():
             if op in self.outputs and op not in self.placed:
-                self.attempt(self._row_pipeline, op) or self.attempt(self._stencil, op)
+                if self.attempt(self._row_pipeline, op) or self.attempt(self._stencil, op):
+                    self.placed.add(op)             # its loops are scheduled
         for op in self.consumers_first():
             if op not in self.placed:
                 self.attempt(self._root_loops, op)

@@ -154,12 +154,17 @@ def _fresh_name(path: Path) -> str:
     return str(copy)
 
 
-def export(library: Path, dest: Path) -> None:
-    """Write `library` plus the integrity trailer to `dest`, atomically."""
+def pack(library: Path) -> bytes:
+    """The bytes of an exported library: the shared object plus the integrity trailer."""
     elf = Path(library).read_bytes()
     if elf.endswith(MAGIC):                       # re-exporting a loaded library
         elf = elf[:int.from_bytes(elf[-TRAILER:-TRAILER + 8], "little")]
-    data = elf + len(elf).to_bytes(8, "little") + hashlib.sha256(elf).digest() + MAGIC
+    return elf + len(elf).to_bytes(8, "little") + hashlib.sha256(elf).digest() + MAGIC
+
+
+def export(library: Path, dest: Path) -> None:
+    """Write `library` plus the integrity trailer to `dest`, atomically."""
+    data = pack(library)
     dest = Path(dest)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}-", dir=dest.parent or ".")
     try:

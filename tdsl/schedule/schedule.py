@@ -11,6 +11,8 @@ it. A refused primitive raises `ScheduleError` and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
+
 from ..errors import ScheduleError
 from ..lang.expr import IterVar
 from ..lang.graph import as_tensor_list, topo_order
@@ -74,10 +76,36 @@ class Schedule:
                 self._analysis = (self._data, legality.analyze(self._data))
         return self._analysis[1]
 
+    @contextlib.contextmanager
+    def deferred_checks(self):
+        """Apply primitives without proving each one legal, and prove the whole schedule
+        once on leaving: if it is illegal, ScheduleError (the lesson) and the schedule goes
+        back to where it was. For code that applies many primitives it expects to be legal
+        (td.tune realizing candidates): one isl analysis instead of one per primitive.
+
+        >>> with s.deferred_checks():
+        ...     s[C].parallel(i); s[C].vectorize(j)
+        """
+        token = self.checkpoint()
+        self._defer = True
+        try:
+            yield self
+        except BaseException:
+            self._defer = False
+            self.restore(token)
+            raise
+        self._defer = False
+        try:
+            analysis = legality.check(self._data, "the schedule")
+        except ScheduleError:
+            self.restore(token)
+            raise
+        self._analysis = (self._data, analysis)
+
     def _commit(self, data: ScheduleData, call: str, focus=None, result: str = "") -> None:
-        analysis = legality.check(data, call, focus)
+        analysis = None if getattr(self, "_defer", False) else legality.check(data, call, focus)
         self._data = data
-        self._analysis = (data, analysis)
+        self._analysis = (data, analysis) if analysis is not None else None
         self.history.append(call + (f"  -> {result}" if result else ""))
         code = _parent_axis_by_position(data, call)
         self._calls.append((_stage_axes(data, call), f"{result} = {code}" if result else code))

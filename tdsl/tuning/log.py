@@ -1,0 +1,74 @@
+"""The tuning log: one JSON object per line, appended as each measurement arrives.
+
+A record holds the workload (key, sizes, target, machine), the candidate's choices (the
+knobs of `tdsl/auto/knobs.py`), the fingerprint of its schedule, and the result: the
+median seconds and the repeats, or an error kind and message. Each line is written with
+one `write` on a file opened for appending, so a run killed at any moment leaves whole
+lines (a torn last line, from a machine that lost power, is skipped with a warning), and
+a new run on the same log resumes where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+
+from ..errors import TdslError
+
+VERSION = 1
+
+
+def append(path, record: dict) -> None:
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    fd = os.open(os.fspath(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read(path) -> list[dict]:
+    """The records of a log (none if the file does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TdslError(f"cannot read the tuning log {path}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            warnings.warn(f"{path}:{number} is not a whole JSON record (a run stopped while "
+                          f"writing it?); skipped", stacklevel=2)
+            continue
+        if not isinstance(record, dict) or record.get("version") != VERSION:
+            warnings.warn(f"{path}:{number} is not a tdsl tuning record of version {VERSION}; "
+                          f"skipped", stacklevel=2)
+            continue
+        records.append(record)
+    return records
+
+
+def for_workload(path, key: str) -> list[dict]:
+    return [r for r in read(path) if r.get("workload", {}).get("key") == key]
+
+
+def best(records: list[dict]) -> dict | None:
+    timed = [r for r in records if "seconds" in r.get("result", {})]
+    return min(timed, key=lambda r: r["result"]["seconds"]) if timed else None
+
+
+def record(workload, trial: int, choices: dict, fingerprint: str, result: dict,
+           features: dict | None = None) -> dict:
+    return {"version": VERSION, "workload": workload.describe(), "trial": trial,
+            "choices": choices, "fingerprint": fingerprint, "result": result,
+            "features": features or {},
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

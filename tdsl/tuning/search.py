@@ -1,0 +1,286 @@
+"""`td.tune` and `td.apply_best`: search the rules' knobs, measure, keep the best.
+
+Each round proposes candidates (evolution: mutations and crossings of the fastest
+measured so far, and some random ones; or only random ones, the baseline), realizes
+them as schedules (isl checks every primitive; refused candidates are counted and never
+built), ranks them with the cost model trained on the measurements so far, and measures
+the best few: lowered and rendered here, compiled in parallel, each checked against the
+workload's oracle and timed alone by the runner. Every result is appended to the log as
+it arrives; a log that already holds candidates of this workload is resumed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ScheduleError, TdslError, TdslValueError
+from . import log as logmod
+from .features import features
+from .model import CostModel
+from .runner import make_runner
+from .space import Candidate, Space, config_key
+from .workload import Workload
+
+SEARCHES = ("evolutionary", "random")
+EXPLORE = 0.25                 # share of each batch measured at random, not by the model
+ELITE = 8                      # the fastest candidates evolution breeds from
+
+
+@dataclass
+class TuneResult:
+    """The best candidate of a tuning run and everything measured on the way."""
+
+    schedule: object                     # the best schedule (a td.Schedule)
+    seconds: float                       # its median seconds per call
+    choices: dict                        # its knobs
+    history: list = field(repr=False)    # one record per candidate: choices, time or error
+    workload: Workload = field(repr=False)
+    refused: int = 0                     # candidates isl refused (never compiled)
+    errors: int = 0                      # candidates that failed to build, crashed, hung...
+    wrong: int = 0                       # candidates whose output was wrong (compiler bugs)
+
+    def build(self):
+        """The best schedule, compiled for the workload's target."""
+        from ..build import build
+        return build(self.schedule, self.workload.args, target=self.workload.target)
+
+    def curve(self) -> list[float]:
+        """The best seconds so far after each measured candidate (inf before the first)."""
+        best, out = float("inf"), []
+        for r in self.history:
+            if r["trial"] is None:
+                continue
+            best = min(best, r["result"].get("seconds", float("inf")))
+            out.append(best)
+        return out
+
+
+def tune(outputs, args, trials: int = 200, sizes=None, target=None, log=None,
+         runner="local", seed: int = 0, search: str = "evolutionary", batch: int = 8,
+         progress: bool = True) -> TuneResult:
+    """Search schedules of `outputs` for the fastest, measuring at most `trials` candidates.
+
+    `sizes` binds the symbolic sizes to measure at ({"n": 1024}); `log` (a path) receives
+    one JSON line per candidate and, if it already holds candidates of this workload, the
+    search resumes without measuring them again. `runner` is "local" (worker processes
+    here), "ray" (a Ray cluster) or a runner object. `search="random"` is the baseline.
+
+    >>> result = td.tune([C], [A, B, C], trials=200, sizes={"n": 1024}, log="tune.jsonl")
+    >>> mod = result.build()
+    """
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise TdslValueError(f"trials= should be a positive integer; got {trials!r}")
+    if search not in SEARCHES:
+        raise TdslValueError(f"search= should be one of {', '.join(SEARCHES)}; got {search!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise TdslValueError(f"batch= should be a positive integer; got {batch!r}")
+    workload = Workload(outputs, args, sizes, target)
+    tuner = _Tuner(workload, make_runner(runner), log, seed, search, batch, progress)
+    return tuner.run(trials)
+
+
+def apply_best(log, outputs, args, sizes=None, target=None):
+    """The schedule of the fastest candidate `log` holds for this workload (no search).
+
+    >>> s = td.apply_best("tune.jsonl", [C], [A, B, C], sizes={"n": 1024})
+    """
+    workload = Workload(outputs, args, sizes, target)
+    record = logmod.best(logmod.for_workload(log, workload.key))
+    if record is None:
+        raise TdslError(f"the tuning log {log} holds no measured candidate of workload "
+                        f"{workload.key} (sizes {workload.size_names}, target "
+                        f"{workload.target}, machine {workload.describe()['machine']!r}); "
+                        f"run td.tune(..., log={str(log)!r}) for it first")
+    candidate = Space(workload).realize(record["choices"])
+    if candidate.refused:
+        raise TdslError(f"the best record of {log} no longer gives a legal schedule with this "
+                        f"version of tdsl: {candidate.refused[0]}; tune again")
+    return candidate.schedule
+
+
+class _Tuner:
+    def __init__(self, workload, runner, log, seed, search, batch, progress):
+        self.workload, self.runner, self.log = workload, runner, log
+        self.rng = np.random.default_rng(seed)
+        self.search, self.batch, self.progress = search, batch, progress
+        self.space = Space(workload)
+        self.model = CostModel(seed)
+        self.history: list[dict] = []
+        self.seen: dict[str, dict] = {}            # schedule key -> record
+        self.tried: set[str] = set()               # config keys realized already
+        self.refused = self.errors = self.wrong = 0
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self, trials: int) -> TuneResult:
+        from tqdm.auto import tqdm
+        for record in logmod.for_workload(self.log, self.workload.key) if self.log else []:
+            self._remember(record)
+        measured = self._measured()
+        bar = tqdm(total=trials, initial=min(measured, trials), disable=not self.progress,
+                   desc="td.tune", unit="trial", dynamic_ncols=True)
+        self.bar = bar
+        try:
+            if measured < trials:
+                self.runner.start(self.workload.checks())
+            stale = 0
+            first = True
+            while self._measured() < trials and stale < 3:
+                want = min(self.batch, trials - self._measured())
+                batch = self._propose(want, include_default=first)
+                first = False
+                stale = stale + 1 if not batch else 0
+                if batch:
+                    self._measure(batch)
+                    self._fit()
+        finally:
+            self.runner.close()
+            bar.close()
+        return self._result()
+
+    def _measured(self) -> int:
+        return sum(1 for r in self.history if r["trial"] is not None)
+
+    # -- proposing ------------------------------------------------------------------------
+    def _propose(self, want: int, include_default: bool) -> list[Candidate]:
+        configs = [{}] if include_default else []
+        elite = self._elite()
+        pool = max(3 * want, 16)
+        for _ in range(pool):
+            roll = self.rng.random()
+            if self.search == "random" or not elite or roll < 0.2:
+                configs.append(self.space.random(self.rng))
+            elif roll < 0.8 or len(elite) < 2:
+                parent = elite[int(self.rng.integers(len(elite)))]
+                configs.append(self.space.mutate(parent, self.rng,
+                                                 changes=1 + int(self.rng.random() < 0.3)))
+            else:
+                a, b = self.rng.choice(len(elite), 2, replace=False)
+                configs.append(self.space.cross(elite[a], elite[b], self.rng))
+        fresh: list[Candidate] = []
+        keys = set()
+        for config in configs:
+            ck = config_key(config)
+            if ck in self.tried:
+                continue
+            self.tried.add(ck)
+            candidate = self.space.realize(config)
+            if candidate.key in self.seen or candidate.key in keys:
+                continue
+            keys.add(candidate.key)
+            if candidate.refused:
+                self._refuse(candidate, "; ".join(candidate.refused))
+                continue
+            fresh.append(candidate)
+        if not fresh:
+            return []
+        rows = [features(c, self.workload.sizes) for c in fresh]
+        for c, row in zip(fresh, rows):
+            c.features = row
+        default = [c for c in fresh if include_default and c is fresh[0] and
+                   configs and configs[0] == {}]
+        rest = [c for c in fresh if c not in default]
+        if self.search == "evolutionary" and self.model.trained and rest:
+            scores = self.model.predict([c.features for c in rest])
+            ranked = [rest[k] for k in np.argsort(-scores, kind="stable")]
+            explore = int(round(EXPLORE * want))
+            chosen = ranked[:max(0, want - len(default) - explore)]
+            left = ranked[len(chosen):]
+            picks = self.rng.permutation(len(left))[:want - len(default) - len(chosen)]
+            chosen += [left[k] for k in picks]
+        else:
+            chosen = [rest[k] for k in self.rng.permutation(len(rest))]
+        return (default + chosen)[:want]
+
+    def _elite(self) -> list[dict]:
+        timed = sorted((r for r in self.history if "seconds" in r["result"]),
+                       key=lambda r: r["result"]["seconds"])
+        return [r["choices"] for r in timed[:ELITE]]
+
+    # -- measuring ------------------------------------------------------------------------
+    def _measure(self, batch: list[Candidate]) -> None:
+        from ..backends.c import library_text
+        from ..schedule import lower
+        target = str(self.workload.target)
+        jobs, ready = [], []
+        for c in batch:
+            try:
+                lowered = lower(c.schedule, self.workload.args)
+            except ScheduleError as exc:
+                self._refuse(c, f"lowering: {exc}")
+                continue
+            jobs.append((library_text(lowered, self.workload.target), target))
+            ready.append(c)
+        built = self.runner.compile(jobs)
+        libraries = [(c, lib) for c, lib in zip(ready, built) if isinstance(lib, bytes)]
+        for c, lib in zip(ready, built):
+            if not isinstance(lib, bytes):
+                self._record(c, lib)
+        results = self.runner.measure([lib for _, lib in libraries])
+        for (c, _), result in zip(libraries, results):
+            self._record(c, result)
+
+    def _record(self, c: Candidate, result: dict) -> None:
+        trial = self._measured()
+        record = logmod.record(self.workload, trial, c.choices, c.key, result,
+                               getattr(c, "features", None))
+        self._remember(record)
+        if self.log:
+            logmod.append(self.log, record)
+        self.bar.update(1)
+        if result.get("error") == "wrong result":
+            message = (f"td.tune: candidate {trial} computed a WRONG RESULT; this is a bug in "
+                       f"tdsl, please report it with the record (choices {c.choices}): "
+                       f"{result.get('detail')}")
+            self.bar.write(message)
+            warnings.warn(message, stacklevel=4)
+        self._show()
+
+    def _refuse(self, c: Candidate, why: str) -> None:
+        record = logmod.record(self.workload, None, c.choices, c.key,
+                               {"error": "refused", "detail": why[:2000]})
+        self._remember(record)
+        if self.log:
+            logmod.append(self.log, record)
+
+    def _remember(self, record: dict) -> None:
+        self.history.append(record)
+        self.seen[record["fingerprint"]] = record
+        self.tried.add(config_key(record["choices"]))
+        result = record["result"]
+        if result.get("error") == "refused":
+            self.refused += 1
+        elif "error" in result:
+            self.errors += 1
+            if result["error"] == "wrong result":
+                self.wrong += 1
+
+    def _show(self) -> None:
+        best = logmod.best(self.history)
+        self.bar.set_postfix_str(
+            (f"best {best['result']['seconds'] * 1e3:.3g} ms" if best else "best -") +
+            f", errors {self.errors}, refused {self.refused}", refresh=False)
+
+    def _fit(self) -> None:
+        if self.search != "evolutionary":
+            return
+        rows, seconds = [], []
+        for r in self.history:
+            if r["trial"] is None or not r.get("features"):
+                continue
+            rows.append(r["features"])
+            seconds.append(r["result"].get("seconds"))
+        self.model.fit(rows, seconds)
+
+    def _result(self) -> TuneResult:
+        best = logmod.best(self.history)
+        if best is None:
+            kinds = sorted({r["result"].get("error", "?") for r in self.history})
+            raise TdslError(f"td.tune measured no working candidate of workload "
+                            f"{self.workload.key} ({len(self.history)} tried; errors: "
+                            f"{', '.join(kinds) or 'none'}); see the log or result history")
+        candidate = self.space.realize(best["choices"])
+        return TuneResult(candidate.schedule, best["result"]["seconds"], best["choices"],
+                          self.history, self.workload, self.refused, self.errors, self.wrong)

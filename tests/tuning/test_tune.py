@@ -1,0 +1,172 @@
+"""td.tune and td.apply_best: real searches on small sizes with few trials.
+
+Every candidate is compiled by gcc and timed in a worker process (or a Ray task on a
+local cluster); the tests check what a user relies on: the log, resuming, replaying the
+best record, faults that do not stop the search, and the errors for bad input.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import tdsl as td
+from tdsl.tuning import LocalRunner, RayRunner
+from tdsl.tuning.space import Space
+from tdsl.tuning.workload import Workload
+
+SIZES = {"n": 40, "l": 24, "m": 56}
+
+
+def matmul():
+    n, l, m = td.var("n"), td.var("l"), td.var("m")
+    A = td.placeholder((n, l), name="A")
+    B = td.placeholder((l, m), name="B")
+    k = td.reduce_axis(l, name="k")
+    C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
+    return A, B, C
+
+
+def softmax():
+    n, m = td.var("n"), td.var("m")
+    x = td.placeholder((n, m), name="x")
+    k1, k2 = td.reduce_axis(m, name="k1"), td.reduce_axis(m, name="k2")
+    mx = td.compute((n,), lambda i: td.max(x[i, k1], axis=k1), name="mx")
+    e = td.compute((n, m), lambda i, j: td.exp(x[i, j] - mx[i]), name="e")
+    total = td.compute((n,), lambda i: td.sum(e[i, k2], axis=k2), name="total")
+    out = td.compute((n, m), lambda i, j: e[i, j] / total[i], name="out")
+    return x, out
+
+
+def check_matmul(mod, n=33, l=17, m=45):
+    rng = np.random.default_rng(n)
+    a = rng.uniform(-1, 1, (n, l)).astype("float32")
+    b = rng.uniform(-1, 1, (l, m)).astype("float32")
+    c = np.zeros((n, m), "float32")
+    mod(a, b, c)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
+
+
+def lines(path):
+    return [json.loads(x) for x in open(path).read().splitlines()]
+
+
+def test_tune_logs_resumes_and_applies(tmp_path):
+    log = tmp_path / "tune.jsonl"
+    A, B, C = matmul()
+    result = td.tune([C], [A, B, C], trials=5, sizes=SIZES, log=log, seed=1, progress=False)
+    measured = [r for r in result.history if r["trial"] is not None]
+    assert len(measured) == 5
+    assert result.seconds == min(r["result"]["seconds"] for r in measured
+                                 if "seconds" in r["result"])
+    assert result.errors == result.wrong == 0
+    records = lines(log)
+    assert len(records) == len(result.history)
+    key = Workload([C], [A, B, C], SIZES).key
+    assert all(r["workload"]["key"] == key and r["workload"]["sizes"] == SIZES
+               for r in records)
+    # the first candidate is the auto schedule's (all defaults)
+    assert records[0]["choices"] == Space(Workload([C], [A, B, C], SIZES)).realize({}).choices
+    check_matmul(result.build())                       # any size: the sizes stay symbolic
+
+    # a fresh definition of the same algorithm resumes the log: nothing measured twice
+    A, B, C = matmul()
+    again = td.tune([C], [A, B, C], trials=8, sizes=SIZES, log=log, seed=2, progress=False)
+    records = lines(log)
+    assert len([r for r in records if r["trial"] is not None]) == 8
+    keys = [r["fingerprint"] for r in records]
+    assert len(keys) == len(set(keys))
+    assert again.seconds <= result.seconds
+
+    A, B, C = matmul()
+    s = td.apply_best(log, [C], [A, B, C], sizes=SIZES)
+    best = min((r for r in records if "seconds" in r["result"]),
+               key=lambda r: r["result"]["seconds"])
+    assert best["choices"] == again.choices
+    check_matmul(td.build(s, [A, B, C]), 29, 31, 64)
+
+
+def test_tune_constant_shapes_and_random_search(tmp_path):
+    x, out = softmax()
+    n, m = x.shape
+    # constant shapes need no sizes; the oracle is td.reference
+    X = td.placeholder((37, 300), name="x")
+    k1, k2 = td.reduce_axis(300, name="k1"), td.reduce_axis(300, name="k2")
+    mx = td.compute((37,), lambda i: td.max(X[i, k1], axis=k1), name="mx")
+    e = td.compute((37, 300), lambda i, j: td.exp(X[i, j] - mx[i]), name="e")
+    total = td.compute((37,), lambda i: td.sum(e[i, k2], axis=k2), name="total")
+    Y = td.compute((37, 300), lambda i, j: e[i, j] / total[i], name="out")
+    result = td.tune(Y, [X, Y], trials=4, search="random", seed=3, progress=False)
+    assert len(result.history) >= 4 and result.errors == 0
+    a = np.random.default_rng(0).uniform(-3, 3, (37, 300)).astype("float32")
+    y = np.zeros_like(a)
+    result.build()(a, y)
+    want = np.exp(a - a.max(1, keepdims=True))
+    np.testing.assert_allclose(y, want / want.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_a_crash_and_a_hang_do_not_stop_the_search(tmp_path, monkeypatch):
+    monkeypatch.setenv("TDSL_TEST_FAULTS", str(tmp_path / "calls"))
+    runner = LocalRunner(timeout=4, measure_fn="tests.tuning.faults:measure")
+    A, B, C = matmul()
+    result = td.tune([C], [A, B, C], trials=5, sizes=SIZES, runner=runner, seed=4,
+                     progress=False, log=tmp_path / "log.jsonl")
+    kinds = [r["result"].get("error", "ok") for r in result.history if r["trial"] is not None]
+    assert kinds[1] == "crash" and "SIGSEGV" in result.history[1]["result"]["detail"]
+    assert kinds[2] == "timeout"
+    assert kinds.count("ok") == 3 and result.errors == 2
+    check_matmul(result.build())
+
+
+def test_a_wrong_kernel_is_caught_before_timing():
+    from tdsl.backends.c import library_text
+    from tdsl.schedule import create_schedule, lower
+    from tdsl.tuning.measure import measure
+    from tdsl.tuning.runner import compile_candidate
+    A, B, C = matmul()
+    workload = Workload([C], [A, B, C], SIZES)
+    full, small = workload.checks()
+    k = td.reduce_axis(A.shape[1], name="k")
+    wrong = td.compute(C.shape, lambda i, j: td.sum(A[i, k] * B[k, j] * 1.01, axis=k),
+                       name="C")
+    source = library_text(lower(create_schedule(wrong), [A, B, wrong]))
+    result = measure(compile_candidate(source, "c"), full, small)
+    assert result["error"] == "wrong result" and "small sizes" in result["detail"]
+    good = library_text(lower(create_schedule(C), [A, B, C]))
+    assert measure(compile_candidate(good, "c"), full, small)["seconds"] > 0
+
+
+def test_ray_runner_on_a_local_cluster(tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, resources={"tdsl_measure": 1}, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
+    try:
+        A, B, C = matmul()
+        result = td.tune([C], [A, B, C], trials=3, sizes=SIZES, runner=RayRunner(), seed=5,
+                         progress=False, log=tmp_path / "ray.jsonl")
+        assert len([r for r in result.history if "seconds" in r["result"]]) == 3
+        check_matmul(result.build())
+    finally:
+        ray.shutdown()
+
+
+def test_bad_calls_say_what_was_expected(tmp_path):
+    A, B, C = matmul()
+    with pytest.raises(td.TdslError, match="symbolic sizes n, l, m"):
+        td.tune([C], [A, B, C], trials=2)
+    with pytest.raises(td.TdslValueError, match="which no argument's shape uses"):
+        td.tune([C], [A, B, C], trials=2, sizes={**SIZES, "q": 3})
+    with pytest.raises(td.TdslValueError, match="trials= should be a positive integer"):
+        td.tune([C], [A, B, C], trials=0, sizes=SIZES)
+    with pytest.raises(td.TdslValueError, match="search= should be one of"):
+        td.tune([C], [A, B, C], trials=2, sizes=SIZES, search="grid")
+    with pytest.raises(td.TdslError, match="runner= should be"):
+        td.tune([C], [A, B, C], trials=2, sizes=SIZES, runner="cluster")
+    with pytest.raises(td.TdslError, match="holds no measured candidate of workload [0-9a-f]+"):
+        td.apply_best(tmp_path / "none.jsonl", [C], [A, B, C], sizes=SIZES)
+    (tmp_path / "torn.jsonl").write_text('{"version": 1, "workload": {"ke')
+    with pytest.warns(UserWarning, match="not a whole JSON record"):
+        with pytest.raises(td.TdslError, match="holds no measured candidate"):
+            td.apply_best(tmp_path / "torn.jsonl", [C], [A, B, C], sizes=SIZES)
