@@ -39,6 +39,7 @@ NOTEBOOKS = {
     "04_producers_consumers": "producers_consumers",
     "05_cuda": "cuda",
     "06_dl_layer": "dl_layer",
+    "07_auto_tuning": "auto_tuning",
 }
 
 
