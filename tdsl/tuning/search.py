@@ -145,7 +145,7 @@ class _Tuner:
 
     # -- proposing ------------------------------------------------------------------------
     def _propose(self, want: int, include_default: bool) -> list[Candidate]:
-        configs = [{}] if include_default else []
+        configs = [{}] if include_default else []      # {}: every knob at its default
         elite = self._elite()
         pool = max(3 * want, 16)
         for _ in range(pool):
@@ -160,28 +160,27 @@ class _Tuner:
                 a, b = self.rng.choice(len(elite), 2, replace=False)
                 configs.append(self.space.cross(elite[a], elite[b], self.rng))
         fresh: list[Candidate] = []
-        keys = set()
+        default: list[Candidate] = []        # the rules' own choices, measured first
+        keys, round_configs = set(), set()
         for config in configs:
             ck = config_key(config)
-            if ck in self.tried:
+            if ck in self.tried or ck in round_configs:
                 continue
-            self.tried.add(ck)
+            round_configs.add(ck)
             candidate = self.space.realize(config)
+            candidate.config_key = ck
             if candidate.key in self.seen or candidate.key in keys:
                 continue
             keys.add(candidate.key)
             if candidate.refused:
+                self.tried.add(ck)
                 self._refuse(candidate, "; ".join(candidate.refused))
                 continue
-            fresh.append(candidate)
-        if not fresh:
+            candidate.features = features(candidate, self.workload.sizes)
+            (default if not config else fresh).append(candidate)
+        rest = fresh
+        if not rest and not default:
             return []
-        rows = [features(c, self.workload.sizes) for c in fresh]
-        for c, row in zip(fresh, rows):
-            c.features = row
-        default = [c for c in fresh if include_default and c is fresh[0] and
-                   configs and configs[0] == {}]
-        rest = [c for c in fresh if c not in default]
         if self.search == "evolutionary" and self.model.trained and rest:
             scores = self.model.predict([c.features for c in rest])
             ranked = [rest[k] for k in np.argsort(-scores, kind="stable")]
@@ -192,7 +191,10 @@ class _Tuner:
             chosen += [left[k] for k in picks]
         else:
             chosen = [rest[k] for k in self.rng.permutation(len(rest))]
-        return (default + chosen)[:want]
+        batch = (default + chosen)[:want]
+        for c in batch:                 # the others may be proposed again in a later round
+            self.tried.add(c.config_key)
+        return batch
 
     def _elite(self) -> list[dict]:
         timed = sorted((r for r in self.history if "seconds" in r["result"]),
@@ -224,8 +226,7 @@ class _Tuner:
 
     def _record(self, c: Candidate, result: dict) -> None:
         trial = self._measured()
-        record = logmod.record(self.workload, trial, c.choices, c.key, result,
-                               getattr(c, "features", None))
+        record = logmod.record(self.workload, trial, c.choices, c.key, result, c.features)
         self._remember(record)
         if self.log:
             logmod.append(self.log, record)

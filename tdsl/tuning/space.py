@@ -26,6 +26,8 @@ class Candidate:
     key: str                       # the schedule's canonical text, hashed
     refused: list = field(default_factory=list)
     offered: dict = field(default_factory=dict)   # knob -> (options, default)
+    features: dict = field(default_factory=dict)  # what the cost model sees (features.py)
+    config_key: str = ""                          # the configuration it was realized from
 
 
 class Space:
