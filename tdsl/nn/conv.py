@@ -1,0 +1,146 @@
+"""2-D convolution in NCHW layout, grouped and depthwise included.
+
+Padding is its own stage (`<name>_pad`, a `td.compute` with `td.select`), as in
+benchmarks/schedules/auto.py: the convolution then reads every window without bounds
+tests, and a schedule may inline the padding or compute it per tile. The pooling layers
+(pool.py) use the same padding stage and output-size rule.
+"""
+
+from __future__ import annotations
+
+import tdsl as td
+from tdsl.errors import TdslValueError
+from tdsl.lang.expr import Expr
+from tdsl.lang.tensor import Tensor, shape_str
+
+from . import _checks as check
+
+
+def conv2d(x: Tensor, w: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1, *, name: str | None = None) -> Tensor:
+    """A 2-D convolution (cross-correlation, as PyTorch's nn.Conv2d), NCHW:
+
+        out[n, f, y, x] = sum_{c, ky, kx} xp[n, g * C_g + c, y * sh + ky * dh, x * sw + kx * dw]
+                                          * w[f, c, ky, kx]        (+ bias[f])
+
+    where xp is x zero-padded by (ph, pw) on each side, C_g = C / groups input channels
+    per group and g = f // (F / groups) the group of output channel f. x is (N, C, H, W),
+    w is (F, C / groups, KH, KW), bias (F,). stride, padding and dilation are ints or
+    (height, width) pairs. The output is (N, F, H_out, W_out) with
+
+        H_out = (H + 2 ph - dh (KH - 1) - 1) // sh + 1     (and likewise W_out).
+
+    Depthwise convolution is groups = C (w is (C * multiplier, 1, KH, KW)). Stages:
+    `conv2d_pad` (when padding > 0), `conv2d` (or `conv2d_sum` then `conv2d` with a bias).
+
+    >>> y = nn.conv2d(x, w, b, stride=2, padding=1)
+    """
+    op, name = "nn.conv2d", check.name(name, "conv2d")
+    x, w = check.tensor(x, op, "x"), check.tensor(w, op, "w")
+    check.rank(x, 4, op, "x", "(N, C, H, W)")
+    check.rank(w, 4, op, "w", "(out_channels, in_channels / groups, KH, KW)")
+    (sh, sw), (ph, pw) = check.pair(stride, op, "stride"), check.pair(padding, op, "padding", 0)
+    dh, dw = check.pair(dilation, op, "dilation")
+    groups = check.positive_int(groups, op, "groups")
+    batch, channels, height, width = x.shape
+    filters, group_channels, kh, kw = w.shape
+    _check_groups(op, x, w, groups)
+    if bias is not None:
+        bias = check.tensor(bias, op, "bias")
+        if bias.ndim != 1 or not check.same_size(bias.shape[0], filters):
+            raise TdslValueError(f"{op}: bias must have shape ({filters},) (out_channels of "
+                                 f"w); got {shape_str(bias.shape)}")
+    out_h = out_size(op, "height", height, kh, sh, ph, dh)
+    out_w = out_size(op, "width", width, kw, sw, pw, dw)
+    xp = pad2d(x, ph, pw, 0.0, f"{name}_pad")
+    # Output channel f belongs to group f // filters_per_group, whose input channels start
+    # at group * C_g; with one group both indices reduce to plain c (the folds of // 1, * 0).
+    filters_per_group = check.const_value(filters) // groups if groups > 1 else None
+    ry, rx = td.reduce_axis(kh, name="ry"), td.reduce_axis(kw, name="rx")
+
+    def first_channel(f):
+        return 0 if groups == 1 else f // filters_per_group * check.const_value(group_channels)
+
+    if check.const_value(group_channels) == 1:
+        # One input channel per group (depthwise): no channel sum at all.
+        def body(n, f, y, xx):
+            return td.sum(xp[n, first_channel(f), y * sh + ry * dh, xx * sw + rx * dw]
+                          * w[f, 0, ry, rx], axis=[ry, rx])
+    else:
+        rc = td.reduce_axis(group_channels, name="rc")
+
+        def body(n, f, y, xx):
+            return td.sum(xp[n, first_channel(f) + rc, y * sh + ry * dh, xx * sw + rx * dw]
+                          * w[f, rc, ry, rx], axis=[rc, ry, rx])
+
+    out_shape = (batch, filters, out_h, out_w)
+    out = td.compute(out_shape, body, name=name if bias is None else f"{name}_sum")
+    if bias is None:
+        return out
+    return td.compute(out_shape, lambda n, f, y, xx: out[n, f, y, xx] + bias[f], name=name)
+
+
+def _check_groups(op: str, x: Tensor, w: Tensor, groups: int) -> None:
+    """C = groups * (in_channels of w), and F is a multiple of groups."""
+    channels, filters, group_channels = x.shape[1], w.shape[0], w.shape[1]
+    if groups == 1:
+        if not check.same_size(channels, group_channels):
+            raise TdslValueError(
+                f"{op}: x has {channels} input channels (shape {shape_str(x.shape)}) but w "
+                f"expects {group_channels} (shape {shape_str(w.shape)}); w is (out_channels, "
+                "in_channels / groups, KH, KW)")
+        return
+    c, f, g = (check.const_value(e) for e in (channels, filters, group_channels))
+    if c is None or f is None or g is None:
+        raise TdslValueError(f"{op}: groups={groups} needs constant channel counts; got x "
+                             f"{shape_str(x.shape)} and w {shape_str(w.shape)}")
+    if c % groups:
+        raise TdslValueError(f"{op}: in_channels {c} is not divisible by groups={groups}")
+    if f % groups:
+        raise TdslValueError(f"{op}: out_channels {f} (w.shape[0]) is not divisible by "
+                             f"groups={groups}")
+    if g != c // groups:
+        raise TdslValueError(
+            f"{op}: with groups={groups}, w must have in_channels / groups = {c // groups} "
+            f"channels (w.shape[1]); got {g} (w {shape_str(w.shape)}, x {shape_str(x.shape)})")
+
+
+def out_size(op: str, what: str, n: Expr, k: Expr, stride: int, pad: int,
+             dilation: int) -> Expr:
+    """(n + 2 pad - dilation (k - 1) - 1) // stride + 1: the positions of a sliding window
+    (floor mode); TdslValueError when the window does not fit once."""
+    span = dilation * (k - 1) + 1               # the window's extent, dilation included
+    nv, spanv = check.const_value(n), check.const_value(check.size(span))
+    if nv is not None and spanv is not None:
+        if nv + 2 * pad < spanv:
+            padded = f" padded to {nv + 2 * pad}" if pad else ""
+            dilated = f" with dilation {dilation}" if dilation > 1 else ""
+            raise TdslValueError(f"{op}: the input {what} {nv}{padded} is smaller than the "
+                                 f"window ({spanv}{dilated})")
+        return check.size((nv + 2 * pad - spanv) // stride + 1)
+    # A symbolic size: the constants kept together, so that a "same" window gives n itself.
+    if spanv is not None:
+        offset = 2 * pad - spanv                # the last window starts at n + offset
+        return n + (offset + 1) if stride == 1 else (n + offset) // stride + 1
+    reach = n + 2 * pad - span
+    return reach + 1 if stride == 1 else reach // stride + 1
+
+
+def pad2d(x: Tensor, ph: int, pw: int, value: float | Expr, name: str) -> Tensor:
+    """x (N, C, H, W) with `value` around its last two axes; x itself when nothing pads.
+
+        xp[n, c, y, x] = x[n, c, y - ph, x - pw]  inside, `value` outside
+    """
+    if ph == 0 and pw == 0:
+        return x
+    height, width = x.shape[2], x.shape[3]
+
+    def body(n, c, y, xx):
+        inside = td.all(y >= ph, y < height + ph, xx >= pw, xx < width + pw)
+        # The load sits under the select: isl restricts it to the inside, so the border
+        # never reads x out of bounds.
+        fill = value if isinstance(value, Expr) else td.const(value, x.dtype)
+        return td.select(inside, x[n, c, y - ph, xx - pw], fill)
+
+    return td.compute((x.shape[0], x.shape[1], height + 2 * ph, width + 2 * pw), body,
+                      name=name)
