@@ -13,7 +13,7 @@ from typing import Sequence
 
 import tdsl as td
 from tdsl.errors import TdslTypeError, TdslValueError
-from tdsl.lang.expr import Const, Expr, is_scalar
+from tdsl.lang.expr import BinOp, Const, Expr, is_scalar
 from tdsl.lang.tensor import Tensor, shape_str
 from tdsl.lang.visit import same
 
@@ -120,15 +120,25 @@ def count(n: Expr, dtype: str) -> object:
     return td.cast(n, dtype if dtype.startswith("float") else "float64")
 
 
-def product(sizes: Sequence[Expr]) -> Expr:
-    """The product of sizes, constants folded together and put last (`n * 12`)."""
+def factors(sizes: Sequence[Expr]) -> tuple[int, list[Expr]]:
+    """(product of the constant factors, the symbolic factors in order) of the sizes; a
+    product such as `n * 3` counts as its factors n and 3."""
     constant, symbolic = 1, []
     for s in sizes:
         value = const_value(s)
-        if value is None:
-            symbolic.append(s)
-        else:
+        if value is not None:
             constant *= value
+        elif isinstance(s, BinOp) and s.op == "mul":
+            c, sym = factors((s.a, s.b))
+            constant, symbolic = constant * c, symbolic + sym
+        else:
+            symbolic.append(s)
+    return constant, symbolic
+
+
+def product(sizes: Sequence[Expr]) -> Expr:
+    """The product of sizes, constants folded together and put last (`n * 12`)."""
+    constant, symbolic = factors(sizes)
     if not symbolic:
         return size(constant)
     result = symbolic[0]

@@ -53,16 +53,18 @@ def conv2d(x: Tensor, w: Tensor, bias: Tensor | None = None, stride=1, padding=0
     out_h = out_size(op, "height", height, kh, sh, ph, dh)
     out_w = out_size(op, "width", width, kw, sw, pw, dw)
     xp = pad2d(x, ph, pw, 0.0, f"{name}_pad")
-    # Output channel f belongs to group f // filters_per_group, whose input channels start
-    # at group * C_g; with one group both indices reduce to plain c (the folds of // 1, * 0).
-    filters_per_group = check.const_value(filters) // groups if groups > 1 else None
     ry, rx = td.reduce_axis(kh, name="ry"), td.reduce_axis(kw, name="rx")
 
     def first_channel(f):
-        return 0 if groups == 1 else f // filters_per_group * check.const_value(group_channels)
+        """The first input channel of output channel f's group (constants with groups > 1,
+        so the index stays quasi-affine: f // 3 * 2)."""
+        if groups == 1:
+            return 0
+        filters_per_group = check.const_value(filters) // groups
+        return f // filters_per_group * check.const_value(group_channels)
 
     if check.const_value(group_channels) == 1:
-        # One input channel per group (depthwise): no channel sum at all.
+        # One input channel per group (depthwise): no sum over channels at all.
         def body(n, f, y, xx):
             return td.sum(xp[n, first_channel(f), y * sh + ry * dh, xx * sw + rx * dw]
                           * w[f, 0, ry, rx], axis=[ry, rx])

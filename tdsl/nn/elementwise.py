@@ -20,33 +20,50 @@ from . import _checks as check
 
 
 def add(a, b, *, name: str | None = None) -> Tensor:
-    """a + b with broadcasting. >>> y = nn.add(x, bias)"""
+    """a + b with broadcasting.
+
+    >>> y = nn.add(x, bias)           # (n, m) + (m,)
+    """
     return elementwise(lambda u, v: u + v, a, b, name=check.name(name, "add"), op="nn.add")
 
 
 def sub(a, b, *, name: str | None = None) -> Tensor:
-    """a - b with broadcasting. >>> y = nn.sub(x, mean)"""
+    """a - b with broadcasting.
+
+    >>> y = nn.sub(x, mean)           # (n, m) - (n, 1)
+    """
     return elementwise(lambda u, v: u - v, a, b, name=check.name(name, "sub"), op="nn.sub")
 
 
 def mul(a, b, *, name: str | None = None) -> Tensor:
-    """a * b with broadcasting. >>> y = nn.mul(x, 0.5)"""
+    """a * b with broadcasting.
+
+    >>> y = nn.mul(x, 0.5)
+    """
     return elementwise(lambda u, v: u * v, a, b, name=check.name(name, "mul"), op="nn.mul")
 
 
 def div(a, b, *, name: str | None = None) -> Tensor:
     """a / b with broadcasting (true division: integers give float64, as in NumPy).
-    >>> y = nn.div(x, scale)"""
+
+    >>> y = nn.div(x, scale)
+    """
     return elementwise(lambda u, v: u / v, a, b, name=check.name(name, "div"), op="nn.div")
 
 
 def maximum(a, b, *, name: str | None = None) -> Tensor:
-    """The larger of a and b, elementwise with broadcasting. >>> y = nn.maximum(x, 0.0)"""
+    """The larger of a and b, elementwise with broadcasting.
+
+    >>> y = nn.maximum(x, 0.0)
+    """
     return elementwise(td.maximum, a, b, name=check.name(name, "maximum"), op="nn.maximum")
 
 
 def minimum(a, b, *, name: str | None = None) -> Tensor:
-    """The smaller of a and b, elementwise with broadcasting. >>> y = nn.minimum(x, 6.0)"""
+    """The smaller of a and b, elementwise with broadcasting.
+
+    >>> y = nn.minimum(x, 6.0)
+    """
     return elementwise(td.minimum, a, b, name=check.name(name, "minimum"), op="nn.minimum")
 
 

@@ -63,6 +63,9 @@ def _reduce(op: str, reducer: Reducer, x: Tensor, axis, keepdims: bool, name: st
     """One stage reducing x over `axis` with `reducer`."""
     x = check.tensor(x, op, "x")
     reduced = check.axes(axis, x.ndim, op)
+    if not reduced:
+        # axis=() (or a 0-d x): nothing to reduce; NumPy returns the values unchanged.
+        return td.compute(x.shape, lambda *i: x[i], name=name)
     ks = {a: td.reduce_axis(x.shape[a], name=f"k{a}") for a in reduced}
     # keepdims leaves a size-1 axis where each reduced one was.
     shape = tuple(1 if a in ks else x.shape[a] for a in range(x.ndim) if keepdims or a not in ks)

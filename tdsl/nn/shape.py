@@ -266,9 +266,9 @@ def _target_shape(op: str, x: Tensor, shape) -> tuple[Expr, ...]:
     if sum(1 for s in dims if isinstance(s, int) and s == -1) > 1:
         raise TdslValueError(f"{op}: only one dimension can be -1 (inferred); got shape "
                              f"{tuple(shape)!r}")
-    have_const, have_sym = _factors(x.shape)
+    have_const, have_sym = check.factors(x.shape)
     known = [check.size(s) for s in dims if not (isinstance(s, int) and s == -1)]
-    want_const, want_sym = _factors(known)
+    want_const, want_sym = check.factors(known)
     left = list(have_sym)                      # x's symbolic sizes not matched in the target
     unmatched = []
     for s in want_sym:
@@ -292,18 +292,6 @@ def _target_shape(op: str, x: Tensor, shape) -> tuple[Expr, ...]:
         raise TdslValueError(f"{what}: {elements} is not a multiple of {check.product(known)}")
     inferred = check.product([*left, check.size(have_const // want_const)])
     return tuple(inferred if isinstance(s, int) and s == -1 else check.size(s) for s in dims)
-
-
-def _factors(shape: Sequence[Expr]) -> tuple[int, list[Expr]]:
-    """(product of the constant sizes, the symbolic sizes)."""
-    constant, symbolic = 1, []
-    for s in shape:
-        value = check.const_value(s)
-        if value is None:
-            symbolic.append(s)
-        else:
-            constant *= value
-    return constant, symbolic
 
 
 def _ravel(index: Sequence[Expr], shape: Sequence[Expr]) -> Expr:

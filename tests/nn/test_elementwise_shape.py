@@ -74,7 +74,7 @@ def test_shape_operators_symbolic_batch():
     outs = [nn.flatten(x), nn.reshape(x, (n, 2, 6), name="split"),
             nn.reshape(x, (-1, 4), name="rows"), nn.concat([x, x], axis=0),
             nn.slice(x, [1], [2**31 - 1], axes=[0], name="tail"), nn.transpose(x, (2, 0, 1)),
-            nn.pad(x, [(1, 1), (0, 0), (0, 0)])]
+            nn.pad(x, [(1, 1), (0, 0), (0, 0)]), nn.reshape(x, (n * 3, 4), name="explicit")]
     assert [str(d) for d in outs[0].shape] == ["n", "12"]
     assert [str(d) for d in outs[2].shape] == ["n * 3", "4"]
     for rows in (2, 5):
@@ -82,7 +82,7 @@ def test_shape_operators_symbolic_batch():
         got = build_run(outs, {x: xv}, sizes={n: rows})
         wants = [xv.reshape(rows, -1), xv.reshape(rows, 2, 6), xv.reshape(-1, 4),
                  np.concatenate([xv, xv]), xv[1:], xv.transpose(2, 0, 1),
-                 np.pad(xv, [(1, 1), (0, 0), (0, 0)])]
+                 np.pad(xv, [(1, 1), (0, 0), (0, 0)]), xv.reshape(-1, 4)]
         for g, want in zip(got, wants):
             np.testing.assert_array_equal(g, want)
 
@@ -91,11 +91,12 @@ def test_reductions():
     x = td.placeholder((3, 7, 13), name="x")
     outs = [nn.sum(x), nn.sum(x, axis=1, name="sum1"), nn.mean(x, axis=(0, 2), keepdims=True),
             nn.mean(x, name="mean_all"), nn.max(x, axis=-1), nn.min(x, axis=0, keepdims=True),
-            nn.max(x, axis=(1, 2), name="max12")]
+            nn.max(x, axis=(1, 2), name="max12"), nn.sum(x, axis=(), name="sum_none")]
     assert outs[0].shape == () and outs[2].name == "mean"
     xv = random((3, 7, 13), 1)
     wants = [xv.sum(), xv.sum(axis=1), xv.mean(axis=(0, 2), keepdims=True), xv.mean(),
-             xv.max(axis=-1), xv.min(axis=0, keepdims=True), xv.max(axis=(1, 2))]
+             xv.max(axis=-1), xv.min(axis=0, keepdims=True), xv.max(axis=(1, 2)),
+             xv.sum(axis=())]
     for got, want in zip(build_run(outs, {x: xv}), wants):
         close(got, np.asarray(want, np.float64))
 

@@ -133,6 +133,9 @@ CASES = [
     ("reshape_symbolic", lambda: nn.reshape(P(N, 4), (td.var("m"), 4)), V,
      r"cannot reshape x of shape \(n, 4\) \(n \* 4 elements\) into shape \(m, 4\): the size m "
      r"is not a size of x"),
+    ("reshape_symbolic_product", lambda: nn.reshape(P(N, 3, 4), (N * 4, 4)), V,
+     r"cannot reshape x of shape \(n, 3, 4\) \(n \* 12 elements\) into shape \(n \* 4, 4\) "
+     r"\(n \* 16 elements\)"),
     ("reshape_float", lambda: nn.reshape(X2, (2.0, 20)), T,
      r"nn\.reshape: shape\[0\] must be an int or a size expression; got 2\.0"),
     ("flatten_order", lambda: nn.flatten(X4, 3, 1), V,

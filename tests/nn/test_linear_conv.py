@@ -3,6 +3,7 @@ td.auto_schedule, at sizes that do (8, 16, 32) and do not (7, 13, 33) divide til
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import tdsl as td
@@ -134,3 +135,39 @@ def test_conv2d_no_padding_reads_input_directly():
     w = td.placeholder((2, 3, 3, 3), name="w")
     y = nn.conv2d(x, w)
     assert y.op.input_tensors == [x, w] and tuple(d.value for d in y.shape) == (1, 2, 6, 6)
+
+
+def _network(x, w, stats):
+    """conv (padding 1) -> batch_norm -> relu -> max_pool 2: a block of a small CNN."""
+    return nn.max_pool2d(nn.relu(nn.batch_norm(nn.conv2d(x, w, padding=1), *stats)), 2)
+
+
+def _network_oracle(feeds, x, w, stats):
+    gamma, beta, mean, var = (feeds[t][None, :, None, None] for t in stats)
+    a = conv2d(feeds[x], feeds[w], padding=(1, 1))
+    a = np.maximum((a - mean) / np.sqrt(var + 1e-5) * gamma + beta, 0)
+    return a[:, :, :8, :8].reshape(2, 4, 4, 2, 4, 2).max(axis=(3, 5))
+
+
+@pytest.mark.parametrize("auto", SCHEDULES)
+def test_small_network(auto):
+    """Operators chained on computed tensors. The default schedule builds a whole
+    classifier (block, flatten, dense, softmax); td.auto_schedule the conv block only (on
+    the whole graph it takes ~16 s, in choosing the schedule)."""
+    x = td.placeholder((2, 3, 9, 9), name="x")
+    w = td.placeholder((4, 3, 3, 3), name="w")
+    stats = [td.placeholder((4,), name=f"bn_{k}") for k in ("gamma", "beta", "mean", "var")]
+    fc, fb = td.placeholder((5, 64), name="fc"), td.placeholder((5,), name="fb")
+    feeds = {x: random((2, 3, 9, 9), 1), w: random((4, 3, 3, 3), 2)}
+    feeds.update({t: random((4,), 5 + k, 0.5, 1.5) for k, t in enumerate(stats)})
+    block = _network(x, w, stats)
+    want = _network_oracle(feeds, x, w, stats)
+    if auto:
+        (got,) = build_run(block, feeds, auto=True)
+        close(got, want)
+        return
+    feeds.update({fc: random((5, 64), 3), fb: random((5,), 4)})
+    (got,) = build_run(nn.softmax(nn.dense(nn.flatten(block), fc, fb)), feeds)
+    logits = want.reshape(2, -1) @ feeds[fc].T + feeds[fb]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    close(got, e / e.sum(axis=1, keepdims=True))
