@@ -53,7 +53,8 @@ def merge_allocs(s: ir.Stmt) -> ir.Stmt:
                     return ir.seq(*children)
                 buffer, first, last = shared
                 body = ir.seq(*[_strip_alloc(c, buffer) for c in children[first:last + 1]])
-                children[first:last + 1] = [ir.Alloc(buffer, body)]
+                # the joined body may share another buffer (one mark allocates several)
+                children[first:last + 1] = [ir.Alloc(buffer, merge_allocs(body))]
         case ir.For(body=body):
             return dataclasses.replace(s, body=merge_allocs(body))
         case ir.If(cond=cond, then=then, otherwise=other):

@@ -252,3 +252,35 @@ def test_coverage_proof_out_of_budget_is_a_lesson_not_a_hang():
     ks, iis = np.arange(11)[None, :], np.arange(11)[:, None]
     keep = (ks >= 1) & ((ks + iis) % 3 != 1)
     np.testing.assert_allclose(out, np.where(keep, a * 2 + 1, np.inf).min(1), rtol=1e-6)
+
+
+def test_two_stages_at_a_loop_of_one_iteration_share_their_buffers():
+    """Found by the nn tests (batch 1): two producers computed at an output's loop of
+    extent 1 are one allocation mark; isl split the iteration into three pieces, each
+    under a copy of both buffers, and joining the copies of the first buffer left those
+    of the second apart: the consumer read a fresh, uninitialised b."""
+    x = td.placeholder((1, 4), name="x")
+    a = td.compute((1, 4), lambda n, j: x[n, j] + 1.0, name="a")
+    b = td.compute((1, 4), lambda n, j: a[n, j] * 3.0, name="b")
+    out = td.compute((1, 4), lambda n, j: b[n, j] - 1.0, name="out")
+    s = td.create_schedule(out)
+    s[b].compute_at(s[out], out.op.axis[0])
+    s[a].compute_at(s[out], out.op.axis[0])
+    assert str(td.lower(s, [x, out])).count("b = alloc") == 1
+    o = np.zeros((1, 4), "float32")
+    td.build(s, [x, out])(np.arange(4, dtype="float32")[None], o)
+    np.testing.assert_array_equal(o, (np.arange(4)[None] + 1) * 3 - 1)
+
+
+def test_auto_scheduled_softmax_of_one_row():
+    x = td.placeholder((1, 33), name="x")
+    k1, k2 = td.reduce_axis(33, name="k1"), td.reduce_axis(33, name="k2")
+    mx = td.compute((1,), lambda i: td.max(x[i, k1], axis=k1), name="mx")
+    e = td.compute((1, 33), lambda i, j: td.exp(x[i, j] - mx[i]), name="e")
+    total = td.compute((1,), lambda i: td.sum(e[i, k2], axis=k2), name="total")
+    out = td.compute((1, 33), lambda i, j: e[i, j] / total[i], name="out")
+    a = np.random.default_rng(1).uniform(-3, 3, (1, 33)).astype("float32")
+    y = np.zeros_like(a)
+    td.build(td.auto_schedule(out), [x, out])(a, y)
+    want = np.exp(a - a.max())
+    np.testing.assert_allclose(y, want / want.sum(), rtol=1e-5, atol=1e-7)
