@@ -95,18 +95,19 @@ def test_conv2d_default_schedule():
 
 
 # td.auto_schedule: one kernel per convolution (auto_schedule of several independent
-# outputs at once costs far more than of each alone). Batch 2, not 1: with batch 1,
-# auto_schedule's compute_at at the batch loop (extent 1) gives wrong results (a core
-# bug: two stages computed at an extent-1 loop each get a fresh, uninitialized buffer).
+# outputs at once costs far more than of each alone). Batch 1, as in inference:
+# with batch 1 auto_schedule's compute_at lands on a loop of one iteration, where isl
+# splits the iteration and the private buffers must still be shared (merge_allocs).
 AUTO_CONVS = [pytest.param(c, id=c[0]) for c in CONVS if c[0] != "pointwise"] + \
              [pytest.param(c, id=c[0]) for c in GROUPED if c[0] != "depthwise_x2"]
 
 
+@pytest.mark.parametrize("batch", [1])
 @pytest.mark.parametrize("case", AUTO_CONVS)
-def test_conv2d_auto_schedule(case):
+def test_conv2d_auto_schedule(case, batch):
     channels = case[1][1] * case[2].get("groups", 1)
-    x = td.placeholder((2, channels, 13, 9), name="x")
-    feeds = {x: random((2, channels, 13, 9), 1)}
+    x = td.placeholder((batch, channels, 13, 9), name="x")
+    feeds = {x: random((batch, channels, 13, 9), 1)}
     out, want = _conv_case(x, *case, feeds, 2)
     (got,) = build_run(out, feeds, auto=True)
     close(got, want)
