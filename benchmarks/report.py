@@ -3,7 +3,8 @@
 Input: per workload, its `Workload` and the list of `harness.Impl` rows (the limit row
 last). Output layout of the JSON (documented in benchmarks/README.md), one run per target:
 {"targets": {"c -mcpu=x86-64-v3": {"target": ..., "cpu": ..., "workloads": {"W1": {"tdsl":
- {...}, "numpy": {...}, "tvm": {...}, "halide": {...}, "limit": {...}}, ...},
+ {...}, "numpy": {...}, "tvm": {...}, "halide": {...}, "halide:mullapudi2016": {...,
+ "schedule_source": ...}, "halide:adams2019": {...}, "limit": {...}}, ...},
  "workload_info": {...}, "machine": {...}, "method": {...}, "schedules": {...}}, ...}}
 RESULTS.md holds one section per target, between `<!-- target: ... -->` markers, so that a
 run replaces its own target's section and keeps the others.
@@ -88,7 +89,8 @@ def text_table(wid: str, title: str, recs: dict) -> str:
 # shared/PERF_TARGETS.md, "Our targets": tdsl >= the best peer in the same run on every
 # workload, and at least this % of the in-run limit (None: no fraction, only the peers)
 GOALS = {"W1": 90, "W2": 80, "W3": 95, "W4": 80, "W5": 70, "W6": 35, "W7": None, "W8": 95}
-PEER_NAMES = ("numpy", "tvm", "halide")
+PEER_NAMES = ("numpy", "tvm", "halide")     # the best peer: hand schedules (and numpy) only
+AUTO_NAMES = ("halide:mullapudi2016", "halide:adams2019")   # Halide's autoschedulers
 
 
 def summary_rows(results: dict) -> list[list[str]]:
@@ -120,11 +122,52 @@ SUMMARY_HEAD = ["workload", "tdsl (best variant)", "best peer (numpy, tvm, halid
 
 
 def summary_text(target: str, results: dict) -> str:
-    rows = [SUMMARY_HEAD] + summary_rows(results)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(SUMMARY_HEAD))]
-    lines = [f"Summary [{target}] (goals: shared/PERF_TARGETS.md)"]
+    return _text_block(f"Summary [{target}] (goals: shared/PERF_TARGETS.md)", SUMMARY_HEAD,
+                       summary_rows(results))
+
+
+def _text_block(title: str, head: list[str], rows: list[list[str]]) -> str:
+    rows = [head] + rows
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [title]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     return "\n".join(lines)
+
+
+AUTO_HEAD = ["workload", "tdsl:auto", *AUTO_NAMES, "tdsl:auto vs best autoscheduler"]
+
+
+def _perf_cell(rec: dict | None) -> str:
+    if rec is None:
+        return "-"
+    if rec.get("median_s") is None:
+        return rec.get("status", "-")
+    return f"{rec['perf']:.1f} {rec['unit']}"
+
+
+def auto_rows(results: dict) -> list[list[str]]:
+    """Per workload that has a Halide autoscheduler row: automatic schedules against each
+    other: tdsl's td.auto_schedule ("tdsl:auto") and Halide's autoschedulers (perf), and
+    the best autoscheduler's median / tdsl:auto's (>= 1.00: tdsl:auto is at least as
+    fast)."""
+    rows = []
+    for wid, recs in results.items():
+        if not any(n in recs for n in AUTO_NAMES):
+            continue
+        td_rec = recs.get("tdsl:auto")
+        autos = {n: recs[n] for n in AUTO_NAMES if n in recs and recs[n].get("median_s")}
+        best = min(autos, key=lambda n: autos[n]["median_s"]) if autos else None
+        ratio = "-"
+        if best is not None and td_rec and td_rec.get("median_s"):
+            ratio = f"{autos[best]['median_s'] / td_rec['median_s']:.2f}x ({best})"
+        rows.append([wid, _perf_cell(td_rec), *(_perf_cell(recs.get(n)) for n in AUTO_NAMES),
+                     ratio])
+    return rows
+
+
+def auto_text(target: str, results: dict) -> str:
+    return _text_block(f"Automatic schedules [{target}]: tdsl:auto vs Halide's autoschedulers",
+                       AUTO_HEAD, auto_rows(results))
 
 
 TITLE = "# Benchmark results"
@@ -145,6 +188,13 @@ def markdown_section(key: str, description: str, results: dict, titles: dict, ma
            "the goal's % of the in-run limit):", "",
            "| " + " | ".join(SUMMARY_HEAD) + " |", "|---" * len(SUMMARY_HEAD) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in summary_rows(results)]
+    autos = auto_rows(results)
+    if autos:
+        out += ["", "Automatic schedules: tdsl:auto (td.auto_schedule) vs Halide's "
+                "autoschedulers on the same algorithms (perf; not part of the comparison "
+                "above; ratio: the best autoscheduler's median / tdsl:auto's):", "",
+                "| " + " | ".join(AUTO_HEAD) + " |", "|---" * len(AUTO_HEAD) + "|"]
+        out += ["| " + " | ".join(r) + " |" for r in autos]
     out += ["", "All rows:", "",
            "| workload | impl | " + " | ".join(COLUMNS) + " |",
            "|---|---|" + "---:|" * len(COLUMNS)]

@@ -12,7 +12,10 @@ the others'. Thread counts are fixed through the environment before numpy, TVM o
 is imported.
 tdsl's implementations are found in benchmarks/schedules/w1_gemm.py ... w8_layernorm.py
 (`prepare(inputs) -> (run, result, compile_s)`); a missing one is reported as "not
-available". See benchmarks/README.md for the method and the columns.
+available". Besides Halide's hand schedules ("halide"), the peers include Halide's
+autoschedulers on the same algorithms ("halide:mullapudi2016", "halide:adams2019",
+peers/halide_auto.py), which are not counted as the best peer. See benchmarks/README.md for
+the method and the columns.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 THREAD_VARS = ("OMP_NUM_THREADS", "TVM_NUM_THREADS", "HL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-PEERS = ("numpy", "tvm", "halide")
+PEERS = ("numpy", "tvm", "halide", "halide:mullapudi2016", "halide:adams2019")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -164,11 +167,16 @@ def main(argv=None) -> int:
     log(f"target: {target.describe()}; CPU: {targets.cpu()}")
 
     from benchmarks import harness, limits, machine, report, tdsl_schedules
-    from benchmarks.peers import halide_impl, numpy_impl, tvm_impl
+    from benchmarks.peers import halide_auto, halide_impl, numpy_impl, tvm_impl
     from benchmarks.workloads import WORKLOADS
 
-    peer_mods = {"numpy": numpy_impl, "tvm": tvm_impl, "halide": halide_impl}
-    peers = [p for p in args.peers.split(",") if p]
+    peer_mods = {"numpy": numpy_impl, "tvm": tvm_impl, "halide": halide_impl,
+                 **halide_auto.PEERS}
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    bad = [p for p in peers if p not in peer_mods]
+    if bad:
+        log(f"unknown peer(s) {bad}; choose from {list(peer_mods)}")
+        return 2
     wids = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in wids if w not in WORKLOADS]
     if unknown:
@@ -210,6 +218,9 @@ def main(argv=None) -> int:
                         settle_s=args.settle, switch_warm_s=args.switch_warm,
                         flush=flush if flushes(args.flush, w) else None)
         recs = tdsl_schedules.with_best(report.workload_records(impls))
+        for name, auto in halide_auto.PEERS.items():     # what the autoscheduler chose
+            if name in recs and wid in auto.sources:
+                recs[name]["schedule_source"] = auto.sources[wid]
         results[wid] = recs
         note = "  [L3 flushed before each timed call]" if flushes(args.flush, w) else ""
         print(report.text_table(wid, f"{w.title}  [{target}]{note}", recs), flush=True)
@@ -217,6 +228,9 @@ def main(argv=None) -> int:
         del impls, inputs, ref
 
     print(report.summary_text(str(target), results), flush=True)
+    if report.auto_rows(results):
+        print(flush=True)
+        print(report.auto_text(str(target), results), flush=True)
     info = machine.describe(args.threads, target)
     method = {
         "rounds": args.rounds, "timed calls per impl per round": args.calls,
@@ -230,7 +244,9 @@ def main(argv=None) -> int:
         "wall time (s)": round(time.perf_counter() - t_start, 1),
     }
     schedules = {"numpy": numpy_impl.schedules(), "tvm": tvm_impl.schedules(),
-                 "halide": halide_impl.schedules()}
+                 "halide": halide_impl.schedules(),
+                 **{name: auto.schedules() for name, auto in halide_auto.PEERS.items()
+                    if name in peers}}
     doc = {"target": str(target), "target_description": target.describe(),
            "cpu": targets.cpu(), "workloads": results, "workload_info": {
                wid: {"title": WORKLOADS[wid].title, "unit": WORKLOADS[wid].unit,

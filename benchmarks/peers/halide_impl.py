@@ -102,9 +102,12 @@ def _fix_bounds(p, shape):
         stride *= extent
 
 
-# --- schedules ---------------------------------------------------------------------------
+# --- algorithms and their schedules ---------------------------------------------------------
+# Each builder defines a workload's algorithm (its Funcs) and then applies the hand
+# schedule; with schedule=False it returns the algorithm unscheduled (halide_auto.py hands
+# it to Halide's autoschedulers). Returns (output Func, ImageParams, input names).
 
-def _gemm(shapes):
+def _gemm(shapes, schedule=True):
     hl = _load()
     (m, kk), (_, n) = shapes["A"], shapes["B"]
     A, B = _param("A", (m, kk)), _param("B", (kk, n))
@@ -114,6 +117,8 @@ def _gemm(shapes):
     acc[x, y] = 0.0
     acc[x, y] += A[k.x, y] * B[x, k.x]
     out[x, y] = acc[x, y]
+    if not schedule:
+        return out, [A, B], ["A", "B"]
     sh = _shape()                       # 48x8 (3 zmm x 8 rows) / 16x6 (2 ymm x 6 rows)
     if sh.gemm_row_block > sh.gemm_rows:
         # the blocking of Halide's test/performance/matrix_multiplication.cpp (an AVX2
@@ -133,7 +138,7 @@ def _gemm(shapes):
     return out, [A, B], ["A", "B"]
 
 
-def _conv2d(shapes):
+def _conv2d(shapes, schedule=True):
     hl = _load()
     n_, c_, h_, w_ = shapes["x"]
     k_, _, r_, s_ = shapes["w"]
@@ -148,6 +153,8 @@ def _conv2d(shapes):
     conv[k, w, h, n] = 0.0
     conv[k, w, h, n] += Xp[w + r.x, h + r.y, r.z, n] * Wp[k, r.x, r.y, r.z]
     out[w, h, k, n] = conv[k, w, h, n]
+    if not schedule:
+        return out, [X, Wt], ["x", "w"]
     sh = _shape()                       # 16 channels x 14 pixels / 8 x 14
     kv = sh.conv_channels
     out.split(k, ko, ki, kv).split(w, wo, wi, sh.conv_pixels).reorder(wi, ki, wo, h, ko, n) \
@@ -159,13 +166,15 @@ def _conv2d(shapes):
     return out, [X, Wt], ["x", "w"]
 
 
-def _fma_relu(shapes):
+def _fma_relu(shapes, schedule=True):
     hl = _load()
     sh = shapes["a"]
     a, b, c = (_param(nm, sh) for nm in "abc")
     x, y = _vars("x y")
     out = hl.Func("out")
     out[x, y] = hl.max(a[x, y] * b[x, y] + c[x, y], 0.0)
+    if not schedule:
+        return out, [a, b, c], ["a", "b", "c"]
     out.vectorize(x, _shape().lanes).parallel(y, 64)
     return out, [a, b, c], ["a", "b", "c"]
 
@@ -186,7 +195,7 @@ def _row_reduce(f, rvar, at, yi, lanes=None):
     return intm
 
 
-def _softmax(shapes):
+def _softmax(shapes, schedule=True):
     hl = _load()
     rows, cols = shapes["x"]
     X = _param("x", (rows, cols))
@@ -199,6 +208,8 @@ def _softmax(shapes):
     sm[y] = 0.0
     sm[y] += e[r.x, y]
     out[x, y] = e[x, y] / sm[y]
+    if not schedule:
+        return out, [X], ["x"]
     lanes = _shape().lanes
     out.split(y, yo, yi, 64).parallel(yo).vectorize(x, lanes)
     e.compute_at(out, yi).vectorize(x, lanes)
@@ -207,7 +218,7 @@ def _softmax(shapes):
     return out, [X], ["x"]
 
 
-def _blur(shapes):
+def _blur(shapes, schedule=True):
     hl = _load()
     hin, win = shapes["x"]
     X = _param("x", (hin, win))
@@ -216,19 +227,23 @@ def _blur(shapes):
     bx, by = hl.Func("blur_x"), hl.Func("blur_y")
     bx[x, y] = (X[x, y] + X[x + 1, y] + X[x + 2, y]) * third
     by[x, y] = (bx[x, y] + bx[x, y + 1] + bx[x, y + 2]) * third
+    if not schedule:
+        return by, [X], ["x"]
     lanes = _shape().lanes
     by.tile(x, y, xi, yi, 256, 32).vectorize(xi, lanes).parallel(y)
     bx.compute_at(by, x).vectorize(x, lanes)
     return by, [X], ["x"]
 
 
-def _transpose(shapes):
+def _transpose(shapes, schedule=True):
     hl = _load()
     rows, cols = shapes["x"]
     X = _param("x", (rows, cols))
     x, y, xi, yi = _vars("x y xi yi")
     out = hl.Func("out")
     out[x, y] = X[y, x]
+    if not schedule:
+        return out, [X], ["x"]
     t = _shape().lanes                  # lanes x lanes tiles: 16x16 / 8x8
     out.tile(x, y, xi, yi, t, t).vectorize(xi).unroll(yi).parallel(y)
     block = X.in_()
@@ -236,7 +251,7 @@ def _transpose(shapes):
     return out, [X], ["x"]
 
 
-def _rowsum(shapes):
+def _rowsum(shapes, schedule=True):
     hl = _load()
     rows, cols = shapes["x"]
     X = _param("x", (rows, cols))
@@ -246,12 +261,14 @@ def _rowsum(shapes):
     total[y] = 0.0
     total[y] += X[r.x, y]
     out[y] = total[y]
+    if not schedule:
+        return out, [X], ["x"]
     out.split(y, yo, yi, 64).parallel(yo)
     _row_reduce(total, r.x, out, yi)
     return out, [X], ["x"]
 
 
-def _layernorm(shapes):
+def _layernorm(shapes, schedule=True):
     hl = _load()
     rows, cols = shapes["x"]
     X = _param("x", (rows, cols))
@@ -265,6 +282,8 @@ def _layernorm(shapes):
     mean = s1[y] * (1.0 / cols)
     var = s2[y] * (1.0 / cols) - mean * mean
     out[x, y] = (X[x, y] - mean) / hl.sqrt(var + hl.f32(1e-5))
+    if not schedule:
+        return out, [X], ["x"]
     out.split(y, yo, yi, 64).parallel(yo).vectorize(x, _shape().lanes)
     _row_reduce(s1, r.x, out, yi)
     _row_reduce(s2, r.x, out, yi)
@@ -273,6 +292,15 @@ def _layernorm(shapes):
 
 _BUILDERS = {"W1": _gemm, "W2": _conv2d, "W3": _fma_relu, "W4": _softmax, "W5": _blur,
              "W6": _transpose, "W7": _rowsum, "W8": _layernorm}
+
+
+def algorithm(workload_id: str, shapes: dict, out_shape: tuple):
+    """(output Func, ImageParams, input names): the workload's algorithm with no schedule
+    (every Func inlined unless a schedule says otherwise), the same Funcs as `build`'s, with
+    the inputs' and the output's constant extents fixed."""
+    out, params, names = _BUILDERS[workload_id](shapes, schedule=False)
+    _fix_bounds(out.output_buffer(), out_shape)
+    return out, params, names
 
 
 def build(workload_id: str, shapes: dict, out_shape: tuple):
