@@ -109,6 +109,13 @@ def prepare_tuned(workload_id: str, inputs, out_shape):
     """(run, result, compile_s) of the best schedule benchmarks/tuning/log.jsonl holds for
     the workload on this machine and target (benchmarks/tune.py makes it); TdslError if
     the log holds none."""
+    from ..peers import PeerUnavailable
     args, arrays = ALGORITHMS[workload_id](inputs)
-    s = td.apply_best(TUNING_LOG, args[-1], args)
+    try:
+        s = td.apply_best(TUNING_LOG, args[-1], args)
+    except td.TdslError as exc:
+        if "holds no measured candidate" in str(exc):     # not tuned on this machine yet
+            raise PeerUnavailable(f"{exc}; python benchmarks/tune.py --workloads "
+                                  f"{workload_id} makes it") from None
+        raise
     return prepare_kernel(s, args, arrays, out_shape)

@@ -55,10 +55,10 @@ def apply_rules(outputs, target=None, knobs: Knobs | None = None, checked: bool 
     """The schedule the rules make for `outputs` with the choices of `knobs` (defaults
     where it names none); `knobs` records the space offered and isl's refusals.
 
-    `checked=False` proves the schedule legal once at the end instead of after each
-    primitive (much faster); a refusal then refuses the whole schedule (recorded in
-    `knobs.refused`, and the schedule returned has no primitives) where the checked rules
-    would have undone only the rule it belongs to."""
+    Each rule is proven legal as a whole when it ends (`Schedule.deferred_checks`), and
+    undone alone if isl refuses it. `checked=False` proves the schedule once, at the end
+    (faster still): a refusal then refuses the whole schedule (recorded in
+    `knobs.refused`; the schedule returned has no primitives)."""
     outputs = as_tensor_list(outputs, "outputs")
     t = parse_target(target)
     s = create_schedule(outputs)
@@ -89,7 +89,8 @@ class _Rules:
         """Apply `rule` as one transaction: all of it, or (if isl refuses a step) none."""
         token = self.s.checkpoint()
         try:
-            rule(*args)
+            with self.s.deferred_checks():      # one proof per rule, not per primitive
+                rule(*args)
             return True
         except _NotApplicable:
             self.s.restore(token)
@@ -354,6 +355,7 @@ class _CpuRules(_Rules):
             try:
                 fused = stage.fuse(*loops)
                 stage.parallel(fused)
+                self.s.check()                  # now, so that the fallback below can run
                 return fused
             except ScheduleError:
                 self.s.restore(token)

@@ -86,6 +86,9 @@ class Schedule:
         >>> with s.deferred_checks():
         ...     s[C].parallel(i); s[C].vectorize(j)
         """
+        if getattr(self, "_defer", False):        # inside another: that one checks
+            yield self
+            return
         token = self.checkpoint()
         self._defer = True
         try:
@@ -96,11 +99,18 @@ class Schedule:
             raise
         self._defer = False
         try:
-            analysis = legality.check(self._data, "the schedule")
+            self.check()
         except ScheduleError:
             self.restore(token)
             raise
-        self._analysis = (self._data, analysis)
+
+    def check(self) -> None:
+        """Prove the schedule as it is now legal (ScheduleError, the lesson, if it is not);
+        inside `deferred_checks`, where primitives are not checked one by one."""
+        if self._analysis is not None and self._analysis[0] is self._data and \
+                self._analysis[1] is not None:
+            return                                  # proven when it was committed
+        self._analysis = (self._data, legality.check(self._data, "the schedule"))
 
     def _commit(self, data: ScheduleData, call: str, focus=None, result: str = "") -> None:
         analysis = None if getattr(self, "_defer", False) else legality.check(data, call, focus)
