@@ -284,3 +284,26 @@ def test_auto_scheduled_softmax_of_one_row():
     td.build(td.auto_schedule(out), [x, out])(a, y)
     want = np.exp(a - a.max())
     np.testing.assert_allclose(y, want / want.sum(), rtol=1e-5, atol=1e-7)
+
+
+def test_gather_cache_at_a_loop_of_one_iteration():
+    """Seed 20261201 case 7034 (the merge_allocs fix above): P computed at a cache of G
+    computed at a loop of one iteration; isl split it, and the copies of P's buffer that
+    were joined left G_global's apart (garbage in 90 of 90 elements)."""
+    n = td.var("n")
+    A = td.placeholder((n, 9), name="A")
+    P = td.compute((n, 9), lambda i, j: A[i, j] * 2.0, name="P")
+    G = td.compute((n, 9), lambda i, j: P[i, (j * 2) % 9] + P[i, j // 3] + 1.0, name="G")
+    s = td.create_schedule(G)
+    s.cache_write(s.stages[1].op.output(0), "global")
+    s.stages[1].compute_at(s.stages[2], s.stages[2].leaf_iter_vars[0])
+    s.stages[2].split(s.stages[2].leaf_iter_vars[1], factor=1)
+    s.stages[2].parallel(s.stages[2].leaf_iter_vars[1])
+    s.stages[0].compute_at(s.stages[1], s.stages[1].leaf_iter_vars[0])
+    s.stages[1].compute_at(s.stages[2], s.stages[2].leaf_iter_vars[2])
+    a = np.random.default_rng(7034).uniform(-1, 1, (10, 9)).astype("float32")
+    g = np.zeros_like(a)
+    td.build(s, [A, G], name="case7034")(a, g)
+    p = a * 2
+    np.testing.assert_allclose(g, p[:, (np.arange(9) * 2) % 9] + p[:, np.arange(9) // 3] + 1,
+                               rtol=1e-6)
