@@ -591,3 +591,14 @@ def test_bind_unknown_thread_tag():
     s = p.schedule()
     refuse(s, p.args, lambda: s[p.C].bind(p.C.op.axis[0], "warp.x"),
            "the thread tag must be one of blockIdx.x", "got 'warp.x'")
+
+
+def test_a_size_named_like_a_tensor_is_a_clear_error():
+    """Found by the nn work: gcc failed on 'conflicting type qualifiers for w'."""
+    w = td.var("w")
+    x = td.placeholder((w,), name="x")
+    y = td.placeholder((3,), name="w")
+    out = td.compute((w,), lambda i: x[i] + y[0], name="out")
+    with pytest.raises(td.TdslValueError, match=r"the size w \(td.var\('w'\)\) and the tensor w "
+                                                r"have the same name"):
+        td.build(td.create_schedule(out), [x, y, out])

@@ -107,6 +107,12 @@ def _lower_program(data, program, args, step, timings) -> Lowered:
     ast, marks = poly.generate_ast(model)
     step("isl_ast", ast.to_C_str())
     buffers = make_buffers(program, model.layouts)
+    clash = sorted({b.name for b in buffers.values()} & {p.name for p in model.params})
+    if clash:
+        raise TdslValueError(
+            f"the size {clash[0]} (td.var({clash[0]!r})) and the tensor {clash[0]} have the same "
+            f"name, and the kernel needs both as C identifiers; rename one of them (e.g. "
+            f"td.var({clash[0] + '_size'!r}))")
     taken = {b.name for b in buffers.values()} | {p.name for p in program.params}
     body = step("ir", merge_allocs(poly.translate(model, ast, marks, buffers, model.layouts,
                                                   taken)))
