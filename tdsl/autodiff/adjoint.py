@@ -1,0 +1,200 @@
+"""Index-map inversion: one read `A[f(v)]` of a consumer, turned into a piece of A's adjoint.
+
+The consumer C runs over its variables v (data axes and reduction axes). The read A[f(v)]
+with adjoint g(v) contributes to element a of A's adjoint
+
+    dA[a] += sum over {v in C's domain : f(v) == a, where(v)} of g(v)
+
+which is written as a GATHER over A's index space, never a scatter: the equations
+f_d(v) == a_d are solved for as many variables as possible (`affine.py`: unit coefficients
+directly, `2 y + ry == a` as y = (a - ry) // 2 with the guard (a - ry) % 2 == 0); every
+solved variable gets its range as a guard; equations left unsolved become guards; and
+the variables left free become a new `td.reduce_axis` each, the guards its `where=`
+(whose affine parts isl turns into exact loop bounds). With nothing free the piece is an
+expression, `select(guards, g, 0)`, inlined into A's adjoint; else a reduction stage.
+
+A read whose index depends on data (`A[idx[i]]`) is a gather only when no free variable
+has to be searched for (`logp[i, label[i]]`: i is solved from a0, then a1 == label[a0] is
+a guard); otherwise it becomes a scatter-add, a `td.update` over C's domain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import TdslError
+from ..lang import dtypes
+from ..lang.expr import Const, Expr, IterVar, Load, all_of, cast, select
+from ..lang.reduce import sum as sum_reducer
+from ..lang.tensor import ComputeOp, Tensor, update
+from ..lang.visit import free_vars, loads, substitute
+from .affine import Form, axis_bounds, occurs, parse, provably_nonneg
+from .stages import axis_names, fresh_reduce_axis, named_compute
+
+_SYMBOLIC = 1 << 62          # the "extent" of a symbolic axis when choosing what to solve
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One consumer's contribution to a tensor's adjoint: an expression over the tensor's
+    axes (`at(indices)`), or a stage made once its name is known (`stage(name)`)."""
+
+    source: str                                # the consumer's name
+    at: Callable[[tuple[Expr, ...]], Expr] | None = None
+    stage: Callable[[str], Tensor] | None = None
+
+
+@dataclass
+class _System:
+    """The equations f_d(v) - a_d == 0 being solved, and what solving found."""
+
+    equations: dict[int, Form]                # dimension -> form, still unsolved
+    unknowns: list[IterVar]                   # consumer variables not yet solved
+    solutions: dict[IterVar, Expr]
+    divisible: list[Expr]                     # guards of solutions with a stride
+
+    def eliminate(self) -> bool:
+        """Solve one equation for one variable (the largest range first); False if none."""
+        best = None
+        for d, form in self.equations.items():
+            for v in self.unknowns:
+                c = form.coefficient(v)
+                rest = form.without(v)
+                if c == 0 or any(occurs(v, atom) for atom, _ in rest.terms):
+                    continue
+                score = (_extent_rank(v), abs(c) == 1, v.kind == "data")
+                if best is None or score > best[0]:
+                    best = (score, d, v, c, rest)
+        if best is None:
+            return False
+        _, d, v, c, rest = best
+        if abs(c) == 1:                        # c v + rest == 0
+            solution = (rest * -c).expr()
+        else:
+            numerator = (-rest).expr()
+            self.divisible.append(numerator % abs(c) == 0)
+            solution = numerator // c
+        del self.equations[d]
+        self.unknowns = [u for u in self.unknowns if u is not v]   # not list.remove: ==
+        self._replace(v, solution)
+        self.solutions[v] = solution
+        return True
+
+    def _replace(self, v: IterVar, solution: Expr) -> None:
+        mapping = {v: solution}
+        for d, form in self.equations.items():
+            replaced = Form((), form.const)
+            for atom, c in form.terms:
+                new = parse(solution) if atom is v else \
+                    parse(substitute(atom, mapping)) if occurs(v, atom) else Form.atom(atom)
+                replaced = replaced + new * c
+            self.equations[d] = replaced
+        self.solutions = {u: substitute(s, mapping) for u, s in self.solutions.items()}
+        self.divisible = [substitute(g, mapping) for g in self.divisible]
+
+
+def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | None
+                 ) -> Piece | None:
+    """The piece of `load.tensor`'s adjoint from `load` in `consumer`, whose adjoint there is
+    `adjoint` (an expression over the consumer's variables); None when it is zero."""
+    target = load.tensor
+    variables = [*consumer.axis, *consumer.reduce_axis]
+    _check_ranges(consumer, variables)
+    names = axis_names(target)
+    axes = [IterVar(n, Const(0, dtypes.INDEX), s, "data") for n, s in zip(names, target.shape)]
+    system = _System({d: parse(e) - Form.atom(a) for d, (e, a) in
+                      enumerate(zip(load.indices, axes))}, list(variables), {}, [])
+    while system.eliminate():
+        pass
+    if any(f.is_const and f.const != 0 for f in system.equations.values()):
+        return None                            # f(v) == a never holds (a constant read)
+    taken = set(names)
+    single = {v: v.start for v in system.unknowns if _extent_rank(v) == 1}   # keepdims axes
+    free = {v: fresh_reduce_axis(v, taken) for v in system.unknowns if v not in single}
+    mapping = {u: substitute(s, free | single) for u, s in system.solutions.items()}
+    mapping |= free | single
+    residual = [substitute(load.indices[d], mapping) == axes[d]
+                for d, form in system.equations.items() if not form.is_const]
+    searched = {id(r) for r in free.values()}
+    if any(loads(g) and any(id(x) in searched for x in free_vars(g)) for g in residual):
+        return _scatter(consumer, load, adjoint, where, variables)
+    bounds = {id(a): (Form(), parse(a.extent) - Form((), 1)) for a in axes}
+    bounds |= {id(r): b for r in free.values() if (b := axis_bounds(r)) is not None}
+    guards = [substitute(g, free | single) for g in system.divisible]
+    for v in system.solutions:
+        guards += _range_guards(mapping[v], v, bounds)
+    guards += residual
+    if where is not None:
+        guards.append(substitute(where, mapping))
+    guard = all_of(*guards) if guards else None
+    value = substitute(adjoint, mapping)
+    body = select(guard, value, 0) if guard is not None else value
+    placed = _placer(axes)
+    if not free:
+        return Piece(consumer.name, at=lambda indices: placed(body, indices))
+    reduce_axes = list(free.values())
+
+    def stage(name: str) -> Tensor:
+        # The select repeats where=: td.reference evaluates a reduction's body everywhere,
+        # and the select keeps it from reading outside the guarded region.
+        def gather(*indices):
+            return sum_reducer(placed(body, indices), axis=reduce_axes,
+                               where=placed(guard, indices) if guard is not None else None)
+        return named_compute(target.shape, gather, names, name)
+
+    return Piece(consumer.name, stage=stage)
+
+
+def _extent_rank(v: IterVar) -> int:
+    """How many values v takes (symbolic: more than any constant)."""
+    return int(v.extent.value) if isinstance(v.extent, Const) else _SYMBOLIC
+
+
+def _placer(axes: list[IterVar]) -> Callable[[Expr, tuple], Expr]:
+    """Put the real axes (or any indices) of A's adjoint where the stand-in axes are."""
+    return lambda e, indices: substitute(e, dict(zip(axes, indices)))
+
+
+def _range_guards(solution: Expr, v: IterVar, bounds) -> list[Expr]:
+    """start <= solution < start + extent, without the halves that provably hold."""
+    guards = []
+    s, lo, hi = parse(solution), parse(v.start), parse(v.start) + parse(v.extent)
+    if not provably_nonneg(s - lo, bounds):
+        guards.append(solution >= v.start)
+    if not provably_nonneg(hi - s - Form((), 1), bounds):
+        guards.append(solution < v.start + v.extent)
+    return guards
+
+
+def _check_ranges(consumer: ComputeOp, variables: list[IterVar]) -> None:
+    for v in variables:
+        if any(isinstance(x, IterVar) for x in (*free_vars(v.start), *free_vars(v.extent))):
+            raise TdslError(
+                f"td.grad: the reduction axis {v.name} of {consumer.name} has a range that "
+                "depends on another axis; such (triangular) reductions are not "
+                "differentiable yet")
+
+
+def _scatter(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | None,
+             variables: list[IterVar]) -> Piece:
+    """dA[f(v)] += g(v) for every v of the consumer's domain, in order: a td.update of a
+    zero tensor over new reduction axes, one per consumer variable."""
+    target = load.tensor
+
+    def stage(name: str) -> Tensor:
+        names = axis_names(target)
+        taken = set(names)
+        fresh = {v: fresh_reduce_axis(v, taken) for v in variables}
+        index = tuple(substitute(e, fresh) for e in load.indices)
+        value = select(where, adjoint, 0) if where is not None else adjoint
+        value = substitute(value, fresh)
+        used = {id(x) for e in (*index, value) for x in free_vars(e)}
+        for r in fresh.values():              # a variable nothing mentions: sum its range
+            if id(r) not in used:
+                value = value * cast(value.dtype, r.extent)
+        zero = named_compute(target.shape, lambda *a: Const(0.0, target.dtype), names,
+                             f"{name}_zero")
+        return update(zero, lambda: index, lambda: zero[index] + value, name=name)
+
+    return Piece(consumer.name, stage=stage)
