@@ -20,15 +20,15 @@ a guard); otherwise it becomes a scatter-add, a `td.update` over C's domain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import TdslError
 from ..lang import dtypes
-from ..lang.expr import Const, Expr, IterVar, Load, all_of, cast, select
+from ..lang.expr import BinOp, Const, Expr, IterVar, Load, Select, all_of, cast, select
 from ..lang.reduce import sum as sum_reducer
 from ..lang.tensor import ComputeOp, Tensor, update
-from ..lang.visit import free_vars, loads, substitute
+from ..lang.visit import free_vars, loads, substitute, transform
 from .affine import Form, axis_bounds, occurs, parse, provably_nonneg
 from .stages import axis_names, fresh_reduce_axis, named_compute
 
@@ -53,6 +53,7 @@ class _System:
     unknowns: list[IterVar]                   # consumer variables not yet solved
     solutions: dict[IterVar, Expr]
     divisible: list[Expr]                     # guards of solutions with a stride
+    strides: dict[IterVar, tuple[Expr, int]] = field(default_factory=dict)  # v = num / c
 
     def eliminate(self) -> bool:
         """Solve one equation for one variable (the largest range first); False if none."""
@@ -74,6 +75,7 @@ class _System:
         else:
             numerator = (-rest).expr()
             self.divisible.append(numerator % abs(c) == 0)
+            self.strides[v] = (numerator, c)
             solution = numerator // c
         del self.equations[d]
         self.unknowns = [u for u in self.unknowns if u is not v]   # not list.remove: ==
@@ -92,6 +94,7 @@ class _System:
             self.equations[d] = replaced
         self.solutions = {u: substitute(s, mapping) for u, s in self.solutions.items()}
         self.divisible = [substitute(g, mapping) for g in self.divisible]
+        self.strides = {u: (substitute(n, mapping), c) for u, (n, c) in self.strides.items()}
 
 
 def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | None
@@ -123,12 +126,16 @@ def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | N
     bounds |= {id(r): b for r in free.values() if (b := axis_bounds(r)) is not None}
     guards = [substitute(g, free | single) for g in system.divisible]
     for v in system.solutions:
-        guards += _range_guards(mapping[v], v, bounds)
+        if v in system.strides:
+            numerator, c = system.strides[v]
+            guards += _strided_range_guards(substitute(numerator, free | single), c, v, bounds)
+        else:
+            guards += _range_guards(mapping[v], v, bounds)
     guards += residual
     if where is not None:
         guards.append(substitute(where, mapping))
     guard = all_of(*guards) if guards else None
-    value = substitute(adjoint, mapping)
+    value = _drop_true_conditions(substitute(adjoint, mapping), bounds)
     body = select(guard, value, 0) if guard is not None else value
     placed = _placer(axes)
     if not free:
@@ -167,6 +174,47 @@ def _range_guards(solution: Expr, v: IterVar, bounds) -> list[Expr]:
     return guards
 
 
+def _strided_range_guards(numerator: Expr, c: int, v: IterVar, bounds) -> list[Expr]:
+    """start <= numerator / c < start + extent for an exact division, written on the
+    numerator (affine, no floor division): for c > 0, start * c <= numerator < stop * c."""
+    guards = []
+    n, lo, hi = parse(numerator), parse(v.start) * c, (parse(v.start) + parse(v.extent)) * c
+    low, high = (lo, hi) if c > 0 else (hi, lo)       # numerator in [low, high) or (high, low]
+    if c > 0:
+        if not provably_nonneg(n - low, bounds):
+            guards.append(numerator >= low.expr())
+        if not provably_nonneg(high - n - Form((), 1), bounds):
+            guards.append(numerator < high.expr())
+    else:
+        if not provably_nonneg(high - n, bounds):
+            guards.append(numerator <= high.expr())
+        if not provably_nonneg(n - low - Form((), 1), bounds):
+            guards.append(numerator > low.expr())
+    return guards
+
+
+_TRUE_WHEN = {"ge": lambda a, b: a - b, "gt": lambda a, b: a - b - Form((), 1),
+              "le": lambda a, b: b - a, "lt": lambda a, b: b - a - Form((), 1)}
+
+
+def _drop_true_conditions(e: Expr, bounds) -> Expr:
+    """`e` with the integer comparisons that hold everywhere replaced by True (a forward
+    padding's `y + 1 >= 1` read back at y), and selects on True resolved."""
+    def fold(node: Expr) -> Expr | None:
+        match node:
+            case BinOp(op=op, a=a, b=b) if op in _TRUE_WHEN and dtypes.is_int(a.dtype):
+                if provably_nonneg(_TRUE_WHEN[op](parse(a), parse(b)), bounds):
+                    return Const(True, "bool")
+            case BinOp(op="and", a=a, b=b) if isinstance(a, Const) and a.value:
+                return b
+            case BinOp(op="and", a=a, b=b) if isinstance(b, Const) and b.value:
+                return a
+            case Select(cond=Const(value=v), true_value=t, false_value=f):
+                return t if v else f
+        return None
+    return transform(e, fold)
+
+
 def _check_ranges(consumer: ComputeOp, variables: list[IterVar]) -> None:
     for v in variables:
         if any(isinstance(x, IterVar) for x in (*free_vars(v.start), *free_vars(v.extent))):
@@ -193,8 +241,8 @@ def _scatter(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | None,
         for r in fresh.values():              # a variable nothing mentions: sum its range
             if id(r) not in used:
                 value = value * cast(value.dtype, r.extent)
-        zero = named_compute(target.shape, lambda *a: Const(0.0, target.dtype), names,
-                             f"{name}_zero")
-        return update(zero, lambda: index, lambda: zero[index] + value, name=name)
+        # The buffer is the zero stage's, so it carries the adjoint's name.
+        zero = named_compute(target.shape, lambda *a: Const(0.0, target.dtype), names, name)
+        return update(zero, lambda: index, lambda: zero[index] + value, name=f"{name}_add")
 
     return Piece(consumer.name, stage=stage)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..lang import dtypes
-from ..lang.expr import BinOp, Cast, Const, Expr, IterVar, UnaryOp, Var, cast
+from ..lang.expr import BinOp, Cast, Const, Expr, IterVar, Load, UnaryOp, Var, cast
 from ..lang.visit import same, walk
 
 
@@ -72,7 +72,9 @@ class Form:
                 result = result - (a * -c if c != -1 else a)
         if result is None:
             return Const(self.const, dtypes.INDEX)
-        return result + self.const if self.const else result
+        if self.const > 0:
+            return result + self.const
+        return result - (-self.const) if self.const < 0 else result
 
 
 def parse(e: Expr) -> Form:
@@ -103,12 +105,13 @@ def occurs(var: Expr, e: Expr) -> bool:
 
 
 def provably_nonneg(form: Form, bounds: dict[int, tuple[Form, Form]]) -> bool:
-    """form >= 0 for every value of its atoms: `bounds` maps an atom (by id) to its
-    (lowest, highest) value as forms over symbolic sizes; a size (a `td.var`) is >= 1,
-    as every call checks. Sound, not complete: False means "not proven"."""
+    """form >= 0 for every value of its atoms: `bounds` maps an axis atom (by id) to its
+    (lowest, highest) value as forms over sizes. A size (a `td.var`) is >= 1, as every call
+    checks; any other expression of sizes (`(h - 1) // 2`) must cancel out. Sound, not
+    complete: False means "not proven"."""
     total = Form((), form.const)
     for atom, c in form.terms:
-        if isinstance(atom, Var):
+        if _is_size_expr(atom):
             total = total + Form(((atom, c),), 0)
             continue
         if id(atom) not in bounds:
@@ -123,6 +126,11 @@ def provably_nonneg(form: Form, bounds: dict[int, tuple[Form, Form]]) -> bool:
 def axis_bounds(axis: IterVar) -> tuple[Form, Form] | None:
     """(lowest, highest) value of an axis whose range is given by sizes only."""
     lo, hi = parse(axis.start), parse(axis.start) + parse(axis.extent) - Form((), 1)
-    if any(not isinstance(a, Var) for f in (lo, hi) for a, _ in f.terms):
+    if any(not _is_size_expr(a) for f in (lo, hi) for a, _ in f.terms):
         return None
     return lo, hi
+
+
+def _is_size_expr(e: Expr) -> bool:
+    """An expression of symbolic sizes and constants only (no axis, no tensor read)."""
+    return all(not isinstance(n, (IterVar, Load)) for n in walk(e))

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from ..errors import TdslError, TdslTypeError, TdslValueError
 from ..lang import dtypes
-from ..lang.expr import Const, Expr, Load, Reduce, cast
+from ..lang.expr import Const, Expr, IterVar, Load, Reduce, cast
 from ..lang.graph import topo_order
 from ..lang.tensor import ComputeOp, Operation, Tensor, UpdateOp, shape_str
 from ..lang.visit import same
@@ -66,7 +66,7 @@ def grad(output: Tensor, inputs: Sequence[Tensor] | Tensor, head: Tensor | None 
         if isinstance(op, UpdateOp):
             raise _recurrence_error(op, output)
         if id(op) not in readers:
-            adjoint = _accumulate(op, pieces.pop(id(op)))
+            adjoint = _accumulate(op, pieces.pop(id(op)), copy=id(op) in wanted_ops)
             readers[id(op)] = _reader(adjoint)
             results[id(op)] = adjoint
         if isinstance(op, ComputeOp):
@@ -98,12 +98,18 @@ def _propagate(op: ComputeOp, adjoint_at: Reader, depends: set[int],
             pieces.setdefault(id(load.tensor.op), []).append(piece)
 
 
-def _accumulate(op: Operation, parts: list[Piece]) -> Tensor:
-    """One tensor `<name>_grad`: the sum of the pieces (a lone stage piece is itself)."""
+def _accumulate(op: Operation, parts: list[Piece], copy: bool) -> Tensor:
+    """One tensor `<name>_grad`: the sum of the pieces. A lone stage piece is itself; a lone
+    piece that reads another computed tensor element for element is that tensor (a reshape
+    with nothing to add), unless `copy` (an input's adjoint: a stage of its own)."""
     t = op.output(0)
     name = f"{op.name}_grad"
     if len(parts) == 1 and parts[0].stage is not None:
         return parts[0].stage(name)
+    if len(parts) == 1 and not copy:
+        same_as = _whole_read(parts[0], t)
+        if same_as is not None:
+            return same_as
     readers: list[Reader] = []
     for n, part in enumerate(parts):
         if part.stage is not None:
@@ -119,6 +125,20 @@ def _accumulate(op: Operation, parts: list[Piece]) -> Tensor:
         return cast(t.dtype, value)
 
     return named_compute(t.shape, total, axis_names(t), name)
+
+
+def _whole_read(part: Piece, t: Tensor) -> Tensor | None:
+    """The computed tensor that `part` reads at exactly the adjoint's own axes, if that is
+    all it does (and its dtype is t's)."""
+    axes = tuple(IterVar(f"i{d}", Const(0, dtypes.INDEX), s, "data") for d, s in
+                 enumerate(t.shape))
+    e = part.at(axes)
+    if isinstance(e, Load) and e.tensor.dtype == t.dtype and \
+            isinstance(e.tensor.op, ComputeOp) and len(e.indices) == len(axes) and \
+            all(i is a for i, a in zip(e.indices, axes)) and \
+            all(_same_size(a, b) for a, b in zip(e.tensor.shape, t.shape)):
+        return e.tensor
+    return None
 
 
 def _repeated(parts: list[Piece], part: Piece) -> bool:

@@ -1,6 +1,7 @@
-"""The gradient check of the td.grad tests: build the adjoints, run them, and compare with
-central finite differences of the forward computation evaluated by td.reference (NumPy),
-in float64.
+"""The gradient check of the td.grad tests: build the adjoints with the default schedule and
+with td.auto_schedule, run both, compare them with td.reference of the adjoint graph, and
+compare that with central finite differences of the forward computation (td.reference,
+NumPy), in float64.
 
 For a non-scalar output Y the checked function is f = sum(head * Y) with a random head
 (a placeholder passed as `head=`); for a scalar output, f = Y. Each input is checked on up
@@ -14,61 +15,82 @@ import numpy as np
 
 import tdsl as td
 from tdsl.lang.reference import evaluate_scalar
+from tdsl.lang.shapes import bind_sizes
 
 EPS = 1e-5                   # central differences: O(EPS^2) truncation, O(1e-16 / EPS) noise
 RTOL = 1e-6
-COORDINATES = 24
-DIRECTIONS = 3
+COORDINATES = 12
+DIRECTIONS = 2
+BOTH = ("default", "auto")
 
 
 def random(shape, seed: int, lo: float = -1.0, hi: float = 1.0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(lo, hi, shape)
 
 
-def adjoints(output, inputs, feeds: dict, *, auto: bool = False, sizes: dict | None = None,
-             seed: int = 0, head_feed: np.ndarray | None = None):
-    """Build td.grad(output, inputs) (default schedule or td.auto_schedule), run it on
-    `feeds`; returns (gradient arrays, the head array or None, the kernel's arguments)."""
-    head = None
-    if output.ndim:
-        head = td.placeholder(output.shape, output.dtype, name="head")
-    grads = td.grad(output, inputs, head=head)
-    for g, t in zip(grads, inputs):
-        assert g.dtype == t.dtype and g.ndim == t.ndim, (g, t)
-        assert isinstance(g.op, (td.lang.ComputeOp, td.lang.UpdateOp)), g
-    schedule = td.auto_schedule(grads) if auto else td.create_schedule(grads)
-    placeholders = list(feeds) + ([head] if head is not None else [])
-    module = td.build(schedule, placeholders + grads)
-    sizes = dict(sizes or {})
-    feeds = dict(feeds)
-    if head is not None:
-        shape = td.reference(output, feeds, sizes).shape
-        head_feed = random(shape, seed + 99) if head_feed is None else head_feed
-        feeds[head] = head_feed
-    bound = _bound_sizes(placeholders, feeds, sizes)
-    # NaN in the outputs: an element the kernel never writes shows.
-    results = [np.full(tuple(int(evaluate_scalar(d, bound)) for d in g.shape), np.nan, g.dtype)
-               for g in grads]
-    module(*[feeds[t] for t in placeholders], *results)
-    for got, want, g in zip(results, td.reference(grads, feeds, sizes), grads):
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12,
-                                   err_msg=f"{g.name}: built kernel vs td.reference")
-    return results, head_feed, placeholders
+class Adjoints:
+    """td.grad(output, inputs) built once per schedule kind; `run` checks every build
+    against td.reference of the adjoint graph and returns td.reference's adjoints."""
+
+    def __init__(self, output, inputs, placeholders, schedules=BOTH):
+        self.output, self.inputs = output, list(inputs)
+        self.head = td.placeholder(output.shape, output.dtype, name="head") \
+            if output.ndim else None
+        self.grads = td.grad(output, self.inputs, head=self.head)
+        for g, t in zip(self.grads, self.inputs):
+            assert g.dtype == t.dtype and g.ndim == t.ndim, (g, t)
+            assert isinstance(g.op, (td.lang.ComputeOp, td.lang.UpdateOp)), g
+        self.args = list(placeholders) + ([self.head] if self.head is not None else [])
+        self.modules = {}
+        for kind in schedules:
+            s = td.auto_schedule(self.grads) if kind == "auto" else \
+                td.create_schedule(self.grads)
+            self.modules[kind] = td.build(s, self.args + self.grads)
+
+    def run(self, feeds: dict, sizes: dict | None = None, seed: int = 0,
+            head: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
+        sizes = dict(sizes or {})
+        feeds = dict(feeds)
+        if self.head is not None:
+            shape = td.reference(self.output, feeds, sizes).shape
+            feeds[self.head] = random(shape, seed + 99) if head is None else head
+        bound = bind_sizes(self.args, [np.asarray(feeds[t]) for t in self.args], sizes)
+        want = td.reference(self.grads, feeds, sizes)
+        for kind, module in self.modules.items():
+            # NaN in the outputs: an element the kernel never writes shows.
+            got = [np.full(tuple(int(evaluate_scalar(d, bound)) for d in g.shape), np.nan,
+                           g.dtype) for g in self.grads]
+            module(*[feeds[t] for t in self.args], *got)
+            for a, b, g in zip(got, want, self.grads):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12,
+                                           err_msg=f"{g.name}: {kind} build vs td.reference")
+        return want, feeds.get(self.head) if self.head is not None else None
 
 
-def gradcheck(output, inputs, feeds: dict, *, auto: bool = False, sizes: dict | None = None,
-              seed: int = 0, rtol: float = RTOL) -> list[np.ndarray]:
-    """Assert that td.grad's adjoints of `inputs` (placeholders in `feeds`) match central
-    differences of the output; returns the adjoints."""
-    grads, head, _ = adjoints(output, inputs, feeds, auto=auto, sizes=sizes, seed=seed)
+def gradcheck(output, inputs, feeds: dict, *, sizes: dict | None = None, seed: int = 0,
+              schedules=BOTH, more=()) -> list[np.ndarray]:
+    """Assert that td.grad's adjoints of `inputs` (placeholders in `feeds`), built with each
+    schedule kind, match central differences of the output; `more` holds further feeds
+    (other sizes) to check the same kernels on. Returns the adjoints of the first feeds."""
+    adjoints = Adjoints(output, inputs, list(feeds), schedules)
+    first = None
+    for n, case in enumerate([feeds, *more]):
+        grads = _check_case(adjoints, case, sizes, seed + n)
+        first = grads if first is None else first
+    return first
+
+
+def _check_case(adjoints: Adjoints, feeds: dict, sizes, seed: int) -> list[np.ndarray]:
+    grads, head = adjoints.run(feeds, sizes, seed)
     sizes = dict(sizes or {})
+    output = adjoints.output
 
     def f(t, x) -> float:
         y = np.asarray(td.reference(output, {**feeds, t: np.asarray(x)}, sizes), np.float64)
         return float(np.sum(y * head)) if head is not None else float(y)
 
     rng = np.random.default_rng(seed + 7)
-    for t, g in zip(inputs, grads):
+    for t, g in zip(adjoints.inputs, grads):
         x = feeds[t]
         scale = 1.0 + float(np.max(np.abs(g))) if g.size else 1.0
         coords = range(x.size) if x.size <= COORDINATES else \
@@ -78,22 +100,17 @@ def gradcheck(output, inputs, feeds: dict, *, auto: bool = False, sizes: dict | 
             step[c] = EPS
             step = step.reshape(x.shape)
             fd = (f(t, x + step) - f(t, x - step)) / (2 * EPS)
-            _close(g.flat[c], fd, rtol, scale, f"d/d{t.name} at flat index {c}")
+            _close(g.flat[c], fd, scale, f"d/d{t.name} at flat index {c}")
         for d in range(DIRECTIONS):
             v = rng.standard_normal(x.shape)
             fd = (f(t, x + EPS * v) - f(t, x - EPS * v)) / (2 * EPS)
-            _close(float(np.sum(g * v)), fd, rtol, scale * np.sqrt(x.size),
+            _close(float(np.sum(g * v)), fd, scale * np.sqrt(x.size),
                    f"d/d{t.name} along random direction {d}")
     return grads
 
 
-def _close(got: float, fd: float, rtol: float, scale: float, what: str) -> None:
-    """|got - fd| within rtol of fd, or of a hundredth of the gradient's scale near 0."""
+def _close(got: float, fd: float, scale: float, what: str) -> None:
+    """|got - fd| within RTOL of fd, or of a hundredth of the gradient's scale near 0."""
     error = abs(got - fd)
-    assert error <= rtol * max(abs(fd), 1e-2 * scale), \
+    assert error <= RTOL * max(abs(fd), 1e-2 * scale), \
         f"{what}: td.grad gives {got!r}, finite differences {fd!r} (error {error:.3g})"
-
-
-def _bound_sizes(placeholders, feeds, sizes) -> dict:
-    from tdsl.lang.shapes import bind_sizes
-    return bind_sizes(placeholders, [np.asarray(feeds[t]) for t in placeholders], sizes)
