@@ -134,9 +134,13 @@ def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | N
     guards += residual
     if where is not None:
         guards.append(substitute(where, mapping))
-    guard = all_of(*guards) if guards else None
-    value = _drop_true_conditions(substitute(adjoint, mapping), bounds)
-    body = select(guard, value, 0) if guard is not None else value
+    # Guards that read tensors are tested only where the others hold: they read at the
+    # solved indices, which the others keep in bounds (a select evaluates one side).
+    outer = all_of(*plain) if (plain := [g for g in guards if not loads(g)]) else None
+    inner = all_of(*data) if (data := [g for g in guards if loads(g)]) else None
+    body = _drop_true_conditions(substitute(adjoint, mapping), bounds)
+    for guard in (inner, outer):
+        body = select(guard, body, 0) if guard is not None else body
     placed = _placer(axes)
     if not free:
         return Piece(consumer.name, at=lambda indices: placed(body, indices))
@@ -147,7 +151,7 @@ def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | N
         # and the select keeps it from reading outside the guarded region.
         def gather(*indices):
             return sum_reducer(placed(body, indices), axis=reduce_axes,
-                               where=placed(guard, indices) if guard is not None else None)
+                               where=placed(outer, indices) if outer is not None else None)
         return named_compute(target.shape, gather, names, name)
 
     return Piece(consumer.name, stage=stage)

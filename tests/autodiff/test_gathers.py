@@ -33,3 +33,20 @@ def test_embedding_lookup_is_a_scatter_add():
     Y = td.compute((N, 3), lambda i, j: td.tanh(E[idx[i], j]) * W[i, j], name="Y")
     indices = np.array([2, 0, 2, 5, 2, 1, 0], "int64")           # rows 3 and 4 unread
     gradcheck(Y, [E, W], {E: random((6, 3), 1), idx: indices, W: random((7, 3), 2)})
+
+
+def test_data_dependent_conditions_read_only_inside_the_bounds():
+    """A label read at a shifted row, and a where= reading a mask at the output's index:
+    read back at a solved index (a0 - 1, a - r), each is tested only where that index is in
+    range (td.reference and the kernel would otherwise read label[-1])."""
+    A = td.placeholder((N + 1, 4), "float64", name="A")
+    label = td.placeholder((N,), "int32", name="label")
+    X = td.placeholder((N + 2,), "float64", name="X")
+    mask = td.placeholder((N,), "float64", name="mask")
+    r = td.reduce_axis(3, name="r")
+    S = td.compute((N,), lambda i: td.sum(X[i + r] * (r + 1), axis=r, where=mask[i] > 0),
+                   name="S")
+    Y = td.compute((N,), lambda i: A[i + 1, label[i]] * S[i], name="Y")
+    feeds = {A: random((7, 4), 1), label: np.array([3, 0, 0, 2, 1, 3], "int32"),
+             X: random(8, 2), mask: random(6, 3)}
+    gradcheck(Y, [A, X], feeds)
