@@ -20,9 +20,15 @@ from ... import cache
 from ...errors import CompileError
 
 # -fno-predictive-commoning: gcc would carry loaded values across iterations of the loops
-# around a register tile (a convolution's rx loop), in the registers the accumulators need
+# around a register tile (a convolution's rx loop), in the registers the accumulators need.
+# -fno-tree-loop-if-convert: gcc 12.2 at -O3 with AVX2 miscompiles a select in a loop nest
+# whose innermost loop has a small odd trip count once that loop is unrolled and the loop
+# around it if-converted and vectorized (`g[i, j, c] = j == a[i, c] ? h[i, c] : 0` over
+# (3, 4, 5) writes 4 wrong elements; tests/backends/c/test_gcc_workarounds.py). tdsl's
+# own vector code needs no if-conversion (it emits its selects).
 DEFAULT_CFLAGS = ("-O3 -fopenmp -fPIC -shared -std=gnu11 -fwrapv "
-                  "-fno-math-errno -fno-trapping-math -fno-predictive-commoning")
+                  "-fno-math-errno -fno-trapping-math -fno-predictive-commoning "
+                  "-fno-tree-loop-if-convert")
 
 
 RUNTIME_ABI = "runtime-1"      # libraries carry tdsl_manifest and <name>_call (entry.py)
