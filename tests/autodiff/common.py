@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 import tdsl as td
+from tdsl.lang.graph import topo_order
 from tdsl.lang.reference import evaluate_scalar
 from tdsl.lang.shapes import bind_sizes
 
@@ -40,7 +41,10 @@ class Adjoints:
         for g, t in zip(self.grads, self.inputs):
             assert g.dtype == t.dtype and g.ndim == t.ndim, (g, t)
             assert isinstance(g.op, (td.lang.ComputeOp, td.lang.UpdateOp)), g
-        self.args = list(placeholders) + ([self.head] if self.head is not None else [])
+        # Only the placeholders the adjoints read: td.build refuses the others (the input of
+        # a linear function, say), so a caller of td.grad passes exactly these.
+        used = {id(op) for op in topo_order(self.grads)}
+        self.args = [t for t in [*placeholders, self.head] if t is not None and id(t.op) in used]
         self.modules = {}
         for kind in schedules:
             s = td.auto_schedule(self.grads) if kind == "auto" else \

@@ -4,6 +4,8 @@ with the default schedule and with td.auto_schedule."""
 
 from __future__ import annotations
 
+import numpy as np
+
 import tdsl as td
 
 from .common import gradcheck, random
@@ -16,6 +18,30 @@ def _matmul(n, l, m):
     W = td.placeholder((l, m), "float64", name="W")
     k = td.reduce_axis(l, name="k")
     return X, W, td.compute((n, m), lambda i, j: td.sum(X[i, k] * W[k, j], axis=k), name="Y")
+
+
+def test_pinned_api():
+    """The issue's example, line for line: adjoints of a matmul with a head placeholder."""
+    X, W, Y = _matmul(N, L, M)
+    dY = td.placeholder((N, M), "float64", name="dY")
+    dW, dX = td.grad(Y, [W, X], head=dY)
+    s = td.create_schedule([dW, dX])
+    mod = td.build(s, [X, W, dY, dW, dX])
+    x, w, dy = random((7, 13), 1), random((13, 5), 2), random((7, 5), 3)
+    dw, dx = np.empty((13, 5)), np.empty((7, 13))
+    mod(x, w, dy, dw, dx)
+    np.testing.assert_allclose(dw, x.T @ dy, rtol=1e-12)
+    np.testing.assert_allclose(dx, dy @ w.T, rtol=1e-12)
+
+
+def test_flatten_and_linear_inputs():
+    """nn.flatten's reads (// and % by constants) and an input the adjoints never read
+    (x: the output is linear in it)."""
+    from tdsl import nn
+    x = td.placeholder((2, 3, 2, 4), "float64", name="x")
+    w = td.placeholder((5, 24), "float64", name="w")
+    y = nn.dense(nn.flatten(x), w)
+    gradcheck(y, [x, w], {x: random((2, 3, 2, 4), 1), w: random((5, 24), 2)})
 
 
 def test_matmul_constant_sizes():
