@@ -29,8 +29,10 @@ def test_sum_max_min_with_where():
 
 
 def test_reductions_of_nn():
-    """nn.sum / nn.mean / nn.max over several axes, keepdims, at constant sizes (the shape
-    that found gcc 12's if-conversion bug, see conftest.py)."""
+    """nn.sum / nn.mean / nn.max over several axes, keepdims, at constant sizes. (At this
+    shape, an earlier form of the max's adjoint, `g[i, j, c] = (j == am[i, c]) ? h : 0.0`
+    in three loops, was miscompiled by gcc 12.2 -O3 -mavx2: if-conversion after complete
+    unrolling of the 5-iteration loop; reproduced in plain C, reported.)"""
     from tdsl import nn
     X = td.placeholder((3, 4, 5), "float64", name="X")
     total = nn.sum(nn.mul(nn.mean(X, axis=(0, 2), keepdims=True), nn.max(X, axis=1, keepdims=True)))
