@@ -97,10 +97,9 @@ class _System:
         self.strides = {u: (substitute(n, mapping), c) for u, (n, c) in self.strides.items()}
 
 
-def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | None
-                 ) -> Piece | None:
+def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | None) -> Piece:
     """The piece of `load.tensor`'s adjoint from `load` in `consumer`, whose adjoint there is
-    `adjoint` (an expression over the consumer's variables); None when it is zero."""
+    `adjoint` (an expression over the consumer's variables), under C's `where`."""
     target = load.tensor
     variables = [*consumer.axis, *consumer.reduce_axis]
     _check_ranges(consumer, variables)
@@ -110,51 +109,60 @@ def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | N
                       enumerate(zip(load.indices, axes))}, list(variables), {}, [])
     while system.eliminate():
         pass
-    if any(f.is_const and f.const != 0 for f in system.equations.values()):
-        return None                            # f(v) == a never holds (a constant read)
     taken = set(names)
     single = {v: v.start for v in system.unknowns if _extent_rank(v) == 1}   # keepdims axes
     free = {v: fresh_reduce_axis(v, taken) for v in system.unknowns if v not in single}
-    mapping = {u: substitute(s, free | single) for u, s in system.solutions.items()}
-    mapping |= free | single
-    residual = [substitute(load.indices[d], mapping) == axes[d]
-                for d, form in system.equations.items() if not form.is_const]
+    unsolved = free | single
+    mapping = {u: substitute(s, unsolved) for u, s in system.solutions.items()} | unsolved
+    residual = [substitute(load.indices[d], mapping) == axes[d] for d in system.equations]
     searched = {id(r) for r in free.values()}
     if any(loads(g) and any(id(x) in searched for x in free_vars(g)) for g in residual):
         return _scatter(consumer, load, adjoint, where, variables)
     bounds = {id(a): (Form(), parse(a.extent) - Form((), 1)) for a in axes}
     bounds |= {id(r): b for r in free.values() if (b := axis_bounds(r)) is not None}
-    guards = [substitute(g, free | single) for g in system.divisible]
+    guards = _solution_guards(system, mapping, unsolved, bounds) + residual
+    if where is not None:
+        guards.append(substitute(where, mapping))
+    body = _drop_true_conditions(substitute(adjoint, mapping), bounds)
+    return _piece(consumer.name, target, axes, list(free.values()), guards, body)
+
+
+def _solution_guards(system: _System, mapping: dict, unsolved: dict, bounds) -> list[Expr]:
+    """Each solved variable in its range, each strided solution exact."""
+    guards = [substitute(g, unsolved) for g in system.divisible]
     for v in system.solutions:
         if v in system.strides:
             numerator, c = system.strides[v]
-            guards += _strided_range_guards(substitute(numerator, free | single), c, v, bounds)
+            guards += _strided_range_guards(substitute(numerator, unsolved), c, v, bounds)
         else:
             guards += _range_guards(mapping[v], v, bounds)
-    guards += residual
-    if where is not None:
-        guards.append(substitute(where, mapping))
+    return guards
+
+
+def _piece(source: str, target: Tensor, axes: list[IterVar], free: list[IterVar],
+           guards: list[Expr], value: Expr) -> Piece:
+    """select(guards, value, 0) over the stand-in `axes`: an expression, or with `free`
+    variables a reduction stage over them."""
     # Guards that read tensors are tested only where the others hold: they read at the
     # solved indices, which the others keep in bounds (a select evaluates one side).
     outer = all_of(*plain) if (plain := [g for g in guards if not loads(g)]) else None
     inner = all_of(*data) if (data := [g for g in guards if loads(g)]) else None
-    body = _drop_true_conditions(substitute(adjoint, mapping), bounds)
+    body = value
     for guard in (inner, outer):
         body = select(guard, body, 0) if guard is not None else body
     placed = _placer(axes)
     if not free:
-        return Piece(consumer.name, at=lambda indices: placed(body, indices))
-    reduce_axes = list(free.values())
+        return Piece(source, at=lambda indices: placed(body, indices))
 
     def stage(name: str) -> Tensor:
         # The select repeats where=: td.reference evaluates a reduction's body everywhere,
         # and the select keeps it from reading outside the guarded region.
         def gather(*indices):
-            return sum_reducer(placed(body, indices), axis=reduce_axes,
+            return sum_reducer(placed(body, indices), axis=free,
                                where=placed(outer, indices) if outer is not None else None)
-        return named_compute(target.shape, gather, names, name)
+        return named_compute(target.shape, gather, [a.name for a in axes], name)
 
-    return Piece(consumer.name, stage=stage)
+    return Piece(source, stage=stage)
 
 
 def _extent_rank(v: IterVar) -> int:

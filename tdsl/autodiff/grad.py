@@ -93,9 +93,7 @@ def _propagate(op: ComputeOp, adjoint_at: Reader, depends: set[int],
         else:
             merged.append((load, g))
     for load, g in merged:
-        piece = contribution(op, load, g, start.where)
-        if piece is not None:
-            pieces.setdefault(id(load.tensor.op), []).append(piece)
+        pieces.setdefault(id(load.tensor.op), []).append(contribution(op, load, g, start.where))
 
 
 def _accumulate(op: Operation, parts: list[Piece], copy: bool) -> Tensor:
