@@ -36,13 +36,20 @@ def grad(output: Tensor, inputs: Sequence[Tensor] | Tensor, head: Tensor | None 
 
     `head` is the adjoint of the output (a tensor shaped like it, e.g. a placeholder); it
     defaults to 1 for a scalar output (shape ()). Differentiable: arithmetic, the float
-    intrinsics, select, casts between float types, sum / max / min reductions (the first
-    extremum in the reduction's order takes the adjoint; `maximum(a, b)` gives it to a on
-    a tie), affine reads such as `A[i + r, j * 2]`. Refused with a TdslError: integer
-    inputs, recurrences (td.update) and custom reducers on the path.
+    intrinsics, select, casts between float types (casts to integers, floor, ceil, round,
+    trunc and comparisons pass nothing), sum / max / min reductions with where= (on a tie
+    the first extremum in the reduction's order takes the adjoint; `maximum(a, b)` gives it
+    to a where a >= b, `minimum(a, b)` where a <= b), affine reads such as `A[i + r, j * 2]`
+    (gathers), reads at data-dependent indices (a guard such as `label[i] == j`, or a
+    scatter-add with td.update for `E[idx[i], j]`). Refused with a TdslError: integer
+    inputs or outputs, and on the path recurrences (td.update), custom reducers and
+    reductions whose range depends on another axis.
 
     >>> dW, dX = td.grad(loss, [W, X])
     >>> mod = td.build(td.create_schedule([dW, dX]), [X, W, dW, dX])
+
+    Pass td.build the placeholders the adjoints read: it refuses unused ones (the input of a
+    linear function has no place in its own adjoint).
     """
     output = _check_tensor(output, "the output")
     single = isinstance(inputs, Tensor)
