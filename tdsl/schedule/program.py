@@ -14,7 +14,7 @@ from ..errors import ScheduleError, TdslValueError
 from ..lang.expr import Expr, Load, Reduce
 from ..lang.tensor import ComputeOp, PlaceholderOp, Tensor, UpdateOp
 from ..lang.visit import substitute, transform
-from ..lang.names import unique_name
+from ..lang.names import C_RESERVED, unique_name
 from ..poly.program import Array, Loop, Program, Statement
 from .state import StageState, is_reduce_leaf, leaf_values
 
@@ -31,7 +31,7 @@ class ProgramBuilder:
         self.array_of: dict[int, Array] = {}
         self.statements: dict[object, list[Statement]] = {}
         self.attach: dict[str, Loop] = {}
-        self._names: set[str] = set()          # array names
+        self._names: set[str] = set(C_RESERVED)  # array names (never a C library name)
         self._stmt_names: set[str] = set()     # statement names (a separate namespace)
         self._placed: set = set()
 

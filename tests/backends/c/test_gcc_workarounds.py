@@ -4,6 +4,7 @@ comments of tdsl/backends/c/build.py and prelude.py)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import tdsl as td
 
@@ -20,3 +21,18 @@ def test_select_in_a_small_odd_loop_under_if_conversion():
     td.build(td.create_schedule(g), [a, h, g], target="c -mcpu=x86-64-v3")(av, hv, out)
     want = np.where(av[:, None, :] == np.arange(4)[None, :, None], hv[:, None, :], 0.0)
     np.testing.assert_array_equal(out, want)
+
+
+def test_tensors_named_like_c_functions():
+    """Found by the td.grad work: nn.tanh's stage (named `tanh`) became a C buffer that hid
+    tanh(), and gcc failed; such arrays get another C name, the arguments keep theirs."""
+    x = td.placeholder((5,), dtype="float64", name="exp")
+    t = td.compute((5,), lambda i: td.tanh(x[i]) + td.exp(x[i]), name="tanh")
+    kernel = td.compute((5,), lambda i: t[i] * 2.0, name="kernel")
+    a = np.linspace(-1, 1, 5)
+    out = np.zeros(5)
+    mod = td.build(td.create_schedule(kernel), [x, kernel])
+    mod(a, out)
+    np.testing.assert_allclose(out, (np.tanh(a) + np.exp(a)) * 2, rtol=1e-12)
+    with pytest.raises(ValueError, match="argument exp should have shape"):
+        mod(np.zeros(4), out)
