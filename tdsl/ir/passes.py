@@ -42,8 +42,12 @@ def merge_allocs(s: ir.Stmt) -> ir.Stmt:
     sequence. isl may split the body of a loop with a single iteration into pieces, each
     under its own copy of the Alloc, and some of them under a guard (an accumulator's
     init, its update under `if (i >= 1)`, its store): all pieces belong to one iteration
-    of the loop that owns the buffer, so the buffer must live across all of them. Copies
-    under different loops of the sequence are different iterations and stay apart."""
+    of the loop that owns the buffer, so the buffer must live across all of them. isl may
+    also run the first part of the last iteration inside a loop and the rest after it
+    (fuzzer case 865 of seed 20261202): copies under serial loops are joined too, above
+    the loop. That is safe: each iteration computes its region of the buffer before it
+    reads it, and isl separates an iteration only where no other runs in between. Copies
+    under parallel (or vector, or GPU) loops stay apart: those iterations run at once."""
     match s:
         case ir.Seq(stmts=stmts):
             children = [merge_allocs(c) for c in stmts]
@@ -79,7 +83,11 @@ def _shared_alloc(children: list[ir.Stmt]):
     return None
 
 
+SEQUENTIAL = ("serial", "unroll")
+
+
 def _allocs_outside_loops(s: ir.Stmt) -> list[ir.Buffer]:
+    """Buffers allocated in `s` outside loops whose iterations run at once."""
     match s:
         case ir.Seq(stmts=stmts):
             return [b for c in stmts for b in _allocs_outside_loops(c)]
@@ -88,11 +96,14 @@ def _allocs_outside_loops(s: ir.Stmt) -> list[ir.Buffer]:
                 (_allocs_outside_loops(other) if other is not None else [])
         case ir.Alloc(buffer=b, body=body):
             return [b] + _allocs_outside_loops(body)
+        case ir.For(kind=kind, body=body) if kind in SEQUENTIAL:
+            return _allocs_outside_loops(body)
     return []
 
 
 def _strip_alloc(s: ir.Stmt, buffer: ir.Buffer) -> ir.Stmt:
-    """`s` without its Allocs of `buffer` outside loops (an enclosing Alloc now owns it)."""
+    """`s` without its Allocs of `buffer` that `_allocs_outside_loops` sees (an enclosing
+    Alloc now owns it)."""
     match s:
         case ir.Seq(stmts=stmts):
             return ir.seq(*[_strip_alloc(c, buffer) for c in stmts])
@@ -102,4 +113,6 @@ def _strip_alloc(s: ir.Stmt, buffer: ir.Buffer) -> ir.Stmt:
         case ir.Alloc(buffer=b, body=body):
             inner = _strip_alloc(body, buffer)
             return inner if b is buffer else ir.Alloc(b, inner)
+        case ir.For(kind=kind, body=body) if kind in SEQUENTIAL:
+            return dataclasses.replace(s, body=_strip_alloc(body, buffer))
     return s

@@ -307,3 +307,24 @@ def test_gather_cache_at_a_loop_of_one_iteration():
     p = a * 2
     np.testing.assert_allclose(g, p[:, (np.arange(9) * 2) % 9] + p[:, np.arange(9) // 3] + 1,
                                rtol=1e-6)
+
+
+def test_private_buffer_of_an_iteration_split_around_a_loop():
+    """Seed 20261202 case 865: isl ran the copy of A's tile for the last row inside the
+    loop over rows and that row's min-update after the loop, each under its own copy of
+    the private buffer A_local; the update read a fresh one (1.0 instead of the min).
+    merge_allocs now joins copies under serial loops, above the loop."""
+    l = td.var("l")
+    A = td.placeholder((3, l), dtype="float64", name="A")
+    k = td.reduce_axis((1, l), name="k")
+    R = td.compute((3,), lambda i: td.min(A[i, k] * 2 + 1, axis=k, where=k < i), name="R")
+    s = td.create_schedule(R)
+    s.cache_read(A, "local", [s.stages[0].op.output(0)])
+    s.stages[0].compute_at(s.stages[1], s.stages[1].leaf_iter_vars[0])
+    s.stages[1].vectorize(s.stages[1].leaf_iter_vars[1])
+    a = np.random.default_rng(865).uniform(-1, 1, (3, 9))
+    out = np.zeros(3)
+    td.build(s, [A, R])(a, out)
+    ks, rows = np.arange(9)[None, :], np.arange(3)[:, None]
+    want = np.where((ks >= 1) & (ks < rows), a * 2 + 1, np.inf).min(1)
+    np.testing.assert_array_equal(out, want)
