@@ -47,19 +47,13 @@ def generate_ast(model: Model, isolate: bool = True) -> tuple[isl.AstNode, Marks
     """The isl AST of the scheduled program, and the marks it carries; checked to run
     every instance (coverage.py: isl can drop some; one retry, then a lesson)."""
     ast, marks = _generate(model, isolate)
-    try:
-        missing = coverage.lost(model, marks.executed)
-    except coverage.Unverified as exc:
-        raise coverage.refuse_unverified(exc.names) from None
+    missing = coverage.lost(model, marks.executed)
     if missing:
         for name in missing:
             sm = model.stmts[name]
             sm.domain = coverage.partitioned(sm.domain, len(sm.outer))
         ast, marks = _generate(model, isolate)
-        try:
-            missing = coverage.lost(model, marks.executed)
-        except coverage.Unverified as exc:
-            raise coverage.refuse_unverified(exc.names) from None
+        missing = coverage.lost(model, marks.executed)
         if missing:
             raise coverage.refuse(missing)
     return ast, marks

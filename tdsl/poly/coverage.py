@@ -26,17 +26,10 @@ from ..errors import ScheduleError
 CHECK_BUDGET = 1_000_000
 
 
-class Unverified(Exception):
-    """The check did not finish within CHECK_BUDGET for these statements."""
-
-    def __init__(self, names: list[str]):
-        super().__init__(", ".join(names))
-        self.names = names
-
-
 def lost(model, executed: dict[str, isl.Set]) -> list[str]:
-    """Names of the statements some of whose instances no AST leaf runs; Unverified if
-    the check of some statement ran out of its budget."""
+    """Names of the statements some of whose instances no AST leaf runs; a ScheduleError
+    (the lesson of `refuse_unverified`) if the check of some statement ran out of its
+    budget, since an unchecked AST could be wrong."""
     names, unverified = [], []
     for name, sm in model.stmts.items():
         want = sm.domain.intersect_params(model.context)
@@ -52,7 +45,7 @@ def lost(model, executed: dict[str, isl.Set]) -> list[str]:
         elif not covered:
             names.append(name)
     if unverified and not names:
-        raise Unverified(unverified)
+        raise refuse_unverified(unverified)
     return names
 
 

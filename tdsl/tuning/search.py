@@ -110,7 +110,8 @@ class _Tuner:
         self.model = CostModel(seed)
         self.history: list[dict] = []
         self.seen: dict[str, dict] = {}            # schedule key -> record
-        self.tried: set[str] = set()               # config keys realized already
+        self.tried: set[str] = set()               # config keys measured or refused
+        self.realized: dict[str, Candidate] = {}   # config key -> its candidate
         self.refused = self.errors = self.wrong = 0
 
     # -- the loop -----------------------------------------------------------------------
@@ -167,8 +168,10 @@ class _Tuner:
             if ck in self.tried or ck in round_configs:
                 continue
             round_configs.add(ck)
-            candidate = self.space.realize(config)
-            candidate.config_key = ck
+            candidate = self.realized.get(ck)
+            if candidate is None:          # realize (isl proves it) once per configuration
+                candidate = self.realized[ck] = self.space.realize(config)
+                candidate.config_key = ck
             if candidate.key in self.seen or candidate.key in keys:
                 continue
             keys.add(candidate.key)
@@ -176,7 +179,8 @@ class _Tuner:
                 self.tried.add(ck)
                 self._refuse(candidate, "; ".join(candidate.refused))
                 continue
-            candidate.features = features(candidate, self.workload.sizes)
+            if not candidate.features:
+                candidate.features = features(candidate, self.workload.sizes)
             (default if not config else fresh).append(candidate)
         rest = fresh
         if not rest and not default:

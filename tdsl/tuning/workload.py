@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -141,15 +140,9 @@ class Workload:
 
 
 def machine() -> str:
-    """The CPU this process runs on (model name), for the workload key."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU this process runs on, for the workload key."""
+    from ..target import host_description
+    return host_description()
 
 
 def _size_params(args) -> tuple:

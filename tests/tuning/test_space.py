@@ -55,8 +55,9 @@ def test_the_default_candidate_is_the_auto_schedule():
     assert len(seen) > 3                      # mutations give other schedules
 
 
-def test_a_refused_candidate_never_builds():
+def test_a_configuration_sets_its_knobs_and_the_schedule():
     A, B, C = matmul()
     workload = Workload([C], [A, B, C], SIZES)
     c = Space(workload).realize({"C.tile_rows": 4})
     assert not c.refused and c.choices["C.tile_rows"] == 4
+    assert "split(i, factor=4)" in c.schedule.script()
