@@ -39,6 +39,9 @@ def c_type(dtype: str) -> str:
     return C_TYPES[dtype]
 
 
+# The OpenMP schedule of a parallel loop.
+PARALLEL_FOR = "omp parallel for schedule(static)"
+
 class ExprRenderer:
     """C text of one expression."""
 
@@ -207,7 +210,7 @@ class StmtRenderer:
             head = c.For(f"int64_t {s.var.name} = {_strip(self.e(s.start))}",
                          f"{s.var.name} < {_strip(self.e(s.stop))}", f"{s.var.name} += {s.step}",
                          body)
-            return ([c.Pragma("omp parallel for schedule(static)")] if s.kind == "parallel" and
+            return ([c.Pragma(PARALLEL_FOR)] if s.kind == "parallel" and
                     self.parallel_depth == 0 and self.simd_depth == 0 else []) + [head]
         if s.kind == "unroll" and trip is not None and trip <= UNROLL_LIMIT and \
                 self.copies * trip <= UNROLL_TOTAL:
@@ -221,7 +224,7 @@ class StmtRenderer:
                   f"++{var}")
         pragmas = []
         if s.kind == "parallel" and self.parallel_depth == 0 and self.simd_depth == 0:
-            pragmas.append(c.Pragma("omp parallel for schedule(static)"))
+            pragmas.append(c.Pragma(PARALLEL_FOR))
             self.parallel_depth += 1
             body = c.Block(self.stmts(s.body))
             self.parallel_depth -= 1
