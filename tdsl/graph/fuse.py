@@ -129,7 +129,7 @@ def _ordered(groups, order, readers, outs) -> tuple[Group, ...]:
         outputs = [op.output(0) for op in ops
                    if id(op) in outs or any(id(r) not in inside and
                                             not _has_copy(r, op, groups) for r in readers[op])]
-        anchor = max(ops, key=lambda op: (pattern(op), position[op]))
+        anchor = next((op for op in ops if pattern(op) is Pattern.OUT_FUSABLE), ops[-1])
         built.append(Group(tuple(ops), tuple(inputs), tuple(outputs), anchor))
     # Kahn's algorithm, ties by the position of the group's last stage
     producer = {id(t.op): k for k, g in enumerate(built) for t in g.outputs}

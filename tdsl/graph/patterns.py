@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 
 from ..auto.analysis import _info
-from ..lang.expr import IterVar, Load, Reduce
+from ..lang.expr import Const, IterVar, Load, Reduce
 from ..lang.tensor import ComputeOp, Operation, PlaceholderOp
 from ..lang.visit import loads, walk
 
@@ -49,22 +49,38 @@ def pattern(op: Operation) -> Pattern:
     if isinstance(body, Reduce):
         return Pattern.OUT_FUSABLE if _info(op).kind == "reuse" else Pattern.REDUCTION
     axes = list(op.axis)
-    if all(_same(_bare(ld), axes) for ld in reads):
+    if all(_elementwise(ld, axes) for ld in reads):
         return Pattern.ELEMENTWISE
     if all(_bare(ld) is not None and _subsequence(_bare(ld), axes) for ld in reads):
         return Pattern.BROADCAST
     return Pattern.INJECTIVE
 
 
+def _elementwise(ld: Load, axes: list) -> bool:
+    """Read at the stage's own index (a size-1 axis read at 0 counts: nn's broadcasting
+    reads a batch of one at 0)."""
+    return len(ld.indices) == len(axes) and all(
+        i is a or (_zero(i) and _one(a.extent)) for i, a in zip(ld.indices, axes))
+
+
 def _bare(ld: Load) -> list | None:
-    """The load's indices if each is one bare axis, else None."""
-    return list(ld.indices) if all(isinstance(i, IterVar) for i in ld.indices) else None
+    """The axes the load reads at, if each index is one bare axis or 0 on a dimension
+    of size 1 (a broadcast dimension, dropped); else None."""
+    kept = []
+    for i, d in zip(ld.indices, ld.tensor.shape):
+        if isinstance(i, IterVar):
+            kept.append(i)
+        elif not (_zero(i) and _one(d)):
+            return None
+    return kept
 
 
-def _same(items: list | None, axes: list) -> bool:
-    """Identity, not `==`: comparing expressions builds an expression."""
-    return items is not None and len(items) == len(axes) and \
-        all(a is b for a, b in zip(items, axes))
+def _zero(e) -> bool:
+    return isinstance(e, Const) and e.value == 0
+
+
+def _one(e) -> bool:
+    return isinstance(e, Const) and e.value == 1
 
 
 def _subsequence(items: list, of: list) -> bool:
