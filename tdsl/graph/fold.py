@@ -93,20 +93,19 @@ def _evaluate_constants(outputs, params, folded, taken):
 
 
 def _fold_batch_norms(outputs, params, folded, taken):
-    order = topo_order(outputs)
-    readers = consumers(order)
-    outs = {id(t.op) for t in outputs}
-    replace: dict[Tensor, Tensor] = {}
-    for op in order:
-        match = _batch_norm_after_conv(op, params, readers, outs)
-        if match is None or any(t in replace for t in (match.conv, match.bias_stage)):
-            continue
-        replace[op.output(0)] = _folded(match, params, taken)
-        folded.append(Folded("batch_norm", (op.name,), match.conv.name))
-    if not replace:
-        return outputs, params
-    new = rebuild(outputs, replace)
-    return [new[t] for t in outputs], params
+    """One batch_norm at a time: the replacement reads the graph as it is, so the graph
+    rebuilt around it stays one graph (no stage of the old one resurfaces upstream)."""
+    while True:
+        order = topo_order(outputs)
+        readers = consumers(order)
+        outs = {id(t.op) for t in outputs}
+        match = next((m for m in (_batch_norm_after_conv(op, params, readers, outs)
+                                  for op in order) if m is not None), None)
+        if match is None:
+            return outputs, params
+        new = rebuild(outputs, {match.norm.output(0): _folded(match, params, taken)})
+        outputs = [new[t] for t in outputs]
+        folded.append(Folded("batch_norm", (match.norm.name,), match.conv.name))
 
 
 @dataclass(frozen=True)

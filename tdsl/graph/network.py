@@ -96,7 +96,10 @@ class Network:
         lines = [f"network {self.name}: ({', '.join(t.name for t in self.inputs)}) -> "
                  f"({', '.join(t.name for t in self.outputs)}), {len(self.kernels)} kernels, "
                  f"{len(self.constants)} weights embedded"]
-        lines += [f"  folded: {f}" for f in self.folded]
+        constant = [s for f in self.folded if f.what == "constant" for s in f.stages]
+        if constant:
+            lines.append(f"  evaluated at compile time: {', '.join(constant)}")
+        lines += [f"  folded: {f}" for f in self.folded if f.what != "constant"]
         lines += [f"  fusion choice: {c}" for c in self.choices]
         for k, info in enumerate(self.kernels):
             share = f"{100 * seconds[k] / total:5.1f}% of the time" if total else \

@@ -61,8 +61,8 @@ def test_an_output_that_does_not_depend_on_the_inputs():
 
 def test_a_placeholder_neither_input_nor_param():
     x, w, y = _dense()
-    with pytest.raises(td.TdslValueError, match=r"the outputs read the placeholder w \(3, 4\), which is "
-                                                "neither an input nor a param"):
+    with pytest.raises(td.TdslValueError, match=r"the outputs read the placeholder w \(3, 4\), "
+                                                "which is neither an input nor a param"):
         td.compile([y], inputs=[x])
 
 

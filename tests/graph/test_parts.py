@@ -91,3 +91,24 @@ def test_memory_plan_shares_by_liveness():
     assert offsets["b"] != offsets["a"]
     assert plan.peak < plan.total
     assert plan_memory([]).peak == 0
+
+
+def test_fold_a_chain_of_batch_norms():
+    """Each conv + batch_norm of a chain folded; no stage of the old graph survives
+    upstream of a folded one."""
+    x = td.placeholder((1, 2, 4, 4), name="x")
+    rng = np.random.default_rng(1)
+    params, h = {}, x
+    for layer in range(3):
+        w = td.placeholder((2, 2, 1, 1), name=f"w{layer}")
+        stats = [td.placeholder((2,), name=f"{n}{layer}") for n in "gbmv"]
+        for t in (w, *stats):
+            params[t] = rng.random(tuple(int(d.value) for d in t.shape)).astype("float32") + .5
+        h = nn.relu(nn.batch_norm(nn.conv2d(x if layer == 0 else h, w), *stats))
+    result = fold([h], params)
+    assert [f.what for f in result.folded].count("batch_norm") == 3
+    read = {op.name for op in topo_order(list(result.outputs))}
+    assert not read & {"w0", "w1", "w2", "m0", "m1", "m2", "batch_norm_scale"}
+    xa = rng.random((1, 2, 4, 4)).astype("float32")
+    np.testing.assert_allclose(td.reference(result.outputs[0], {x: xa, **result.params}),
+                               td.reference(h, {x: xa, **params}), rtol=1e-5)
