@@ -11,7 +11,7 @@
     compile.py    the pipeline
 """
 
-from .compile import compile  # noqa: A004
+from .compile import Task, compile, tasks  # noqa: A004
 from .network import Network
 
-__all__ = ["compile", "Network"]
+__all__ = ["compile", "tasks", "Task", "Network"]

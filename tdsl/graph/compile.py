@@ -72,18 +72,62 @@ def compile(model, inputs=None, params=None, target="c", *, name: str = "network
     found = _recall(key, start)
     if found is not None:
         return found
-    renamed = distinct_names(outputs, keep=inputs)
-    outputs = [renamed[o] for o in outputs]
-    params = {renamed[p]: v for p, v in params.items() if p in renamed}
-    folding = fold(outputs, params)
-    outputs, params = list(folding.outputs), folding.params
-    parts = partition(outputs, topo_order(outputs))
+    outputs, params, folding, parts = _fuse(outputs, inputs, params)
     taken: set[str] = set()
     kernels = [_kernel(name, g, t, log, taken) for g in parts.groups]
     record = _assemble(name, kernels, inputs, outputs, params, folding.folded,
                        [str(c) for c in parts.choices], t)
     cache.store(key, "c-network", lambda tmp: _write_json(tmp, record))
     return _network(record, time.perf_counter() - start, cached=False)
+
+
+def _fuse(outputs, inputs, params):
+    """Names apart, weights folded, stages partitioned into kernels."""
+    renamed = distinct_names(outputs, keep=inputs)
+    outputs = [renamed[o] for o in outputs]
+    params = {renamed[p]: v for p, v in params.items() if p in renamed}
+    folding = fold(outputs, params)
+    outputs, params = list(folding.outputs), folding.params
+    return outputs, params, folding, partition(outputs, topo_order(outputs))
+
+
+@dataclass(frozen=True)
+class Task:
+    """One kernel of a network as `td.tune` takes it (Ansor's task extraction)."""
+
+    name: str
+    outputs: tuple[Tensor, ...]
+    args: tuple[Tensor, ...]
+    work: int                        # points of its iteration domains
+
+
+def tasks(outputs, inputs, params=None, *, name: str = "network") -> list[Task]:
+    """The kernels `td.compile` would build for this network, cut out and ready to tune;
+    a log with their records makes `td.compile(..., log=log)` use the tuned schedules.
+
+    >>> for task in td.graph.tasks([y], [x], params):
+    ...     td.tune(task.outputs, task.args, trials=64, log="net.jsonl")
+    >>> net = td.compile([y], inputs=[x], params=params, log="net.jsonl")
+    """
+    outputs, inputs, params = check_graph(outputs, inputs, params)
+    outputs, params, _, parts = _fuse(outputs, inputs, params)
+    taken: set[str] = set()
+    found = []
+    for g in parts.groups:
+        outs, args = cut(g)
+        found.append(Task(unique_name(f"{name}_{g.anchor.name}", taken), tuple(outs),
+                          tuple(args), sum(work(op) for op in g.ops)))
+    return found
+
+
+def cut(group: Group) -> tuple[list[Tensor], list[Tensor]]:
+    """The kernel's own stage DAG: (outputs, args), the tensors it reads from other
+    kernels replaced by placeholders of the same name."""
+    replaced = {t: placeholder(t.shape, t.dtype, t.name) for t in group.inputs
+                if not isinstance(t.op, PlaceholderOp)}
+    new = rebuild(group.outputs, replaced)
+    outs = [new[t] for t in group.outputs]
+    return outs, [replaced.get(t, t) for t in group.inputs] + outs
 
 
 @dataclass(frozen=True)
@@ -98,11 +142,7 @@ def _kernel(net: str, group: Group, target, log, taken: set[str]) -> _Built:
     from ..backends.c.render import render_function
     from ..schedule import lower
     from ..schedule.fingerprint import fingerprint
-    cut = {t: placeholder(t.shape, t.dtype, t.name) for t in group.inputs
-           if not isinstance(t.op, PlaceholderOp)}
-    new = rebuild(group.outputs, cut)
-    outs = [new[t] for t in group.outputs]
-    args = [cut.get(t, t) for t in group.inputs] + outs
+    outs, args = cut(group)
     fname = unique_name(f"{net}_{group.anchor.name}", taken)
     schedule, tuned = _schedule(outs, args, target, log)
     key = cache.digest("c-function", fingerprint(schedule.data, args, fname, str(target)))

@@ -147,3 +147,15 @@ def test_several_outputs_come_back_as_a_list():
     ref = xa @ np.ones((4, 5), "float32")
     np.testing.assert_allclose(relu, np.maximum(ref, 0), rtol=1e-6)
     np.testing.assert_allclose(sig, 1 / (1 + np.exp(-ref)), rtol=1e-5)
+
+
+def test_a_log_without_records_falls_back_to_auto_schedule(nets, tmp_path):
+    log = tmp_path / "tune.jsonl"
+    log.write_text("")
+    outputs, inputs, params, oracle = common.mlp()
+    net = td.compile(outputs, inputs=inputs, params=params, log=log)
+    assert not net.cached                         # the log is part of the key
+    assert not any(k.tuned for k in net.kernels)
+    assert [k.schedule for k in net.kernels] == [k.schedule for k in nets["mlp"][0].kernels]
+    arrays = _inputs(inputs, 6)
+    np.testing.assert_allclose(net(*arrays), oracle(*arrays), rtol=2e-4, atol=2e-4)
