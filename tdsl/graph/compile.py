@@ -73,8 +73,7 @@ def compile(model, inputs=None, params=None, target="c", *, name: str = "network
     if found is not None:
         return found
     outputs, params, folding, parts = _fuse(outputs, inputs, params)
-    taken: set[str] = set()
-    kernels = [_kernel(name, g, t, log, taken) for g in parts.groups]
+    kernels = _kernels(name, parts.groups, t, log)
     record = _assemble(name, kernels, inputs, outputs, params, folding.folded,
                        [str(c) for c in parts.choices], t)
     cache.store(key, "c-network", lambda tmp: _write_json(tmp, record))
@@ -137,13 +136,56 @@ class _Built:
     buffers: tuple[Tensor, ...]      # the kernel's arguments in the network's tensors
 
 
-def _kernel(net: str, group: Group, target, log, taken: set[str]) -> _Built:
+def _kernels(net: str, groups, target, log) -> list[_Built]:
+    """Every kernel, scheduled and lowered in worker processes when there are several
+    CPUs (isl holds the GIL: threads would not help); `TDSL_COMPILE_JOBS` caps them."""
+    taken: set[str] = set()
+    names = [unique_name(f"{net}_{g.anchor.name}", taken) for g in groups]
+    jobs = min(len(groups), _cpus())
+    if jobs > 1:
+        import concurrent.futures
+        import multiprocessing
+        global _PENDING
+        _PENDING = (groups, names, target, log)
+        try:
+            # fork: the workers inherit the graph instead of unpickling it
+            with concurrent.futures.ProcessPoolExecutor(
+                    jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+                done = list(pool.map(_kernel_in_worker, range(len(groups))))
+            return [_Built(info, function, tuple(g.inputs) + tuple(g.outputs))
+                    for g, (info, function) in zip(groups, done)]
+        except Exception:  # noqa: BLE001 - the serial path below raises it readably
+            pass
+        finally:
+            _PENDING = None
+    return [_kernel(n, g, target, log) for n, g in zip(names, groups)]
+
+
+_PENDING = None       # (groups, names, target, log) for the forked workers
+
+
+def _kernel_in_worker(k: int):
+    groups, names, target, log = _PENDING
+    built = _kernel(names[k], groups[k], target, log)
+    return built.info, built.function
+
+
+def _cpus() -> int:
+    limit = os.environ.get("TDSL_COMPILE_JOBS")
+    if limit is not None:
+        return max(int(limit), 1)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _kernel(fname: str, group: Group, target, log) -> _Built:
     """One kernel: cut out, scheduled, lowered and rendered."""
     from ..backends.c.render import render_function
     from ..schedule import lower
     from ..schedule.fingerprint import fingerprint
     outs, args = cut(group)
-    fname = unique_name(f"{net}_{group.anchor.name}", taken)
     schedule, tuned = _schedule(outs, args, target, log)
     key = cache.digest("c-function", fingerprint(schedule.data, args, fname, str(target)))
     entry = cache.lookup(key, "c-function")

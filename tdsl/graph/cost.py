@@ -5,7 +5,8 @@ it: once per read. A matmul reads each element of its left operand once per outp
 column, so an elementwise prologue inlined there runs `columns` times. Materializing
 instead costs one evaluation, one write and one read per reading kernel. The units:
 one arithmetic operation per point, `MEMORY` per element moved, `EXPENSIVE` per
-transcendental call (exp, tanh, ...). Counts are points of the iteration domains at
+transcendental call (exp, tanh, ...); a stage that only moves data (a reshape, a
+squeeze) costs nothing to recompute. Counts are points of the iteration domains at
 the network's constant sizes (`patterns.work`; every nn domain is a box, so the product
 of the extents is the count isl would give).
 """
@@ -53,7 +54,7 @@ def body_cost(op: Operation) -> int:
             cost += EXPENSIVE if node.name in EXPENSIVE_CALLS else 1
         elif isinstance(node, (BinOp, UnaryOp, Select)):
             cost += 1
-    return max(cost, 1)
+    return cost                # a copy (a reshape, a squeeze) recomputes for free
 
 
 def reads_per_element(producer: Operation, reader: Operation, pat: dict) -> int:
