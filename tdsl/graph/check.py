@@ -41,7 +41,10 @@ def check_graph(outputs, inputs, params) -> tuple[list[Tensor], list[Tensor], di
             if not isinstance(d, Const):
                 raise TdslValueError(f"td.compile needs constant shapes; {t.name} has shape "
                                      f"{shape_str(op.shape)} (bind symbolic sizes first)")
-    for t in outputs:
+    for k, t in enumerate(outputs):
+        if any(t == o for o in outputs[:k]):
+            raise TdslValueError(f"the output {t.name} is listed twice in td.compile's "
+                                 "outputs")
         if isinstance(t.op, PlaceholderOp):
             raise TdslValueError(f"the output {t.name} is a placeholder itself; outputs must "
                                  "be computed from the inputs")

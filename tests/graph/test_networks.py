@@ -159,3 +159,24 @@ def test_a_log_without_records_falls_back_to_auto_schedule(nets, tmp_path):
     assert [k.schedule for k in net.kernels] == [k.schedule for k in nets["mlp"][0].kernels]
     arrays = _inputs(inputs, 6)
     np.testing.assert_allclose(net(*arrays), oracle(*arrays), rtol=2e-4, atol=2e-4)
+
+
+def test_an_update_stage_and_an_output_read_by_another_output():
+    """A recurrence (opaque: a kernel of its own, with its initial stage) whose result is
+    both an output and the input of the next kernel."""
+    x = td.placeholder((8,), name="x")
+    r = td.reduce_axis((1, 8), name="r")
+    y = td.compute((8,), lambda i: x[i] * 2, name="y")
+    y = td.update(y, lambda: (r,), lambda: y[r - 1] + y[r])
+    from tdsl import nn
+    net = td.compile([nn.relu(y), y], inputs=[x])
+    assert [k.stages for k in net.kernels] == [("y", "y_update"), ("relu",)]
+    assert net.kernels[0].patterns == ("elementwise", "opaque")
+    xa = np.arange(8, dtype="float32") - 2
+    relu, prefix = net(xa)
+    np.testing.assert_array_equal(prefix, np.cumsum(2 * xa))
+    np.testing.assert_array_equal(relu, np.maximum(np.cumsum(2 * xa), 0))
+    assert net.plan.peak == 0
+    with pytest.raises(td.TdslValueError, match="the output relu is listed twice"):
+        out = nn.relu(y)
+        td.compile([out, out], inputs=[x])
