@@ -66,12 +66,27 @@ def reads_per_element(producer: Operation, reader: Operation, pat: dict) -> int:
     return max(work(reader) // size, 1)
 
 
+def chain_cost(op: Operation, pat: dict, all_readers: dict) -> int:
+    """Operations per point of `op` with the producers that would be inlined into it
+    along (elementwise, broadcast and injective stages that only it reads): recomputing
+    `op` recomputes them too."""
+    cost = body_cost(op)
+    for t in op.input_tensors if isinstance(op, ComputeOp) else ():
+        producer = t.op
+        if isinstance(producer, ComputeOp) and pat.get(producer, Pattern.OPAQUE) <= \
+                Pattern.INJECTIVE and all_readers.get(producer) == [op] and \
+                not any(isinstance(n, Select) for n in walk(producer.body)):
+            cost += chain_cost(producer, pat, all_readers)
+    return cost
+
+
 def recompute_or_materialize(op: Operation, readers: list[Operation], pat: dict,
-                             copies: int = 1) -> Choice | None:
+                             all_readers: dict, copies: int = 1) -> Choice | None:
     """The choice for `op` read by `readers` in `copies` kernels; None when there is
     nothing to choose (one kernel, read once per element, or kept as a stage inside
-    the kernel by the automatic scheduler, like a padding stage before a reduction)."""
-    per_point = body_cost(op)
+    the kernel by the automatic scheduler, like a padding stage before a reduction).
+    `all_readers` maps every stage to its readers (for the chain inlined along)."""
+    per_point = chain_cost(op, pat, all_readers)
     reuse = [reads_per_element(op, r, pat) for r in readers]
     if copies == 1 and (max(reuse) == 1 or not _inlined_by_auto(op, readers, pat)):
         return None

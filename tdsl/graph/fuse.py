@@ -83,7 +83,7 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
         if id(op) in outs or not reading:
             start(op)
         elif len(reading) == 1 and _may_join(op, pat, groups[reading[0]]):
-            choice = recompute_or_materialize(op, readers[op], pat)
+            choice = recompute_or_materialize(op, readers[op], pat, readers)
             if choice is not None:
                 choices.append(choice)
             if choice is None or choice.recompute:
@@ -91,7 +91,8 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
             else:
                 start(op)
         elif len(reading) > 1 and pat[op] <= Pattern.INJECTIVE:
-            choice = recompute_or_materialize(op, readers[op], pat, copies=len(reading))
+            choice = recompute_or_materialize(op, readers[op], pat, readers,
+                                              copies=len(reading))
             choices.append(choice)
             if choice.recompute:
                 for g in reading:

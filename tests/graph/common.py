@@ -139,3 +139,40 @@ def transformer(seed=3, seq=8, width=16, hidden=32):
         h = np_layer_norm(xa + attn, P[g1], P[b1])
         return np_layer_norm(h + np_gelu(h @ P[w1].T) @ P[w2].T, P[g2], P[b2])
     return [y], [x], P, oracle
+
+
+def inverted_residual(seed=4):
+    """MobileNetV2's block: 1x1 expand, 3x3 depthwise, 1x1 project, each with
+    batch_norm, relu6 as ONNX writes it (Clip = min(max(x, 0), 6)), and the skip add."""
+    rng = np.random.default_rng(seed)
+    params = {}
+
+    def param(shape, name, positive=False):
+        t = td.placeholder(shape, name=name)
+        params[t] = rand(rng, *shape, positive=positive)
+        return t
+
+    def bn(h, c, i):
+        stats = [param((c,), f"{n}{i}", positive=(n == "v")) for n in "gbmv"]
+        return nn.batch_norm(h, *stats)
+
+    def relu6(h):
+        return nn.minimum(nn.maximum(h, 0.0), 6.0)
+
+    x = td.placeholder((1, 8, 10, 10), name="x")
+    w1, wd, w2 = param((32, 8, 1, 1), "w1"), param((32, 1, 3, 3), "wd"), \
+        param((8, 32, 1, 1), "w2")
+    h = relu6(bn(nn.conv2d(x, w1), 32, 1))
+    h = relu6(bn(nn.conv2d(h, wd, padding=1, groups=32), 32, 2))
+    y = nn.add(x, bn(nn.conv2d(h, w2), 8, 3))
+    p = {t.name: a for t, a in params.items()}
+
+    def oracle(xa):
+        def stats(i):
+            return [p[f"{n}{i}"] for n in "gbmv"]
+        h = np.clip(np_batch_norm(np_conv2d(xa, p["w1"]), *stats(1)), 0, 6)
+        dw = np.concatenate([np_conv2d(h[:, c:c + 1], p["wd"][c:c + 1], 1)
+                             for c in range(32)], axis=1)
+        h = np.clip(np_batch_norm(dw, *stats(2)), 0, 6)
+        return xa + np_batch_norm(np_conv2d(h, p["w2"]), *stats(3))
+    return [y], [x], params, oracle

@@ -20,7 +20,7 @@ def _compile(build):
 @pytest.fixture(scope="module")
 def nets():
     return {b.__name__: _compile(b) for b in (common.mlp, common.cnn, common.residual,
-                                               common.transformer)}
+                                               common.transformer, common.inverted_residual)}
 
 
 def _inputs(inputs, seed):
@@ -29,7 +29,8 @@ def _inputs(inputs, seed):
             for t in inputs]
 
 
-@pytest.mark.parametrize("name", ["mlp", "cnn", "residual", "transformer"])
+@pytest.mark.parametrize("name", ["mlp", "cnn", "residual", "transformer",
+                                  "inverted_residual"])
 def test_outputs_equal_numpy(nets, name):
     net, inputs, oracle = nets[name]
     for seed in (0, 1):
@@ -94,6 +95,19 @@ def test_transformer_choices_by_cost(nets):
     assert _kernel_of(net, "gelu").stages == ("dense_4", "gelu")
     assert _kernel_of(net, "layer_norm").stages == ("layer_norm_sum", "layer_norm_sqsum",
                                                     "layer_norm")
+
+
+def test_depthwise_block_keeps_its_epilogue(nets):
+    """The depthwise conv (a reduction without reuse) takes its bias and relu6; the
+    projection would read each of their elements 8 times: cheaper to write them once."""
+    net = nets["inverted_residual"][0]
+    assert len([f for f in net.folded if f.what == "batch_norm"]) == 3
+    assert [k.stages for k in net.kernels] == [
+        ("conv2d", "batch_norm", "maximum", "minimum"),
+        ("conv2d_pad", "conv2d_1", "batch_norm_1", "maximum_1", "minimum_1"),
+        ("conv2d_2", "batch_norm_2", "add")]
+    assert net.kernels[1].patterns[1] == "reduction"
+    assert net.choices == ("minimum_1: materialize (recompute 76,800 vs materialize 35,200)",)
 
 
 def test_memory_plan_shares_buffers(nets):
