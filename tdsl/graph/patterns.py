@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from ..auto.analysis import _info
+from ..auto.analysis import analyze
 from ..lang.expr import Const, IterVar, Load, Reduce
 from ..lang.tensor import ComputeOp, Operation, PlaceholderOp
 from ..lang.visit import loads, walk
@@ -47,7 +47,8 @@ def pattern(op: Operation) -> Pattern:
     if any(_data_dependent(ld) for ld in reads):
         return Pattern.OPAQUE                 # a gather: its reads are not known statically
     if isinstance(body, Reduce):
-        return Pattern.OUT_FUSABLE if _info(op).kind == "reuse" else Pattern.REDUCTION
+        reuse = analyze([op], [op])[op].kind == "reuse"        # a register tile fits
+        return Pattern.OUT_FUSABLE if reuse else Pattern.REDUCTION
     axes = list(op.axis)
     if all(_elementwise(ld, axes) for ld in reads):
         return Pattern.ELEMENTWISE

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from ..lang.expr import Load
-from ..lang.graph import topo_order
 from ..lang.names import unique_name
 from ..lang.tensor import ComputeOp, Operation, PlaceholderOp, Tensor, UpdateOp
 from ..lang.visit import transform
@@ -101,4 +100,4 @@ def consumers(order: list[Operation]) -> dict[Operation, list[Operation]]:
     return readers
 
 
-__all__ = ["rebuild", "distinct_names", "consumers", "topo_order"]
+__all__ = ["rebuild", "distinct_names", "consumers"]
