@@ -220,7 +220,7 @@ def _assemble(name, kernels: list[_Built], inputs, outputs, params, folded, choi
     network_args = {t.name for t in (*inputs, *outputs)}
     constants_used = [p for p in params if any(p == b for k in kernels for b in k.buffers)]
     weights, constants = weights_file([(p.name, params[p]) for p in constants_used],
-                                      f"{name}_w")
+                                      f"{name}_tdsl_w")
     dtypes = {b.name: b.dtype for k in kernels for b in k.buffers}
     lives: dict[str, list[int]] = {}
     for k, built in enumerate(kernels):

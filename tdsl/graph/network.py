@@ -87,7 +87,7 @@ class Network:
     def kernel_seconds(self) -> list[float]:
         """Seconds spent in each kernel over every call so far (the library counts)."""
         array = (ctypes.c_int64 * max(len(self.kernels), 1)).in_dll(
-            self.module.library.handle, f"{self.name}_nanos")
+            self.module.library.handle, f"{self.name}_tdsl_nanos")
         return [array[k] / 1e9 for k in range(len(self.kernels))]
 
     def __str__(self) -> str:

@@ -145,7 +145,7 @@ C_PROGRAM = textwrap.dedent(r"""
       const int64_t* wrong[2] = {bad, sy};
       rc = network_call(data, wrong, 1, err, sizeof err);
       printf("refused %d: %s\n", rc, err);
-      if (!strstr(tdsl_manifest(), "\"symbol\":\"network_w_c0\"")) {
+      if (!strstr(tdsl_manifest(), "\"symbol\":\"network_tdsl_w_c0\"")) {
         printf("no constants in the manifest\n");
         return 1;
       }

@@ -112,9 +112,9 @@ def _network_function(sig: Signature, calls, constants, arena, arena_bytes, dtyp
     where.update({c.name: c.symbol for c in constants})
     for name, offset in arena.items():
         where[name] = f"(tdsl_arena + {offset})"
-    # <network>_nanos[k]: nanoseconds spent in kernel k over all calls (the time shares
+    # <network>_tdsl_nanos[k]: nanoseconds spent in kernel k over all calls (the time shares
     # `print(net)` reports; two clock reads per kernel, ~40 ns).
-    lines = ["#include <time.h>", f"int64_t {sig.name}_nanos[{max(len(calls), 1)}];",
+    lines = ["#include <time.h>", f"int64_t {sig.name}_tdsl_nanos[{max(len(calls), 1)}];",
              "static inline int64_t tdsl_now(void) {",
              "  struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);",
              "  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;", "}",
@@ -125,7 +125,7 @@ def _network_function(sig: Signature, calls, constants, arena, arena_bytes, dtyp
     for k, call in enumerate(calls):
         args = ", ".join(f"({c_type(dtypes[b])}*){where[b]}" for b in call.buffers)
         lines += ["  tdsl_t = tdsl_now();", f"  rc = {call.name}({args});",
-                  f"  __atomic_fetch_add(&{sig.name}_nanos[{k}], tdsl_now() - tdsl_t, "
+                  f"  __atomic_fetch_add(&{sig.name}_tdsl_nanos[{k}], tdsl_now() - tdsl_t, "
                   "__ATOMIC_RELAXED);", "  if (rc) goto done;"]
     lines += ["done:"]
     if arena_bytes:
