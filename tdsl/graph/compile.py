@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,25 +144,34 @@ def _kernels(net: str, groups, target, log) -> list[_Built]:
     names = [unique_name(f"{net}_{g.anchor.name}", taken) for g in groups]
     jobs = min(len(groups), _cpus())
     if jobs > 1:
-        import concurrent.futures
-        import multiprocessing
         global _PENDING
-        _PENDING = (groups, names, target, log)
-        try:
-            # fork: the workers inherit the graph instead of unpickling it
-            with concurrent.futures.ProcessPoolExecutor(
-                    jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-                done = list(pool.map(_kernel_in_worker, range(len(groups))))
+        with _FORKING:           # one compile at a time hands its graph to the workers
+            _PENDING = (groups, names, target, log)
+            done = _in_workers(jobs, len(groups))
+            _PENDING = None
+        if done is not None:
             return [_Built(info, function, tuple(g.inputs) + tuple(g.outputs))
                     for g, (info, function) in zip(groups, done)]
-        except Exception:  # noqa: BLE001 - the serial path below raises it readably
-            pass
-        finally:
-            _PENDING = None
     return [_kernel(n, g, target, log) for n, g in zip(names, groups)]
 
 
+def _in_workers(jobs: int, count: int):
+    """[(info, function)] of kernels 0..count-1 from `jobs` forked workers; None if the
+    workers could not do it (no fork here, a daemon process, an error in a kernel: the
+    serial path then does it again and raises the error as it is)."""
+    import concurrent.futures
+    import multiprocessing
+    try:
+        # fork: the workers inherit the graph instead of unpickling it
+        with concurrent.futures.ProcessPoolExecutor(
+                jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_kernel_in_worker, range(count)))
+    except Exception:  # noqa: BLE001 - see the docstring
+        return None
+
+
 _PENDING = None       # (groups, names, target, log) for the forked workers
+_FORKING = threading.Lock()
 
 
 def _kernel_in_worker(k: int):

@@ -149,14 +149,16 @@ def test_other_weights_compile_another_library(nets):
     assert not net.cached and net.library_path != nets["mlp"][0].library_path
 
 
-def test_several_outputs_come_back_as_a_list():
+def test_several_outputs_come_back_as_a_list(monkeypatch):
     from tdsl import nn
+    monkeypatch.setenv("TDSL_COMPILE_JOBS", "1")          # the kernels one after another
     x = td.placeholder((3, 4), name="x")
     w = td.placeholder((5, 4), name="w")
     h = nn.dense(x, w)
     net = td.compile([nn.relu(h), nn.sigmoid(h)], inputs=[x],
                      params={w: np.ones((5, 4), "float32")})
     xa = np.arange(12, dtype="float32").reshape(3, 4) - 6
+    assert [k.stages for k in net.kernels] == [("dense",), ("relu",), ("sigmoid",)]
     relu, sig = net(xa)
     ref = xa @ np.ones((4, 5), "float32")
     np.testing.assert_allclose(relu, np.maximum(ref, 0), rtol=1e-6)
