@@ -335,6 +335,20 @@ def render(kernel: ir.Kernel, target=None) -> str:
     """The C source of a lowered kernel for `target` (a `td.Target`; the native CPU by
     default): `int <name>(buffers..., sizes...)`."""
     from ...target import target as parse_target
+    text = render_function(kernel, target)
+    return prelude([text], parse_target(target).vector_bytes) + "\n" + text + "\n"
+
+
+def prelude(functions: list[str], vector_bytes: int) -> str:
+    """The helpers the rendered `functions` need, once for all of them (a network's
+    library holds several kernels)."""
+    native = any("tdsl_vmax_" in f or "tdsl_vmin_" in f for f in functions)
+    return PRELUDE + vector_prelude(native, vector_bytes)
+
+
+def render_function(kernel: ir.Kernel, target=None) -> str:
+    """The C function of a lowered kernel alone, without the prelude it needs."""
+    from ...target import target as parse_target
     vector_bytes = parse_target(target).vector_bytes
     r = StmtRenderer(vector_bytes)
     params = []
@@ -355,6 +369,4 @@ def render(kernel: ir.Kernel, target=None) -> str:
     body += [c.Statement(f"tdsl_free({t.name})") for t in kernel.temps]
     body.append(c.Statement("return tdsl_err"))
     fn = c.FunctionBody(c.FunctionDeclaration(c.Value("int", kernel.name), params), c.Block(body))
-    text = str(fn)
-    native = "tdsl_vmax_" in text or "tdsl_vmin_" in text
-    return PRELUDE + vector_prelude(native, vector_bytes) + "\n" + text + "\n"
+    return str(fn)
