@@ -42,16 +42,26 @@ def lanes_for(stores: list[ir.Store], vector_bytes: int) -> int:
     return vector_bytes // widths.pop()
 
 
-def _stores(s: ir.Stmt):
-    """The stores of a straight-line body, in order."""
+def _stores(s: ir.Stmt, var=None):
+    """The stores of a body, in order: straight-line code, or with serial loops inside
+    whose bounds do not depend on the vector loop's variable `var` (a reduction under a
+    vectorized pure loop: `for j in vector: C[j] = 0; for i: C[j] += A[i, j]`)."""
     match s:
         case ir.Seq(stmts=stmts):
             for x in stmts:
-                yield from _stores(x)
+                yield from _stores(x, var)
         case ir.Store():
             yield s
+        case ir.For(kind="serial", start=start, stop=stop, step=1, body=body) \
+                if var is not None and not any(v is var for e in (start, stop)
+                                               for v in free_vars(e)):
+            yield from _stores(body, var)
         case _:
             raise NotVectorizable(type(s).__name__)
+
+
+def _straight(s: ir.Stmt) -> bool:
+    return isinstance(s, ir.Store) or (isinstance(s, ir.Seq) and all(map(_straight, s.stmts)))
 
 
 class VectorLoop:
@@ -60,7 +70,7 @@ class VectorLoop:
     def __init__(self, loop: ir.For, trip: int, scalar, vector_bytes: int):
         self.loop, self.trip, self.scalar = loop, trip, scalar
         self.var = loop.var
-        self.stores = list(_stores(loop.body))
+        self.stores = list(_stores(loop.body, self.var))
         self.lanes = lanes_for(self.stores, vector_bytes)
         width = vector_bytes // self.lanes
         # a loop narrower than the native vector uses a narrower vector (not below 16 bytes)
@@ -75,17 +85,42 @@ class VectorLoop:
         constants and gcc keeps it in registers."""
         chunks = self.trip // self.lanes
         if chunks <= UNROLL_CHUNKS:
-            body = []
-            for k in range(chunks):
-                self.base = simplify_index(self.loop.start + k * self.lanes)
-                body += [line for st in self.stores for line in self.store(st)]
+            bases = [simplify_index(self.loop.start + k * self.lanes) for k in range(chunks)]
+            if _straight(self.loop.body):
+                body = []
+                for base in bases:
+                    self.base = base
+                    body += [line for st in self.stores for line in self.store(st)]
+            else:
+                body = self.nest(self.loop.body, bases)
             return [c.Block(body)], chunks * self.lanes
         self.base = self.var
-        body = [line for st in self.stores for line in self.store(st)]
+        body = self.nest(self.loop.body, [self.var])
         v = self.var.name
         start = self.scalar(self.loop.start)
         return [c.For(f"int64_t {v} = {start}", f"{v} < {start} + {chunks * self.lanes}L",
                       f"{v} += {self.lanes}", c.Block(body))], chunks * self.lanes
+
+    def nest(self, s: ir.Stmt, bases: list) -> list:
+        """`s` with its serial loops kept as loops and each store done for every vector
+        (`bases`) in turn inside them: the lanes' iterations are independent (isl proved
+        the vectorized loop parallel), so running them in lockstep through the inner
+        loop is the same computation, with the accumulators in vectors."""
+        match s:
+            case ir.Seq(stmts=stmts):
+                return [line for x in stmts for line in self.nest(x, bases)]
+            case ir.Store():
+                lines = []
+                for base in bases:
+                    self.base = base
+                    lines += self.store(s)
+                return lines
+            case ir.For(var=v, start=start, stop=stop, body=body):
+                name = v.name
+                return [c.For(f"int64_t {name} = {self.scalar(start)}",
+                              f"{name} < {self.scalar(stop)}", f"++{name}",
+                              c.Block(self.nest(body, bases)))]
+        raise NotVectorizable(type(s).__name__)
 
     # -- stores and expressions ------------------------------------------------------
     def store(self, s: ir.Store) -> list:
