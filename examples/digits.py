@@ -31,6 +31,8 @@ import numpy as np
 import tdsl as td
 from tdsl import nn
 
+from .schedules import plain_schedule
+
 CLASSES = 10
 TEST_FRACTION = 0.2
 
@@ -87,13 +89,19 @@ class Model:
     init: Callable[[np.random.Generator], list[np.ndarray]]
 
 
+SCHEDULES = ("auto", "plain", "default")
+
+
 def schedule(outputs: list[td.Tensor], how: str):
-    """td.auto_schedule(outputs), or the default schedule (loops in axis order)."""
+    """td.auto_schedule(outputs) ("auto"), the rules of examples/schedules.py ("plain"),
+    or the default schedule, loops in axis order ("default")."""
     if how == "auto":
         return td.auto_schedule(outputs)
+    if how == "plain":
+        return plain_schedule(outputs)
     if how == "default":
         return td.create_schedule(outputs)
-    raise ValueError(f"schedule must be 'auto' or 'default', not {how!r}")
+    raise ValueError(f"schedule must be one of {SCHEDULES}, not {how!r}")
 
 
 class Trainer:

@@ -50,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--hidden", type=int, default=HIDDEN)
-    parser.add_argument("--schedule", choices=("auto", "default"), default="auto",
-                        help="td.auto_schedule (default) or loops in axis order")
+    parser.add_argument("--schedule", choices=digits.SCHEDULES, default="auto",
+                        help="td.auto_schedule, the rules of examples/schedules.py, or loops "
+                        "in axis order (default: auto)")
     parser.add_argument("--seed", type=int, default=0)
     opts = parser.parse_args(argv)
     data = digits.load((64,), seed=opts.seed)
