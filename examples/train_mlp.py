@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--lr", type=float, default=0.2)
     parser.add_argument("--hidden", type=int, default=HIDDEN)
     parser.add_argument("--schedule", choices=digits.SCHEDULES, default="auto",
                         help="td.auto_schedule, the rules of examples/schedules.py, or loops "
