@@ -17,6 +17,11 @@ Threads: the process is pinned to the first `--threads` CPUs (sched_setaffinity,
 JAX, NumPy or tdsl start a thread pool), and OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
 MKL_NUM_THREADS and TDSL_NUM_THREADS are set to it; XLA's CPU client sizes its thread
 pool from the CPUs the process may use, so all three run on the same `--threads` cores.
+
+Memory: glibc is asked to keep freed blocks (examples/digits.py: keep_freed_memory), for
+every row: tdsl kernels and NumPy allocate large temporaries at each step, which glibc
+would otherwise return to the OS and fault in again at the next step. XLA keeps its own
+buffers.
 """
 
 from __future__ import annotations
@@ -80,12 +85,20 @@ def prepare(kind: str, batch: int):
                             t.astype(np.float64))
     rows = []
 
-    def tdsl_impl():
-        trainer = digits.Trainer(model, batch, how=SCHEDULES[kind])
-        trainer.params = [p.copy() for p in init]
-        trainer.gradients(x, t)
-        grads = [g.copy() for g in trainer.grads]
-        return (lambda: trainer.step(x, t, LR)), (lambda: grads), trainer.compile_s
+    trainer = {}
+
+    def tdsl_impl(threads=None):
+        if not trainer:
+            trainer["t"] = digits.Trainer(model, batch, how=SCHEDULES[kind])
+            trainer["t"].params = [p.copy() for p in init]
+            trainer["t"].gradients(x, t)
+            trainer["grads"] = [g.copy() for g in trainer["t"].grads]
+        tr = trainer["t"]
+
+        def run():
+            tr.set_threads(threads)
+            tr.step(x, t, LR)
+        return run, (lambda: trainer["grads"]), tr.compile_s
 
     def numpy_impl():
         params = [p.copy() for p in init]
@@ -107,9 +120,12 @@ def prepare(kind: str, batch: int):
             jax.block_until_ready(state["params"])
         return run, (lambda: grads), compile_s
 
-    for name, make in (("tdsl", tdsl_impl), ("jax", jax_impl), ("numpy", numpy_impl)):
+    # "tdsl 1 thread": the same kernels with a team of one (a share of the budget that
+    # needs no barrier; on a loaded machine a team of two waits for its other thread).
+    for name, make in (("tdsl", tdsl_impl), ("tdsl 1 thread", lambda: tdsl_impl(1)),
+                       ("jax", jax_impl), ("numpy", numpy_impl)):
         impl = harness.prepare_impl(name, make)
-        impl.schedule = SCHEDULES[kind] if name == "tdsl" else ""
+        impl.schedule = SCHEDULES[kind] if name.startswith("tdsl") else ""
         rows.append(impl)
     for impl in rows:
         if impl.timed:
@@ -182,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     pin_threads(opts.threads)
     sys.path.insert(0, str(ROOT))
     from benchmarks import harness
+    from examples.digits import keep_freed_memory
+    keep_freed_memory()           # for every row: NumPy's temporaries are large blocks too
     results = {}
     for kind in opts.models.split(","):
         for batch in (int(b) for b in opts.batches.split(",")):

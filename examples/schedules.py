@@ -14,7 +14,7 @@ primitive, proven legal by isl like any other:
    a convolution's input gradient then updates a row of 8 in vector registers instead of
    one element through memory;
 3. the innermost data axis is vectorized (split into vectors of LANES when longer) and
-   the outermost runs in parallel.
+   the outermost runs in parallel if the stage has enough work (MIN_PARALLEL_WORK).
 
 The whole schedule is proven legal at once (`deferred_checks`).
 """
@@ -26,10 +26,22 @@ from tdsl.lang.expr import Const
 from tdsl.lang.tensor import ComputeOp
 
 LANES = 8              # float32 lanes of an AVX2 vector
+# A stage runs in parallel only with at least this many loop iterations (data and
+# reduction axes): below, waking the other threads costs about what they would save, and
+# a training step has some forty stages, each a barrier when a core is busy elsewhere.
+MIN_PARALLEL_WORK = 1 << 18
 
 
 def _extent(axis) -> int | None:
     return int(axis.extent.value) if isinstance(axis.extent, Const) else None
+
+
+def _work(op) -> int:
+    """The iterations of a stage (data and reduction axes); a symbolic extent counts as large."""
+    total = 1
+    for axis in (*op.axis, *op.reduce_axis):
+        total *= _extent(axis) or MIN_PARALLEL_WORK
+    return total
 
 
 def _vectorize(stage, axis) -> None:
@@ -52,11 +64,8 @@ def _factor_in_lanes(s, stage) -> bool:
     faxes, fraxes = list(factored.op.axis), list(factored.op.reduce_axis)
     factored.reorder(*faxes[:-1], *fraxes, faxes[-1])
     factored.vectorize(faxes[-1])
-    if len(faxes) > 2:
+    if len(faxes) > 2 and _work(factored.op) >= MIN_PARALLEL_WORK:
         factored.parallel(faxes[0])
-    final = s[op.output(0)]
-    if len(final.op.axis) >= 2:
-        final.parallel(final.op.axis[0])
     return True
 
 
@@ -93,5 +102,5 @@ def _schedule_stage(s, stage) -> None:
         keep = 2 if len(axes) >= 4 else len(axes) - 1
         stage.reorder(*axes[:keep], *raxes, *axes[keep:])
     _vectorize(stage, axes[-1])
-    if len(axes) >= 2:
+    if len(axes) >= 2 and _work(op) >= MIN_PARALLEL_WORK:
         stage.parallel(axes[0])

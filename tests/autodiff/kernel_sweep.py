@@ -110,7 +110,8 @@ def _parametrizations(fn) -> list[tuple[str, dict]]:
     if not axes:
         return [("", {})]
     return [("-".join(label for label, _ in combo),
-             {k: x for _, kw in combo for k, x in kw.items()}) for combo in itertools.product(*axes)]
+             {k: x for _, kw in combo for k, x in kw.items()})
+            for combo in itertools.product(*axes)]
 
 
 def capture() -> tuple[list[Kernel], dict[str, str]]:
@@ -206,7 +207,8 @@ def feeds_for(k: Kernel, seed: int) -> dict:
                 and np.size(given) else (-1.0, 1.0)
             lo, hi = lo + 0.05 * (hi - lo), hi - 0.05 * (hi - lo)
             x = rng.uniform(lo, hi, shape)
+            gap = 0.05 * (hi - lo)
             if lo < 0 < hi:                     # keep |x| >= 5% of the range
-                x = np.where(np.abs(x) < 0.05 * (hi - lo), 0.05 * (hi - lo) * np.sign(x + 1e-300), x)
+                x = np.where(np.abs(x) < gap, gap * np.where(x < 0, -1.0, 1.0), x)
             feeds[t] = x
     return feeds
