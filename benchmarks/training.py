@@ -177,8 +177,31 @@ def table(results, threads: int) -> str:
                          f"{1e3 * st.p10_s:.3f} | {1e3 * st.iqr_s:.3f} | {ratio} | "
                          f"{r.compile_s:.1f} | {r.schedule} |")
     lines += ["", "`vs jax` is JAX's median over this row's: above 1.00x the row is faster "
-              "than JAX."]
+              "than JAX.", "", WHERE_TIME_GOES]
     return "\n".join(lines)
+
+
+# What the profile of the CNN step showed (each stage built alone, one thread, batch 256;
+# 2026-12-02), kept with the table because it explains the rows where tdsl is slower.
+WHERE_TIME_GOES = """\
+**Where the CNN's time goes.** Two causes, measured on this machine. (1) *Barriers on a
+shared machine*: every parallel stage of the step ends at an OpenMP barrier that waits
+for the team's other thread; with the load average above the two cores that thread is
+often descheduled, so the two-thread rows' medians are many times their p10 (XLA's pool
+steals work and degrades less). The "tdsl 1 thread" rows have no barrier. (2) *Speed per
+core*: one thread spends about 11 ms of CPU per step at batch 256, 3.6 ms of it in
+`conv2_pad_grad` (the input gradient of the second convolution), 3.0 ms in `w2_grad` and
+1.4 ms in the forward `conv2_sum`. In the generated C of `conv2_pad_grad`
+(examples/schedules.py, rule 2) every FMA of a row of 8 floats sits between an unaligned
+vector load and store of that row, because the accumulated row shifts with the filter
+offset `rx` and so cannot stay in registers; and it computes the gradient of the whole
+padded input (10 x 10), of which the crop `act1_grad` reads the 8 x 8 interior (56% more
+work in that stage; computing it at the crop's channel loop, so only the interior, saved
+1.1 of the 12.2 ms of CPU per step). Closing the gap needs the input gradient written as
+a correlation of the zero-padded head with the flipped kernel (an accumulator tile that
+does not shift, computed only where it is read), and a `td.auto_schedule` whose tiles
+fit 8 x 8 images: on this step it took 170 s and its kernel was slower than the default
+loops, which is why the CNN uses the plain rules."""
 
 
 def write_results(text: str, path: Path) -> None:

@@ -3,7 +3,7 @@ network's training step once and then only calls kernels.
 
 The data is scikit-learn's copy of the UCI handwritten digits (1797 images of 8 x 8
 pixels, 16 grey levels, ten classes), shipped inside the package: no download. The split
-is fixed (a seeded permutation, 1437 images to train, 360 held out).
+is fixed (a seeded permutation, 1438 images to train, 359 held out).
 
 A `Model` says how to compute the logits from a batch of images and its parameters
 (placeholders) and how to draw initial values. The `Trainer` compiles three kernels from
@@ -98,7 +98,7 @@ def keep_freed_memory() -> None:
     """Ask glibc to keep freed memory in the process: a kernel allocates its intermediate
     tensors at each call and frees them at the end, and by default glibc hands blocks
     over 128 KiB back to the OS (mmap, trimming), so the next call faults every page in
-    again: 2,700 page faults per CNN step at batch 256, a third of its time. Raising the
+    again: 2,700 page faults per CNN step at batch 256, 40% of its CPU time. Raising the
     mmap threshold to its maximum (32 MiB) and the trim threshold makes the next call
     reuse the same pages. Process-wide (NumPy's temporaries benefit too); glibc only."""
     if not sys.platform.startswith("linux"):
@@ -127,7 +127,7 @@ def schedule(outputs: list[td.Tensor], how: str):
 class Trainer:
     """The compiled kernels of one model at one training batch size, and the parameters.
 
-    >>> trainer = Trainer(mlp_model(), batch=64)
+    >>> trainer = Trainer(train_mlp.model(), batch=64)
     >>> loss = trainer.step(x_batch, one_hot(y_batch), lr=0.1)
     >>> accuracy = trainer.accuracy(data.x_test, data.y_test)
     """
