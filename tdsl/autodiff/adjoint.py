@@ -161,26 +161,35 @@ def _recompose_digits(indices, axes: list[IterVar], target: Tensor) -> dict:
         flat, stride, radix = digit
         key = next((k for k, f in enumerate(flats) if same(f, flat)), None)
         if key is None:
-            key, _ = len(flats), flats.append(flat)
+            flats.append(flat)
+            key = len(flats) - 1
         groups.setdefault(key, []).append((stride, radix, d))
     result = {}
     for key, digits in groups.items():
         digits.sort()
-        strides_chain = digits[0][0] == 1 and digits[-1][1] is None and all(
-            r is not None and s * r == nxt for (s, r, _), (nxt, _, _) in zip(digits, digits[1:]))
-        in_range = all(_const(target.shape[d]) is not None and 1 <= _const(target.shape[d]) <= r
-                       for _, r, d in digits[:-1])
-        if len(digits) < 2 or not strides_chain or not in_range or \
-                any(s <= 0 for s, _, _ in digits):
+        if not _mixed_radix(digits, target):
             continue
         recomposed = Form()
         for stride, _, d in digits:
             recomposed = recomposed + Form.atom(axes[d]) * stride
-        first = digits[0][2]
-        result[first] = (flats[key], recomposed.expr())
+        result[digits[0][2]] = (flats[key], recomposed.expr())
         for _, _, d in digits[1:]:
             result[d] = None
     return result
+
+
+def _mixed_radix(digits: list[tuple[int, int | None, int]], target: Tensor) -> bool:
+    """The digits (stride, radix, dimension), by stride, are all of a flat index: strides
+    1, m0, m0 m1, ..., a radix on every digit but the top one, and each of those target
+    dimensions no larger than its radix (so its axis is a valid digit)."""
+    if len(digits) < 2 or digits[0][0] != 1 or digits[-1][1] is not None:
+        return False
+    for (stride, radix, d), (following, _, _) in zip(digits, digits[1:]):
+        size = _const(target.shape[d])
+        if radix is None or radix <= 0 or stride * radix != following or size is None \
+                or not 1 <= size <= radix:
+            return False
+    return True
 
 
 def _const(e: Expr) -> int | None:

@@ -2,10 +2,11 @@
 
 Each test there defines its kernel inline and hands it to `run(outputs, args, sizes,
 inputs=...)`. To reuse those definitions without copying them, `capture()` calls every
-test function (once per parametrization) with `run` replaced by a recorder that stops
-the test there, and with `td.placeholder` making float64 inputs (central differences
-need float64). Nothing is built or run while capturing; a test that builds on its own
-(`td.build`, a subprocess) is stopped at that call and listed as not captured.
+test function (each variant of its parameters, at the first and the last of its sizes)
+with `run` replaced by a recorder that stops the test there, and with `td.placeholder`
+making float64 inputs (central differences need float64). Nothing is built or run
+while capturing; a test that builds on its own (`td.build`, a subprocess) is stopped at
+that call and listed as not captured.
 
 A captured kernel is differentiable when it has a float input, a float output and no
 recurrence nor custom reducer (td.grad says which); `sweep_cases()` returns those, and

@@ -59,6 +59,10 @@ def test_flatten_adjoint_is_a_gather():
     gradcheck(flat, [x], {x: random((2, 3, 2, 4), 1)})
     v = td.placeholder((6, 4), "float64", name="v")
     gradcheck(nn.reshape(v, (3, 8)), [v], {v: random((6, 4), 2)})
+    # i // 2 and i % 3 are not the digits of one index (2 != 1 * 3): two equations, as before.
+    a = td.placeholder((4, 3), "float64", name="a")
+    gradcheck(td.compute((8,), lambda i: a[i // 2, i % 3] * a[i // 2, i % 3], name="y"), [a],
+              {a: random((4, 3), 3)})
 
 
 def test_matmul_constant_sizes():
