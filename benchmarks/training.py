@@ -17,6 +17,10 @@ Threads: the process is pinned to the first `--threads` CPUs (sched_setaffinity,
 JAX, NumPy or tdsl start a thread pool), and OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
 MKL_NUM_THREADS and TDSL_NUM_THREADS are set to it; XLA's CPU client sizes its thread
 pool from the CPUs the process may use, so all three run on the same `--threads` cores.
+GNU OpenMP's idle threads sleep (`OMP_WAIT_POLICY=passive`, `--omp-wait-policy`): on this
+shared machine, with the default spinning, a team of two waited at each of the step's
+barriers for a thread that another process's work had pushed off its core (the CNN step
+at batch 64: median 66-90 ms spinning, 2.6-5.9 ms passive, 2.5-3.1 ms p10 either way).
 
 Memory: glibc is asked to keep freed blocks (examples/digits.py: keep_freed_memory), for
 every row: tdsl kernels and NumPy allocate large temporaries at each step, which glibc
@@ -37,8 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- training.py: begin -->", "<!-- training.py: end -->"
 
 
-def pin_threads(threads: int) -> None:
-    """Every runtime on the same `threads` cores: call before numpy, jax or tdsl load."""
+def pin_threads(threads: int, wait_policy: str) -> None:
+    """Every runtime on the same `threads` cores: call before numpy, jax or tdsl load.
+    `wait_policy` is GNU OpenMP's (tdsl's threads): "passive" unless told otherwise."""
     try:
         cpus = sorted(os.sched_getaffinity(0))[:threads]
         os.sched_setaffinity(0, cpus)
@@ -48,6 +53,8 @@ def pin_threads(threads: int) -> None:
                 "TDSL_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=true")
+    if wait_policy != "default":
+        os.environ["OMP_WAIT_POLICY"] = wait_policy
 
 
 def _args(argv):
@@ -57,6 +64,10 @@ def _args(argv):
     p.add_argument("--models", default="mlp,cnn")
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--calls", type=int, default=20)
+    p.add_argument("--omp-wait-policy", default="passive",
+                   choices=("passive", "active", "default"),
+                   help="GNU OpenMP's idle threads sleep (passive, for a machine shared with "
+                   "other busy processes) or spin (active, fastest on a quiet machine)")
     p.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     return p.parse_args(argv)
 
@@ -146,7 +157,7 @@ def _compare(got, want, model) -> str | None:
     return None
 
 
-def table(results, threads: int) -> str:
+def table(results, threads: int, wait_policy: str) -> str:
     """The Markdown section: machine, then one row per implementation and workload."""
     import jax
     import numpy as np
@@ -155,7 +166,8 @@ def table(results, threads: int) -> str:
     lines = [f"CPU: {machine._cpu_model()}, -march=native = {machine._native_march()}; "
              f"{threads} threads for every implementation (process pinned to {threads} "
              f"cores, OMP/OpenBLAS/TDSL threads = {threads}, XLA's pool sized by the "
-             f"affinity); load average at the end {machine._loadavg()} (the machine is "
+             f"affinity), OMP_WAIT_POLICY={wait_policy} (tdsl's OpenMP threads); load "
+             f"average at the end {machine._loadavg()} (the machine is "
              f"shared: above {threads}, other jobs took the cores). JAX {jax.__version__} "
              f"(XLA CPU), NumPy {np.__version__} ({machine._blas()}). One run, "
              "interleaved rounds (benchmarks/harness.py); a step = forward, loss, backward "
@@ -184,24 +196,28 @@ def table(results, threads: int) -> str:
 # What the profile of the CNN step showed (each stage built alone, one thread, batch 256;
 # 2026-12-02), kept with the table because it explains the rows where tdsl is slower.
 WHERE_TIME_GOES = """\
-**Where the CNN's time goes.** Two causes, measured on this machine. (1) *Barriers on a
-shared machine*: every parallel stage of the step ends at an OpenMP barrier that waits
-for the team's other thread; with the load average above the two cores that thread is
-often descheduled, so the two-thread rows' medians are many times their p10 (XLA's pool
-steals work and degrades less). The "tdsl 1 thread" rows have no barrier. (2) *Speed per
-core*: one thread spends about 11 ms of CPU per step at batch 256, 3.6 ms of it in
-`conv2_pad_grad` (the input gradient of the second convolution), 3.0 ms in `w2_grad` and
-1.4 ms in the forward `conv2_sum`. In the generated C of `conv2_pad_grad`
-(examples/schedules.py, rule 2) every FMA of a row of 8 floats sits between an unaligned
-vector load and store of that row, because the accumulated row shifts with the filter
-offset `rx` and so cannot stay in registers; and it computes the gradient of the whole
-padded input (10 x 10), of which the crop `act1_grad` reads the 8 x 8 interior (56% more
-work in that stage; computing it at the crop's channel loop, so only the interior, saved
-1.1 of the 12.2 ms of CPU per step). Closing the gap needs the input gradient written as
-a correlation of the zero-padded head with the flipped kernel (an accumulator tile that
-does not shift, computed only where it is read), and a `td.auto_schedule` whose tiles
-fit 8 x 8 images: on this step it took 170 s and its kernel was slower than the default
-loops, which is why the CNN uses the plain rules."""
+**Where tdsl loses time.** Measured on this machine (2026-12-02). (1) *Threads on a
+shared machine.* Every parallel stage of a step ends at an OpenMP barrier, which waits
+for the team's other thread. With GNU OpenMP's default (idle threads spin) and the load
+average above the two cores, that thread was often off its core: in a run without
+`OMP_WAIT_POLICY` the CNN's two-thread medians were 14.2 ms (batch 64) and 164 ms (256)
+for p10s of 2.0 and 46.6 ms, against JAX's 3.1 and 13.5 ms. Sleeping threads (passive,
+this table) fix that, but waking them costs more than the second thread saves on the
+MLP's tiny kernels: there the one-thread rows are tdsl's best, and faster than JAX (in
+the spinning run the two-thread MLP rows were too: 1.02x and 1.44x). (2) *Speed per
+core, the CNN.* One thread spends about 11 ms of CPU per step at batch 256: 3.6 ms in
+`conv2_pad_grad` (the input gradient of the second convolution), 3.0 ms in `w2_grad`,
+1.4 ms in the forward `conv2_sum` (each stage built alone and timed). In the generated C
+of `conv2_pad_grad` (examples/schedules.py, rule 2) every FMA on a row of 8 floats sits
+between an unaligned vector load and store of that row: the accumulated row shifts with
+the filter offset `rx`, so it cannot stay in registers. It also computes the gradient of
+the whole padded input (10 x 10) of which the crop `act1_grad` reads the 8 x 8 interior
+(computing it at the crop's channel loop, so only the interior, saved 1.1 of 12.2 ms of
+CPU per step). Closing the gap needs td.grad to write that gradient as a correlation of
+the zero-padded head with the flipped kernel (an accumulator tile that does not shift,
+register-tiled like the forward convolution), and a `td.auto_schedule` whose tiles fit 8
+x 8 images: on this step it took 170 s and its kernel was slower than the default loops,
+which is why the CNN uses the plain rules."""
 
 
 def write_results(text: str, path: Path) -> None:
@@ -218,7 +234,7 @@ def write_results(text: str, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     opts = _args(argv)
-    pin_threads(opts.threads)
+    pin_threads(opts.threads, opts.omp_wait_policy)
     sys.path.insert(0, str(ROOT))
     from benchmarks import harness
     from examples.digits import keep_freed_memory
@@ -231,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     for (kind, batch), rows in results.items():
         print(f"{kind} batch {batch}: timing", flush=True)
         harness.measure(rows, rounds=opts.rounds, calls=opts.calls)
-    text = table(results, opts.threads)
+    text = table(results, opts.threads, opts.omp_wait_policy)
     print(text)
     if opts.write:
         write_results(text, Path(__file__).with_name("RESULTS.md"))
