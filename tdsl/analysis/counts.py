@@ -51,8 +51,8 @@ class Machine:
 
     peak_gflops: float
     bandwidth_gbs: dict[int, float]
-    threads: int = 1
-    lanes: int = 1
+    threads: float = 1
+    lanes: float = 1
 
 
 @dataclass(frozen=True)
@@ -129,18 +129,26 @@ class Counts:
         return self.flops / moved if moved else float("inf")
 
     # -- a roofline ---------------------------------------------------------------------
-    def roofline_time(self, machine: Machine) -> float:
-        """Predicted seconds: the largest of the compute time (each statement's flops at
-        the peak, divided by the lanes if it is not vectorized and by the threads if it
-        is not parallel) and, for each cache level, its traffic over its bandwidth."""
+    def roofline_time(self, machine: Machine, warm: bool = False) -> float:
+        """Predicted seconds: the largest of `time_bounds(machine, warm)`."""
+        return max(self.time_bounds(machine, warm).values())
+
+    def time_bounds(self, machine: Machine, warm: bool = False) -> dict:
+        """Seconds each resource needs: "compute" (each statement's flops at the peak,
+        divided by the lanes if it is not vectorized and by the threads if it is not
+        parallel) and, per cache size, the traffic into it over its bandwidth. `warm`:
+        the kernel runs again and again (as when it is timed), so a cache that holds
+        the whole footprint keeps it from one run to the next and moves nothing."""
         compute = 0.0
         for st in self.statements:
             share = 1.0 if st.vector else 1.0 / machine.lanes
             share *= 1.0 if st.parallel else 1.0 / machine.threads
             compute += sum(st.ops.values()) / (machine.peak_gflops * 1e9 * share)
-        memory = [self.total_traffic(size) / (gbs * 1e9)
-                  for size, gbs in machine.bandwidth_gbs.items()]
-        return max([compute, *memory])
+        bounds: dict = {"compute": compute}
+        for size, gbs in machine.bandwidth_gbs.items():
+            resident = warm and sum(self.levels.lines.values()) * self.line_bytes <= size
+            bounds[size] = 0.0 if resident else self.total_traffic(size) / (gbs * 1e9)
+        return bounds
 
     # -- reading ------------------------------------------------------------------------
     def as_dict(self, cache_bytes: tuple[int, ...] = (32 * 1024, 1024 * 1024)) -> dict:
