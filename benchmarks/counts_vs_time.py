@@ -75,25 +75,17 @@ def _times(run, repeat: int) -> list[float]:
     return times
 
 
-def probe_machine() -> tuple[Machine, str]:
-    """Peak (limits.fma_limit, all threads) and the bandwidth into each cache level: a
-    vectorized tdsl triad on one thread over arrays that fit in the next level (three
+def probe_machine(threads: int) -> tuple[Machine, str]:
+    """Peak (limits.fma_limit) and bandwidth into each cache level on `threads` threads:
+    a vectorized tdsl triad on one thread over arrays that fit in the next level (three
     arrays in half of it; a parallel region per call of a few microseconds would measure
     the thread barrier on a loaded machine), times the threads; for the last level the
-    STREAM triad of limits.py over 64 MiB arrays on all threads."""
-    fma = limits.fma_limit()
-    peak = fma.amount / _median_s(fma.run, 5) / 1e9
-    # threads = the speed-up the FMA probe gets from all threads over one: on a machine
-    # shared with other programs it is below the core count, and so is a parallel loop's
+    STREAM triad of limits.py over 64 MiB arrays."""
     import ctypes
     gomp = ctypes.CDLL("libgomp.so.1")
-    gomp.omp_get_max_threads.restype = ctypes.c_int
-    all_threads = gomp.omp_get_max_threads()
-    gomp.omp_set_num_threads(1)
-    one = limits.fma_limit()
-    peak_one = one.amount / _median_s(one.run, 5) / 1e9 if all_threads > 1 else peak
-    gomp.omp_set_num_threads(all_threads)
-    threads = max(1.0, min(float(all_threads), peak / peak_one))
+    gomp.omp_set_num_threads(threads)          # the probes' OpenMP regions, this thread
+    fma = limits.fma_limit()
+    peak = fma.amount / _median_s(fma.run, 5) / 1e9
     caches = cache_sizes()
     bandwidth = {}
     for level, size in enumerate(caches[:-1]):
@@ -102,8 +94,7 @@ def probe_machine() -> tuple[Machine, str]:
     triad = limits.triad_limit()
     bandwidth[caches[-1]] = triad.amount / _median_s(triad.run, 5) / 1e9
     machine = Machine(peak, bandwidth, threads=threads, lanes=td.target().lanes())
-    text = (f"peak {peak:.0f} GFLOP/s on {all_threads} threads ({peak_one:.0f} on one: "
-            f"{threads:.2f} effective threads); bandwidth into " + ", ".join(
+    text = (f"peak {peak:.0f} GFLOP/s on {threads} thread(s); bandwidth into " + ", ".join(
         f"{_size(c)}: {b:.0f} GB/s" for c, b in bandwidth.items()))
     return machine, text
 
@@ -249,8 +240,9 @@ def tutorial_schedules(n: int):
 
 # -- measuring --------------------------------------------------------------------------------
 
-def measure(schedule, args, arrays, out_shape, quick: bool) -> float:
+def measure(schedule, args, arrays, out_shape, quick: bool, threads: int) -> float:
     mod = td.build(schedule, args)
+    mod.num_threads = threads
     out = np.empty(out_shape, np.float32)
     run = mod.bind(*arrays, out)
     start = time.perf_counter()
@@ -265,8 +257,8 @@ def spearman(xs, ys) -> float:
     return float(spearmanr(xs, ys).statistic) if len(xs) > 2 else float("nan")
 
 
-def run(quick: bool, only: list[str]) -> str:
-    machine, machine_text = probe_machine()
+def run(quick: bool, only: list[str], threads: int) -> str:
+    machine, machine_text = probe_machine(threads)
     print(machine_text, flush=True)
     rows = []
 
@@ -275,7 +267,7 @@ def run(quick: bool, only: list[str]) -> str:
         c = td.counts(schedule, args)
         count_s = time.perf_counter() - start
         predicted = c.roofline_time(machine, warm=True)
-        measured = measure(schedule, args, arrays, out_shape, quick)
+        measured = measure(schedule, args, arrays, out_shape, quick, threads)
         rows.append((group, name, predicted, measured, c, count_s))
         print(f"{group:>4} {name:28s} predicted {predicted * 1e3:9.2f} ms  measured "
               f"{measured * 1e3:9.2f} ms  (counts {count_s:.2f} s)", flush=True)
@@ -300,7 +292,8 @@ def markdown(rows, machine, machine_text, quick) -> str:
     finite = [v for v in within.values() if v == v]
     lines = [
         f"CPU: {cpu_name()}. {machine_text} (measured by this script, "
-        f"{machine.lanes} float32 lanes). "
+        f"{machine.lanes} float32 lanes). Every kernel ran on {machine.threads} thread(s) "
+        "(parallel loops included) and the model was told so. "
         + ("Quick mode: half-size problems (GEMM 512, 2048^2 images, conv as W2), "
            "" if quick else "Full-size problems. ")
         + "Measured: the fastest of 5-9 calls after a warm-up (2 for calls over 1 s). "
@@ -351,9 +344,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="half-size problems")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per kernel and in the model (default 1: on a machine "
+                        "shared with other programs, an OpenMP team waits for descheduled "
+                        "threads, and parallel timings say more about the load than the "
+                        "schedule)")
     parser.add_argument("only", nargs="*", help="groups to run (W1 ... W8, T02)")
     opts = parser.parse_args()
-    text = run(opts.quick, opts.only)
+    text = run(opts.quick, opts.only, opts.threads)
     print(text)
     if opts.write:
         write_results(text, HERE / "RESULTS.md")
