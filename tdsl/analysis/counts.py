@@ -233,11 +233,8 @@ def _sizes(sizes: dict | None, needed: list[str]) -> dict[str, int]:
             f"td.counts needs a value for every symbolic size of the kernel: missing "
             f"{', '.join(missing)} (pass sizes={{{example}}}); counts are exact at concrete "
             f"sizes (this islpy has no barvinok for polynomials in the sizes)")
-    unknown = [k for k in given if k not in needed]
-    if unknown:
-        raise TdslValueError(
-            f"sizes names {', '.join(unknown)}, which the kernel does not use; its sizes are "
-            f"{', '.join(needed) or 'all constant'}")
+    # sizes the kernel does not use are ignored (one dict may serve several kernels; a
+    # misspelled size is caught as a missing one)
     return {p: given[p] for p in needed}
 
 

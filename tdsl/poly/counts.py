@@ -150,7 +150,10 @@ def _independent_dims(bset: isl.BasicSet) -> list[list[int]]:
              + [n + k for k in range(ndiv)
                 if not c.get_coefficient_val(isl.dim_type.div, k).is_zero()])
     for k in range(ndiv):
-        div = bset.get_div(k)
+        try:
+            div = bset.get_div(k)
+        except isl.Error:           # an existential without a known definition: only its
+            continue                # constraints link it, and they were linked above
         if div.is_nan():
             continue
         link([n + k] + [d for d in range(n)
@@ -251,6 +254,7 @@ class _Counter:
                 return _map_from_affs(domain, list(access.index), access.array.name)
             n_o = access.relation.dim(isl.dim_type.out) - len(access.array.shape)
             relation = access.relation.project_out(isl.dim_type.out, 0, n_o)
+            relation = relation.set_tuple_name(isl.dim_type.out, access.array.name)
             return relation.intersect_domain(domain)
         return access.relation.intersect_domain(domain)
 
