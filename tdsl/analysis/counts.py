@@ -243,6 +243,7 @@ def _summarize(name: str, sizes: dict[str, int], found, line_bytes: int) -> Coun
     for st in found.statements:
         for kind, n in st.ops.items():
             ops[kind] = ops.get(kind, 0) + n
+    ops = {kind: n for kind, n in ops.items() if n}     # e.g. a branch that never runs
     total = sum(st.instances for st in found.statements)
     vector = sum(st.instances for st in found.statements if st.vector)
     parallel = sum(st.instances for st in found.statements if st.parallel)

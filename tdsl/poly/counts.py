@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import islpy as isl
 import numpy as np
 
+from ..errors import TdslValueError
 from ..lang import dtypes
 from ..lang.expr import BinOp, Call, Expr, Load, Select, UnaryOp
 from ..lang.visit import children
@@ -178,6 +179,15 @@ class _Counter:
         for k, name in enumerate(model.param_names):
             fixed = fixed.fix_val(isl.dim_type.param, k,
                                   isl.Val.int_from_si(model.ctx, int(sizes[name])))
+        if fixed.is_empty():
+            # The model assumes every size and every array dimension >= 1 (its accesses
+            # hold only there), so it has nothing to say at these sizes.
+            given = ", ".join(f"{k}={v}" for k, v in sizes.items())
+            raise TdslValueError(
+                f"td.counts at {given}: some array of the kernel has a dimension below 1 at "
+                f"these sizes ({', '.join(f'{a.name}{_shape(a)}' for a in model.program.arrays)}"
+                f"); counts assume every size and array dimension is at least 1, as the "
+                f"analysis does; count at larger sizes")
         self.fixed = fixed
         self.inexact: list[str] = []
         self.domains = {name: sm.domain.intersect_params(self.fixed)
@@ -331,6 +341,10 @@ class _Counter:
         return [loop for loop, path in loops(self.model.program.body)
                 if loop.kind.startswith(PARALLEL_KINDS)
                 and not any(p.kind.startswith(PARALLEL_KINDS) for p in path)]
+
+
+def _shape(array) -> str:
+    return f"({', '.join(str(d) for d in array.shape)})"
 
 
 def _statements(body: tuple) -> list[Statement]:

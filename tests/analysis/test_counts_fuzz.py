@@ -57,6 +57,9 @@ def test_counts_of_random_schedules(index, monkeypatch):
     except td.ScheduleError as e:             # a schedule that does not lower is refused
         assert "cannot be analysed" not in str(e)
         return
+    except td.TdslValueError as e:            # a temporary of size 0 at these sizes
+        assert "some array of the kernel has a dimension below 1" in str(e)
+        return
     assert checked
     model = td.poly.Model(build_program(s.data, args))
     for name, sm in model.stmts.items():
