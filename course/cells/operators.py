@@ -39,7 +39,7 @@ CELLS = [
         NumPy's `expected(*arrays)` (td.testing.grade); raise with its report if wrong.\"\"\"
         for shape_list in shapes:
             inputs = [td.placeholder(s, dtype, name="ABCD"[k]) for k, s in enumerate(shape_list)]
-            result = td.testing.grade(lambda: kernel(inputs, make(*inputs)),
+            result = td.testing.grade(lambda inputs=inputs: kernel(inputs, make(*inputs)),
                                       expected=expected, sizes=[{}])
             what = f"{name or make.__name__}, input shapes {shape_list}"
             assert result.passed, f"{what}:\\n{result}"

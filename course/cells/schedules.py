@@ -23,12 +23,11 @@ CELLS = [
     - *vector fraction*: the share of the work in vectorized loops;
     - *parallel fraction*: the share of the work in parallel loops.
 
-    Each notebook section shows the counts of the default schedule next to yours, and
-    times both, for you to see (timing is not graded).
+    Each section shows the counts of the default schedule next to yours, and times
+    both, for you to see (timing is not graded: on a machine shared with others,
+    threads that wait for a busy core can even make a parallel kernel slower).
     """),
     code("""
-    import time
-
     import numpy as np
 
     import tdsl as td
@@ -153,7 +152,7 @@ CELLS = [
 
 
     def conv_algorithm():
-        \"\"\"out (16, h, w) = 3 x 3 convolution, padding 1, of X (8, h, w) with W (16, 8, 3, 3).\"\"\"
+        \"\"\"out (16, h, w): the 3 x 3 convolution, padding 1, of X (8, h, w) by W.\"\"\"
         h, w = td.var("h"), td.var("w")
         X = td.placeholder((8, h, w), name="X")
         W = td.placeholder((16, 8, 3, 3), name="W")

@@ -39,7 +39,7 @@ from ..lang import dtypes
 from ..lang.expr import BinOp, Call, Expr, Load, Select, UnaryOp
 from ..lang.visit import children
 from .affine import NonAffine
-from .model import Model, StmtModel, _guarded_loads, _map_from_affs
+from .model import Model, StmtModel, _map_from_affs
 from .program import Loop, Statement
 
 PARALLEL_KINDS = ("parallel", "blockIdx", "threadIdx")

@@ -113,6 +113,8 @@ class Counter:
                 self.run(body, env)
             case ir.Store(buffer=b, indices=idx, value=v):
                 self.stores[b.name] = self.stores.get(b.name, 0) + 1
+                for i in idx:                 # a scatter's index reads memory too
+                    self.value(i, env)
                 self.value(v, env)
             case ir.Sync():
                 pass

@@ -1,7 +1,6 @@
 """td.testing.grade: full marks for a good kernel, and for each kind of mistake the
 points it loses and a message that says what to do."""
 
-import numpy as np
 import pytest
 
 import tdsl as td
