@@ -84,5 +84,7 @@ def test_partial_credit_per_size_and_flops_bound():
 def test_sizes_must_be_sizes_of_the_kernel():
     with pytest.raises(td.TdslError, match="the size q is not a size of the kernel"):
         td.testing.grade(lambda: _matmul(), sizes=[{"q": 3}])
+    with pytest.raises(td.TdslValueError, match="missing n, l, m"):   # counts_sizes forgotten
+        td.testing.grade(lambda: _matmul(), min_vector_fraction=0.5)
     with pytest.raises(KeyError, match="no check 'vector'"):
         td.testing.grade(lambda: _matmul(), sizes=[{"n": 2, "l": 2, "m": 2}])["vector"]
