@@ -7,29 +7,31 @@
     c.vector_fraction, c.parallel_work  # share of work in vector loops; work per task
     print(c)                            # a table; c.as_dict() for graders
 
-Every count is exact: isl counts the instances of each statement of the scheduled
-program (tdsl/poly/counts.py), so what the lowered kernel runs is what is counted:
+Every count is exact (an upper bound only where an index or a condition is not affine:
+`notes` says where): isl counts the instances of each statement of the scheduled
+program (tdsl/poly/counts.py), so what the lowered kernel runs is what is counted
+(tests/analysis/test_counts_executed.py walks the lowered loop nest to check it):
 the copies of a cache_read/cache_write stage, an inlined producer's operations in each
 consumer, the partial stage of an rfactor, the halo a compute_at recomputes. Counts
 are taken at concrete sizes (islpy here has no barvinok, so no polynomials in the
 sizes): `sizes=` gives every symbolic size.
 
 **The cache model** (`Counts.traffic`). Data moves in lines of `line_bytes` (64) along
-the last dimension of an array. For a loop L, the footprint of one iteration is the
-number of distinct lines all statements under L touch in it (isl, averaged over L's
-iterations). Reuse carried by L (the same line in two iterations of L) is kept when one
-iteration of L fits in the cache: the data touched between the two uses is about one
-iteration. The traffic is computed from the root down: if the whole program fits, it
-is the compulsory footprint. Otherwise each child of a node that does not fit is
-counted on its own: a child loop whose iteration fits moves its distinct lines once
-per iteration of the node (`Level.lines_outside`: reuse across the child's iterations
-kept, reuse with its siblings lost); a child that does not fit is opened the same way;
-a statement moves its lines once per iteration of the node. Assumptions: a fully
-associative LRU-like cache, no prefetching and no hardware reuse beyond that rule,
-a written line counts once (no separate write-back), private buffers (compute_at,
-cache_write at a loop) are the same memory in every iteration, and the traffic of an
-array is never below its footprint. It ranks schedules (loop order, tiles, packing);
-it is not a cycle-accurate cache simulator.
+the last dimension of an array (rows assumed to start on a line). For a loop L, the
+footprint of one iteration is the number of distinct lines all statements under L touch
+in it (isl, averaged over L's iterations). Reuse carried by L (the same line in two
+iterations of L) is kept when one iteration of L fits in the cache: the data touched
+between the two uses is about one iteration. The traffic is computed from the root down:
+if the whole program fits, it is the compulsory footprint. Otherwise each child of a
+node that does not fit is counted on its own: a child loop whose iteration fits moves
+its distinct lines once per iteration of the node (`Level.lines_outside`: reuse across
+the child's iterations kept, reuse with its siblings lost); a child that does not fit is
+opened the same way; a statement moves its lines once per iteration of the node.
+Assumptions: a fully associative LRU-like cache, no prefetching and no hardware reuse
+beyond that rule, a written line counts once (no separate write-back), private buffers
+(compute_at, cache_write at a loop) are the same memory in every iteration, and the
+traffic of an array is never below its footprint. It ranks schedules (loop order, tiles,
+packing); it is not a cycle-accurate cache simulator.
 """
 
 from __future__ import annotations
