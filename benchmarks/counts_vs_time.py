@@ -266,8 +266,11 @@ def measure_rounds(runs: list, rounds: int, quick: bool) -> list[float]:
 
 
 def spearman(xs, ys) -> float:
+    """Spearman's rho; NaN when either side is constant (all predicted equal)."""
     from scipy.stats import spearmanr
-    return float(spearmanr(xs, ys).statistic) if len(xs) > 2 else float("nan")
+    if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return float("nan")
+    return float(spearmanr(xs, ys).statistic)
 
 
 def run(quick: bool, only: list[str], threads: int, rounds: int) -> str:
@@ -303,12 +306,29 @@ def run(quick: bool, only: list[str], threads: int, rounds: int) -> str:
     return markdown(rows, machine, machine_text, quick, rounds)
 
 
-def markdown(rows, machine, machine_text, quick, rounds) -> str:
+def correlations(rows, tie: float = 0.0) -> tuple[float, dict]:
+    """(pooled, {group: within}) Spearman of predicted vs measured time; predictions
+    within `tie` (relative) of each other rank as ties (the model does not claim that a
+    0.01% difference in predicted time is a difference)."""
+    def predicted(r):
+        return round(np.log(r[2]) / np.log1p(tie)) if tie else r[2]
     groups = sorted({r[0] for r in rows}, key=lambda g: (g == "T02", g))
-    within = {g: spearman([r[2] for r in rows if r[0] == g], [r[3] for r in rows if r[0] == g])
-              for g in groups}
-    pooled = spearman([r[2] for r in rows], [r[3] for r in rows])
+    within = {g: spearman([predicted(r) for r in rows if r[0] == g],
+                          [r[3] for r in rows if r[0] == g]) for g in groups}
+    return spearman([predicted(r) for r in rows], [r[3] for r in rows]), within
+
+
+def _summary(pooled: float, within: dict, n: int) -> str:
     finite = [v for v in within.values() if v == v]
+    return (f"{pooled:.2f} over all {n} schedules; within a workload: mean "
+            f"{statistics.mean(finite):.2f} (" + ", ".join(
+                f"{g} {v:.2f}" if v == v else f"{g} n/a (all predicted equal)"
+                for g, v in within.items()) + ")")
+
+
+def markdown(rows, machine, machine_text, quick, rounds) -> str:
+    raw = correlations(rows)
+    tied = correlations(rows, tie=0.02)
     lines = [
         f"CPU: {cpu_name()}. {machine_text} (measured by this script, "
         f"{machine.lanes} float32 lanes). Every kernel ran on {machine.threads} thread(s) "
@@ -320,9 +340,9 @@ def markdown(rows, machine, machine_text, quick, rounds) -> str:
         + "The machine was shared with other sessions while this ran (load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores), so the measured times are noisy.",
         "",
-        f"**Spearman rank correlation, predicted vs measured time: {pooled:.2f} over all "
-        f"{len(rows)} schedules; within a workload: mean {statistics.mean(finite):.2f}, "
-        + ", ".join(f"{g} {v:.2f}" for g, v in within.items()) + ".**",
+        f"**Spearman rank correlation, predicted vs measured time, with predictions within "
+        f"2% of each other ranked as ties: {_summary(*tied, len(rows))}.** Without ties: "
+        f"{_summary(*raw, len(rows))}.",
         "",
         "| group | schedule | predicted ms | measured ms | GFLOP | traffic into L1 / LLC | "
         "vector | bound |",
