@@ -27,7 +27,7 @@ _LAZY = {"auto_schedule": (".auto", "auto_schedule"),
          "poly": (".poly", None), "examples": (".examples", None),
          "testing": (".testing", None), "viz": (".viz", None), "nn": (".nn", None),
          "grad": (".autodiff", "grad"), "compile": (".graph", "compile"), "graph": (".graph", None),
-         "Network": (".graph", "Network")}
+         "Network": (".graph", "Network"), "counts": (".analysis", "counts")}
 
 
 def __getattr__(name: str):
