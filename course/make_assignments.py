@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -37,12 +38,25 @@ ASSIGNMENTS = {
 }
 
 
+def _cells_package() -> str:
+    """course/cells, imported under a name of its own: the tutorials' generator imports its
+    own `cells` package, and in one process (a test worker) the first would shadow the
+    second."""
+    name = "tdsl_course_cells"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, HERE / "cells" / "__init__.py",
+            submodule_search_locations=[str(HERE / "cells")])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return name
+
+
 def make(assignment: str) -> nbformat.NotebookNode:
     """The source notebook of `assignment` (a key of ASSIGNMENTS), without outputs."""
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
     notebook, module_name = ASSIGNMENTS[assignment]
-    module = importlib.import_module(f"cells.{module_name}")
+    module = importlib.import_module(f"{_cells_package()}.{module_name}")
     nb = nbformat.v4.new_notebook()
     nb.cells = copy.deepcopy(module.CELLS)
     nb.metadata = {
