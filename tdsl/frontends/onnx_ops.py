@@ -17,7 +17,7 @@ import numpy as np
 import tdsl as td
 from tdsl import nn
 from tdsl.lang.tensor import Tensor
-from tdsl.nn import _checks as check
+from tdsl.nn import _checks as check, linear
 from tdsl.nn.elementwise import broadcast_index, broadcast_shapes
 
 from . import onnx_shape_ops as shape_ops
@@ -126,9 +126,7 @@ def matmul(node):
 def _broadcast_matmul(a: Tensor, b: Tensor, name: str) -> Tensor:
     """c[..., i, j] = sum_k a[..., i, k] * b[..., k, j], the batch axes broadcast."""
     op = "nn.matmul"
-    if not check.same_size(a.shape[-1], b.shape[-2]):
-        raise td.TdslValueError(f"{op}: the inner sizes differ: a is {a.shape} and b is "
-                                f"{b.shape} (a's last size must equal b's second to last)")
+    linear._inner(op, a, b)
     batch = broadcast_shapes([a.shape[:-2], b.shape[:-2]], op)
     k = td.reduce_axis(a.shape[-1], name="k")
 

@@ -56,6 +56,11 @@ class GraphBuilder:
         self.nodes.append(helper.make_node(op_type, inputs, outs, name=name, **attrs))
         return outs[0] if outputs == 1 else outs
 
+    def name_output(self, value: str, name: str = "y") -> None:
+        """Give the graph's result (the output of the node that made `value`) its name."""
+        node = next(n for n in self.nodes if value in n.output)
+        node.output[list(node.output).index(value)] = name
+
     def model(self, name: str, inputs, outputs, opset: int = OPSET) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, inputs, outputs, self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
@@ -104,7 +109,7 @@ def mlp(batch: int | str = 1, sizes=(784, 512, 512, 10), seed: int = 0) -> onnx.
         h = g.linear(h, cin, cout)
         if k < len(sizes) - 2:
             h = g.op("Relu", [h])
-    g.nodes[-1].output[0] = "y"
+    g.name_output(h)
     return g.model("mlp", [_io("x", (batch, sizes[0]))], [_io("y", (batch, sizes[-1]))])
 
 
@@ -128,8 +133,7 @@ def resnet18(image: int = 224, batch: int = 1, classes: int = 1000, width: int =
             h = g.op("Relu", [g.op("Add", [out, short])])
             cin = cout
     h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
-    h = g.linear(h, cin, classes)
-    g.nodes[-1].output[0] = "y"
+    g.name_output(g.linear(h, cin, classes))
     return g.model("resnet18", [_io("x", (batch, 3, image, image))], [_io("y", (batch, classes))])
 
 
@@ -168,8 +172,7 @@ def mobilenet_v2(image: int = 224, batch: int = 1, classes: int = 1000, alpha: f
     last = max(1280, ch(1280)) if alpha > 1 else ch(1280)
     h = relu6(g.batch_norm(g.conv(h, cin, last, 1), last))
     h = g.op("Flatten", [g.op("GlobalAveragePool", [h])], axis=1)
-    h = g.linear(h, last, classes)
-    g.nodes[-1].output[0] = "y"
+    g.name_output(g.linear(h, last, classes))
     return g.model("mobilenet_v2", [_io("x", (batch, 3, image, image))],
                    [_io("y", (batch, classes))])
 
@@ -226,8 +229,7 @@ def transformer_block(seq: int = 128, width: int = 256, heads: int = 4, batch: i
         erf = g.op("Erf", [g.op("Div", [up, g.scalar("sqrt2", math.sqrt(2))])])
         act = g.op("Mul", [g.op("Mul", [up, g.op("Add", [erf, g.scalar("one", 1.0)])]),
                            g.scalar("half", 0.5)])
-    y = norm(g.op("Add", [h, proj(act, ffn, width, "ffn2")]), "ln2")
-    g.nodes[-1].output[0] = "y"
+    g.name_output(norm(g.op("Add", [h, proj(act, ffn, width, "ffn2")]), "ln2"))
     return g.model("transformer_block", [_io("x", (batch, seq, width))],
                    [_io("y", (batch, seq, width))], opset=20 if gelu == "op" else OPSET)
 
