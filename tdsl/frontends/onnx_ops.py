@@ -148,7 +148,8 @@ def gemm(node):
     for what, t in (("A", a), ("B", b)):
         if t.ndim != 2:
             raise node.unsupported(f"{what} must be 2-D; got shape {t.shape}")
-    if not ta and tb and alpha == 1.0 and beta == 1.0 and (c is None or c.ndim == 1):
+    bias_like = c is not None and c.ndim == 1 and check.same_size(c.shape[0], b.shape[0])
+    if not ta and tb and alpha == 1.0 and beta == 1.0 and (c is None or bias_like):
         return nn.dense(a, b, c, name=node.name)
     rows, inner = (a.shape[1], a.shape[0]) if ta else a.shape
     inner_b, cols = (b.shape[1], b.shape[0]) if tb else b.shape
