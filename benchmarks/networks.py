@@ -219,7 +219,7 @@ def markdown(records: list[dict], info: dict, args, seconds: float) -> str:
              "checked against ONNX Runtime first. Lower is better.", "",
              "| model | " + " | ".join(TITLES[p] for p in PEERS) + " | tdsl / best peer |",
              "|---|" + "---:|" * (len(PEERS) + 1)]
-    notes = []
+    notes: dict = {}             # (system, status, reason) -> the models it concerns
     for rec in records:
         cells, best = [], None
         for peer in PEERS:
@@ -232,8 +232,8 @@ def markdown(records: list[dict], info: dict, args, seconds: float) -> str:
                     best = row["median_ms"] if best is None else min(best, row["median_ms"])
             else:
                 cells.append(row["status"])
-                notes.append(f"{rec['title']}, {TITLES[peer]}: {row['status']}: "
-                             f"{row['reason']}")
+                notes.setdefault((TITLES[peer], row["status"], row["reason"]),
+                                 []).append(rec["title"])
         tdsl = rec["rows"].get("tdsl", {})
         ratio = f"{tdsl['median_ms'] / best:.2f}x" if "median_ms" in tdsl and best else "-"
         lines.append(f"| {rec['title']} | " + " | ".join(cells) + f" | {ratio} |")
@@ -254,7 +254,10 @@ def markdown(records: list[dict], info: dict, args, seconds: float) -> str:
     lines += ["", "Targets (issue \"Networks\"): tdsl faster than ONNX Runtime and XLA on "
               "every model; ResNet-18 cold compile under 30 s, cached under 1 s."]
     if notes:
-        lines += ["", "Rows not timed:", ""] + [f"- {n}" for n in dict.fromkeys(notes)]
+        lines += ["", "Rows not timed:", ""]
+        for (system, status, reason), titles in notes.items():
+            which = "every model" if len(titles) == len(records) else "; ".join(titles)
+            lines.append(f"- {system}, {status} on {which}: {reason}")
     lines.append(END)
     return "\n".join(lines) + "\n"
 
