@@ -172,7 +172,6 @@ def test_split_sqrt_and_pow_half():
 def test_shape_chain_folds_to_constant():
     """Shape -> Gather -> Unsqueeze -> Concat -> Reshape, the way torch.onnx writes a
     reshape: folded at import time, no shape computation in the kernel."""
-    from tdsl.frontends.onnx import import_model
     n = helper.make_node
     nodes = [n("Shape", ["x"], ["s"]),
              n("Gather", ["s", "zero"], ["b"], axis=0),
@@ -189,4 +188,40 @@ def test_shape_chain_folds_to_constant():
     outputs, inputs, params = check_model(model, trials=1)
     assert not params                     # the shape chain left no weight behind
     assert [int(d.value) for d in outputs[0].shape] == [2, 12]
-    outputs, _, _ = import_model(model)
+
+
+def test_folding_of_known_values():
+    """Nodes whose inputs are all known run in NumPy at import time (Constant forms,
+    arithmetic, Where/Equal, Range, Cast, ConstantOfShape, Split); a known value read as
+    data becomes a weight."""
+    n = helper.make_node
+    ones = numpy_helper.from_array(np.array([1], np.int64), "v")
+    nodes = [n("Shape", ["x"], ["s"]),
+             n("Gather", ["s", "one"], ["d1"], axis=0),
+             n("Gather", ["s", "two"], ["d2"], axis=0),
+             n("Mul", ["d1", "d2"], ["d12"]),
+             n("Unsqueeze", ["d12", "axes"], ["inner"]),
+             n("Constant", [], ["two_list"], value_ints=[2]),
+             n("Equal", ["two_list", "two_list"], ["same"]),
+             n("Where", ["same", "two_list", "inner"], ["outer"]),
+             n("ConstantOfShape", ["two_list"], ["ones2"], value=ones),
+             n("Split", ["ones2"], ["o1", "o2"], axis=0),
+             n("Sub", ["o1", "o2"], ["zero1"]),                      # [0]
+             n("Add", ["outer", "zero1"], ["outer2"]),
+             n("Concat", ["outer2", "inner"], ["shape"], axis=0),
+             n("Reshape", ["x", "shape"], ["flat"]),                  # (2, 12)
+             n("Constant", [], ["lim"], value_int=12),
+             n("Range", ["zero", "lim", "step"], ["r"]),
+             n("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+             n("Add", ["flat", "rf"], ["y"], name="plus_range")]
+    inits = [numpy_helper.from_array(np.array(k, np.int64), name)
+             for k, name in ((1, "one"), (2, "two"), (0, "zero"), (1, "step"))]
+    inits.append(numpy_helper.from_array(i64(0), "axes"))
+    graph = helper.make_graph(
+        nodes, "folds", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    _, _, params = check_model(model, trials=1)
+    (weights,) = params.values()                          # only the range, as float32
+    np.testing.assert_array_equal(weights, np.arange(12, dtype=np.float32))
