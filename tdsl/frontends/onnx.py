@@ -34,7 +34,7 @@ from onnx import helper, numpy_helper
 import tdsl as td
 from tdsl.errors import TdslError, UnsupportedError
 from tdsl.lang.expr import Const, Expr
-from tdsl.lang.tensor import Tensor, shape_str
+from tdsl.lang.tensor import PlaceholderOp, Tensor, shape_str
 
 from . import onnx_ops
 
@@ -121,7 +121,7 @@ class _Importer:
         if info.name not in self.values:
             raise TdslError(f"ONNX graph output {info.name!r} is produced by no node")
         value = self.values[info.name]
-        if not isinstance(value, Tensor) or not hasattr(value.op, "body"):
+        if not isinstance(value, Tensor) or isinstance(value.op, PlaceholderOp):
             # A kernel's output must be computed: a constant or an input is copied.
             t = value if isinstance(value, Tensor) else self.param(info.name, value)
             value = td.compute(t.shape, lambda *i: t[i], name=identifier(info.name))
@@ -144,10 +144,7 @@ class _Importer:
         converter = onnx_ops.CONVERTERS.get(node.op_type)
         try:
             if folder is not None and view.all_known():
-                results = folder(view)
-                # NumPy gives scalars for 0-d results (np.take with one index): arrays.
-                results = [np.asarray(r) for r in results] if isinstance(results, list) \
-                    else np.asarray(results)
+                results = _fold(folder, view)
             elif converter is not None:
                 results = converter(view)
             elif folder is not None:
@@ -255,9 +252,17 @@ class Node:
             return [v.decode() if isinstance(v, bytes) else v for v in value]
         return value
 
+    def required_attr(self, name: str) -> Any:
+        """Attribute `name`, which the operator requires."""
+        value = self.attr(name)
+        if value is None:
+            raise td.TdslValueError(f"ONNX {self.where}: the required attribute {name} is "
+                                    "missing")
+        return value
+
     def dtype_attr(self, name: str) -> str:
         """An attribute holding an ONNX element type (Cast's `to`), as a dtype name."""
-        return _dtype(self.attr(name), f"{self.where}: attribute {name}")
+        return _dtype(self.required_attr(name), f"{self.where}: attribute {name}")
 
     def unsupported(self, message: str) -> UnsupportedError:
         return UnsupportedError(f"ONNX {self.where}: {message}")
@@ -272,6 +277,22 @@ class Node:
             name = ignored[0]
             raise self.refuse_attribute(name, self.attr(name), "the importer does not "
                                         f"know this attribute of {self.op}")
+
+
+def _fold(folder, view: "Node"):
+    """The node evaluated with NumPy; NumPy's own complaints (a reshape that does not fit)
+    become TdslValueError naming the node."""
+    try:
+        results = folder(view)
+    except TdslError:
+        raise
+    except (ValueError, IndexError, TypeError) as e:
+        raise td.TdslValueError(f"ONNX {view.where}: evaluating the node on its known inputs "
+                                f"failed: {e}") from e
+    # NumPy gives scalars for 0-d results (np.take with one index): arrays.
+    if isinstance(results, list):
+        return [np.asarray(r) for r in results]
+    return np.asarray(results)
 
 
 def identifier(name: str) -> str:

@@ -248,8 +248,8 @@ def _pool_input(node) -> Tensor:
 
 
 def _pool_window(node):
-    kernel = node.attr("kernel_shape")
-    if kernel is None or len(kernel) != 2:
+    kernel = node.required_attr("kernel_shape")
+    if len(kernel) != 2:
         raise node.unsupported(f"kernel_shape must list 2 sizes; got {kernel}")
     return tuple(kernel), _pair_attr(node, "strides"), _pair_attr(node, "dilations")
 

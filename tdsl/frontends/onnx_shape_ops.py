@@ -61,7 +61,7 @@ def transpose(node):
 
 def concat(node):
     tensors = [node.tensor(i) for i in range(len(node)) if node.has(i)]
-    return nn.concat(tensors, axis=int(node.attr("axis")), name=node.name)
+    return nn.concat(tensors, axis=int(node.required_attr("axis")), name=node.name)
 
 
 def identity(node):
@@ -334,7 +334,7 @@ FOLDERS = {
     "Transpose": lambda node: np.transpose(node.known(0, "data"), node.attr("perm")),
     "Concat": lambda node: np.concatenate(
         [node.known(i, "input") for i in range(len(node)) if node.has(i)],
-        axis=int(node.attr("axis"))),
+        axis=int(node.required_attr("axis"))),
     "Gather": _fold_gather,
     "Unsqueeze": lambda node: np.array(node.known(0, "data")).reshape(
         [int(s) for s in _unsqueezed(node, list(node.known(0, "data").shape))]),

@@ -194,3 +194,15 @@ def test_model_from_a_path(tmp_path):
     onnx.save(onnx_models.mlp(sizes=(6, 4, 2)), path)
     outputs, inputs, params = import_model(path)
     assert len(params) == 4 and [t.name for t in inputs] == ["x"]
+
+
+def test_folding_errors_and_missing_attributes_name_the_node():
+    reshape = helper.make_node("Reshape", ["c", "s"], ["r"], name="fold_me")
+    add = helper.make_node("Add", ["x", "r"], ["y"], name="a")
+    model = _model([reshape, add], [("x", [2, 3])], [("y", None)],
+                   [("c", np.zeros((2, 3), np.float32)), ("s", np.array([4, 2], np.int64))])
+    _raises(model, td.TdslValueError, "ONNX Reshape node 'fold_me': evaluating the node on "
+            "its known inputs failed: cannot reshape array of size 6 into shape (4,2)")
+    concat = helper.make_node("Concat", ["x", "x"], ["y"], name="cat")
+    _raises(_model([concat], [("x", [2, 3])], [("y", None)]), td.TdslValueError,
+            "ONNX Concat node 'cat': the required attribute axis is missing")
