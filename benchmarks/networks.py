@@ -210,6 +210,9 @@ def _check(im, want: np.ndarray) -> None:
 def markdown(records: list[dict], info: dict, args, seconds: float) -> str:
     quick = " **Quick run** (3 rounds x 2 calls, a smoke test: indicative only)." \
         if args.quick else ""
+    if float(info["load"].split()[0]) > (info["cores"] or 1):
+        quick += (" The load average was above the core count (other jobs shared the "
+                  "cores): absolute times are inflated, compare the systems within the run.")
     lines = [BEGIN, "## Networks (benchmarks/networks.py)", "",
              f"{info['date']}: {info['cpu']}, gcc -march=native = {info['march']}, "
              f"{info['cores']} cores, {THREADS} threads; onnxruntime {info['onnxruntime']}, "
