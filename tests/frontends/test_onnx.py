@@ -189,11 +189,20 @@ def test_wrong_input_array_is_refused_at_the_call():
 
 
 def test_model_from_a_path(tmp_path):
+    """`tdsl.frontends.import_onnx` reads a file; importing tdsl.frontends loads no onnx."""
+    import subprocess
+    import sys
+
     import onnx
+
+    from tdsl.frontends import import_onnx
     path = tmp_path / "mlp.onnx"
     onnx.save(onnx_models.mlp(sizes=(6, 4, 2)), path)
-    outputs, inputs, params = import_model(path)
+    outputs, inputs, params = import_onnx(str(path))
     assert len(params) == 4 and [t.name for t in inputs] == ["x"]
+    probe = "import sys, tdsl, tdsl.frontends; print('onnx' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
 
 
 def test_folding_errors_and_missing_attributes_name_the_node():
