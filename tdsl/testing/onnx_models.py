@@ -8,6 +8,8 @@ are parameters so the tests can use small ones:
 >>> model = resnet18(image=32)                 # (1, 3, 32, 32) -> (1, 1000)
 >>> model = transformer_block(seq=16, width=32, heads=2)
 
+`python -m tdsl.testing.onnx_models DIR` writes the four at their default sizes as files.
+
 Weights use He / Xavier scales and batch norms have statistics near 1, so activations stay
 O(1) through the depth of the network and a float32 comparison is meaningful.
 """
@@ -236,3 +238,16 @@ def transformer_block(seq: int = 128, width: int = 256, heads: int = 4, batch: i
 
 MODELS = {"mlp": mlp, "resnet18": resnet18, "mobilenet_v2": mobilenet_v2,
           "transformer": transformer_block}
+
+
+if __name__ == "__main__":
+    # python -m tdsl.testing.onnx_models DIR: the four models at their default sizes as
+    # DIR/<name>.onnx, for td.compile("DIR/resnet18.onnx") or any other ONNX tool.
+    import pathlib
+    import sys
+
+    folder = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, make in MODELS.items():
+        onnx.save(make(), folder / f"{key}.onnx")
+        print(folder / f"{key}.onnx")

@@ -68,7 +68,9 @@ def test_mobilenet_v2_small():
 
 def test_models_pass_the_onnx_checker_at_full_size():
     """The benchmark's models, built (and checked by onnx.checker) without running."""
-    for make in onnx_models.MODELS.values():
+    makers = [*onnx_models.MODELS.values(),
+              lambda: onnx_models.transformer_block(gelu="op")]     # Gelu, opset 20
+    for make in makers:
         model = make()
         outputs, inputs, params = import_model(model)
         assert len(outputs) == 1 and len(inputs) == 1
