@@ -26,7 +26,8 @@ _LAZY = {"auto_schedule": (".auto", "auto_schedule"),
          "create_schedule": (".schedule", "create_schedule"), "lower": (".schedule", "lower"),
          "poly": (".poly", None), "examples": (".examples", None),
          "testing": (".testing", None), "viz": (".viz", None), "nn": (".nn", None),
-         "grad": (".autodiff", "grad")}
+         "grad": (".autodiff", "grad"), "compile": (".graph", "compile"), "graph": (".graph", None),
+         "Network": (".graph", "Network")}
 
 
 def __getattr__(name: str):

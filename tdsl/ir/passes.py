@@ -1,4 +1,5 @@
-"""Small passes over the loop IR: expression mapping and source-level unrolling."""
+"""Small passes over the loop IR: expression mapping, source-level unrolling, joining a
+buffer's Alloc copies, and hoisting loop-invariant guards out of loops."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import dataclasses
 
 from typing import Callable
 
-from ..lang.expr import Const, Expr
-from ..lang.visit import substitute
+from ..lang.expr import _UFUNCS, BinOp, Const, Expr, Load, _fold
+from ..lang.visit import free_vars, substitute, transform, walk
 from . import nodes as ir
 
 
@@ -29,12 +30,91 @@ def map_exprs(s: ir.Stmt, fn: Callable[[Expr], Expr]) -> ir.Stmt:
 
 
 def unroll_loop(loop: ir.For, trip: int) -> ir.Stmt:
-    """The loop body repeated `trip` times with the loop variable a constant each time."""
+    """The loop body repeated `trip` times with the loop variable a constant each time;
+    a guard that becomes constant in a copy (isl's `if (j == 0)` in a loop over j) keeps
+    only the branch it takes."""
     copies = []
     for k in range(trip):
         value = loop.start + Const(k * loop.step, loop.var.dtype)
-        copies.append(map_exprs(loop.body, lambda e, v=value: substitute(e, {loop.var: v})))
+        copy = map_exprs(loop.body, lambda e, v=value: substitute(e, {loop.var: v}))
+        copies.append(drop_constant_guards(copy))
     return ir.seq(*copies)
+
+
+def fold_constants(e: Expr) -> Expr:
+    """`e` with every operation on constants computed (substitution leaves `0 == 0`)."""
+    def fold(node: Expr) -> Expr | None:
+        if isinstance(node, BinOp) and node.op in _UFUNCS and isinstance(node.a, Const) \
+                and isinstance(node.b, Const):
+            return _fold(node.op, node.a, node.b, node.dtype)
+        return None
+    return transform(e, fold)
+
+
+def drop_constant_guards(s: ir.Stmt) -> ir.Stmt:
+    """`s` with each If whose condition is a constant replaced by the branch it takes."""
+    match s:
+        case ir.Seq(stmts=children):
+            return ir.seq(*[drop_constant_guards(c) for c in children])
+        case ir.For(body=body):
+            return dataclasses.replace(s, body=drop_constant_guards(body))
+        case ir.If(cond=cond, then=then, otherwise=other):
+            folded = fold_constants(cond)
+            if isinstance(folded, Const):
+                taken = then if folded.value else other
+                return drop_constant_guards(taken) if taken is not None else ir.Seq(())
+            return ir.If(cond, drop_constant_guards(then),
+                         drop_constant_guards(other) if other is not None else None)
+        case ir.Alloc(buffer=b, body=body):
+            return ir.Alloc(b, drop_constant_guards(body))
+    return s
+
+
+# Loops a guard may be hoisted out of: the GPU kinds stay where the schedule bound them.
+_UNSWITCHABLE = ("serial", "unroll", "vectorize")
+
+
+def unswitch(s: ir.Stmt) -> ir.Stmt:
+    """Guards that do not depend on a loop hoisted out of it: `for k { if (c) A else B }`
+    becomes `if (c) { for k A } else { for k B }` when the If is the loop's whole body and
+    `c` reads neither `k` nor memory. isl puts the guards that tell a partial tile from
+    another (`fused >= 6402`, `(fused + 1) % 33 == 0`) inside the reduction loop of a
+    register tile it generates for both: one loop then holds the accumulators of every
+    case, some indexed by a loop variable, and gcc keeps all of them in memory. Each
+    case in its own loop has constant indices again, and gcc keeps it in registers.
+    Nothing is copied (each branch is in one loop), and a loop with no iterations runs
+    none either way."""
+    match s:
+        case ir.Seq(stmts=children):
+            return ir.seq(*[unswitch(c) for c in children])
+        case ir.For(var=var, body=body, kind=kind):
+            inner = unswitch(body)
+            guard = _only_if(inner)
+            if kind in _UNSWITCHABLE and guard is not None and _invariant(guard.cond, var):
+                def loop(branch):
+                    return unswitch(dataclasses.replace(s, body=branch))
+                return ir.If(guard.cond, loop(guard.then),
+                             loop(guard.otherwise) if guard.otherwise is not None else None)
+            return dataclasses.replace(s, body=inner)
+        case ir.If(cond=cond, then=then, otherwise=other):
+            return ir.If(cond, unswitch(then), unswitch(other) if other is not None else None)
+        case ir.Alloc(buffer=b, body=body):
+            return ir.Alloc(b, unswitch(body))
+    return s
+
+
+def _only_if(s: ir.Stmt) -> ir.If | None:
+    while isinstance(s, ir.Seq) and len(s.stmts) == 1:
+        s = s.stmts[0]
+    return s if isinstance(s, ir.If) else None
+
+
+def _invariant(cond: Expr, var) -> bool:
+    """Does `cond` have the same value in every iteration of the loop over `var`? (It reads
+    no memory, which the loop could write.)"""
+    if any(isinstance(n, (ir.BufferLoad, Load)) for n in walk(cond)):
+        return False
+    return all(v is not var for v in free_vars(cond))
 
 
 def merge_allocs(s: ir.Stmt) -> ir.Stmt:

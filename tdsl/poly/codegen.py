@@ -188,23 +188,18 @@ def _one_piece(full: isl.Set) -> isl.Set:
 
 
 def _points(piece: isl.BasicSet, limit: int = 1 << 16) -> int:
-    """The number of points of a bounded, parameter-free piece (up to `limit`); 0 if it
-    is unbounded or has parameters (then the first piece wins)."""
-    if piece.dim(isl.dim_type.param) or not piece.is_bounded():
+    """The number of points of a bounded, parameter-free piece, `limit` for one whose
+    bounding box holds more (counting those would cost more than the choice is worth);
+    0 if it is unbounded or has parameters (then the first piece wins)."""
+    if piece.dim(isl.dim_type.param) or not piece.is_bounded() or piece.is_empty():
         return 0
-    count = 0
-
-    def visit(point):
-        nonlocal count
-        count += 1
-        if count >= limit:
-            raise StopIteration
-
-    try:
-        isl.Set.from_basic_set(piece).foreach_point(visit)
-    except (StopIteration, isl.Error):
-        pass
-    return count
+    whole = isl.Set.from_basic_set(piece)
+    box = 1
+    for d in range(whole.dim(isl.dim_type.set)):
+        box *= whole.dim_max_val(d).to_python() - whole.dim_min_val(d).to_python() + 1
+        if box > limit:
+            return limit
+    return whole.count_val().to_python()
 
 
 def _periodic(full: isl.Map) -> bool:

@@ -1,4 +1,4 @@
-"""The library format: one ELF shared object per Module (later: per network), its
+"""The library format: one ELF shared object per Module or compiled network, its
 manifest, the integrity trailer of an exported copy, and loading it with ctypes.
 
     [ ELF shared object                                   ]  kernels, `<name>_call` entries,

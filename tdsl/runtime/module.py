@@ -237,5 +237,9 @@ def load(path, entry: str | None = None) -> Module:
     path = Path(path)
     _library.check_file(path)
     library = _library.Library(path, "the exported library")
+    if "network" in library.manifest:            # a compiled network (tdsl/graph)
+        from .network import NetworkModule
+        return NetworkModule(None, None, None, "c", library=library, entry=entry,
+                             extra={"library_path": path})
     return Module(None, None, None, "c", library=library, entry=entry,
                   extra={"library_path": path})

@@ -127,6 +127,13 @@ def fingerprint(data, args, name: str, extra: str = "") -> str:
     return "\n".join(lines)
 
 
+def graph_text(ops) -> str:
+    """The canonical text of a stage DAG (`ops` producers first), without a schedule:
+    the key of a compiled network (tdsl/graph)."""
+    canon = _Canon()
+    return "\n".join([f"tdsl {_source_digest()}"] + [canon.operation(op) for op in ops])
+
+
 @functools.lru_cache(maxsize=1)
 def _source_digest() -> str:
     """A hash of tdsl's own source files: a changed compiler never reuses old kernels."""

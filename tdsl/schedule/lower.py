@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .. import poly
 from ..errors import TdslValueError
 from ..ir import nodes as ir
-from ..ir.passes import merge_allocs
+from ..ir.passes import merge_allocs, unswitch
 from ..lang.expr import Const, Expr
 from ..lang.tensor import Tensor
 from . import legality
@@ -114,8 +114,8 @@ def _lower_program(data, program, args, step, timings) -> Lowered:
             f"name, and the kernel needs both as C identifiers; rename one of them (e.g. "
             f"td.var({clash[0] + '_size'!r}))")
     taken = {b.name for b in buffers.values()} | {p.name for p in program.params}
-    body = step("ir", merge_allocs(poly.translate(model, ast, marks, buffers, model.layouts,
-                                                  taken)))
+    body = step("ir", unswitch(merge_allocs(poly.translate(model, ast, marks, buffers,
+                                                           model.layouts, taken))))
     params = tuple(buffers[program.array_of[id(t.op)].name] for t in args)
     # intermediates at the root are allocated at entry; private ones where their loop is
     temps = tuple(b for b in buffers.values() if b.role == "temp" and

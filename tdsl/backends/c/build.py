@@ -78,6 +78,14 @@ def compile_shared(source: str, target=None) -> Path:
     return entry / "kernel.so"
 
 
+def toolchain_identity(target=None) -> str:
+    """What a library depends on besides its source: compiler, flags, CPU, machine (the
+    graph compiler keys whole networks with it)."""
+    cc, flags = compiler(), cflags(target)
+    return "\n".join((RUNTIME_ABI, _compiler_identity(cc), " ".join(flags), _cpu_identity(),
+                      platform.machine()))
+
+
 def _index_key(fingerprint: str, target) -> str:
     cc, flags = compiler(), cflags(target)
     return cache.digest("index", RUNTIME_ABI, fingerprint, _compiler_identity(cc),

@@ -39,6 +39,9 @@ def c_type(dtype: str) -> str:
     return C_TYPES[dtype]
 
 
+# The OpenMP schedule of a parallel loop.
+PARALLEL_FOR = "omp parallel for schedule(static)"
+
 class ExprRenderer:
     """C text of one expression."""
 
@@ -207,7 +210,7 @@ class StmtRenderer:
             head = c.For(f"int64_t {s.var.name} = {_strip(self.e(s.start))}",
                          f"{s.var.name} < {_strip(self.e(s.stop))}", f"{s.var.name} += {s.step}",
                          body)
-            return ([c.Pragma("omp parallel for schedule(static)")] if s.kind == "parallel" and
+            return ([c.Pragma(PARALLEL_FOR)] if s.kind == "parallel" and
                     self.parallel_depth == 0 and self.simd_depth == 0 else []) + [head]
         if s.kind == "unroll" and trip is not None and trip <= UNROLL_LIMIT and \
                 self.copies * trip <= UNROLL_TOTAL:
@@ -221,7 +224,7 @@ class StmtRenderer:
                   f"++{var}")
         pragmas = []
         if s.kind == "parallel" and self.parallel_depth == 0 and self.simd_depth == 0:
-            pragmas.append(c.Pragma("omp parallel for schedule(static)"))
+            pragmas.append(c.Pragma(PARALLEL_FOR))
             self.parallel_depth += 1
             body = c.Block(self.stmts(s.body))
             self.parallel_depth -= 1
@@ -332,6 +335,20 @@ def render(kernel: ir.Kernel, target=None) -> str:
     """The C source of a lowered kernel for `target` (a `td.Target`; the native CPU by
     default): `int <name>(buffers..., sizes...)`."""
     from ...target import target as parse_target
+    text = render_function(kernel, target)
+    return prelude([text], parse_target(target).vector_bytes) + "\n" + text + "\n"
+
+
+def prelude(functions: list[str], vector_bytes: int) -> str:
+    """The helpers the rendered `functions` need, once for all of them (a network's
+    library holds several kernels)."""
+    native = any("tdsl_vmax_" in f or "tdsl_vmin_" in f for f in functions)
+    return PRELUDE + vector_prelude(native, vector_bytes)
+
+
+def render_function(kernel: ir.Kernel, target=None) -> str:
+    """The C function of a lowered kernel alone, without the prelude it needs."""
+    from ...target import target as parse_target
     vector_bytes = parse_target(target).vector_bytes
     r = StmtRenderer(vector_bytes)
     params = []
@@ -352,6 +369,4 @@ def render(kernel: ir.Kernel, target=None) -> str:
     body += [c.Statement(f"tdsl_free({t.name})") for t in kernel.temps]
     body.append(c.Statement("return tdsl_err"))
     fn = c.FunctionBody(c.FunctionDeclaration(c.Value("int", kernel.name), params), c.Block(body))
-    text = str(fn)
-    native = "tdsl_vmax_" in text or "tdsl_vmin_" in text
-    return PRELUDE + vector_prelude(native, vector_bytes) + "\n" + text + "\n"
+    return str(fn)

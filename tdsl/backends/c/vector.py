@@ -15,10 +15,10 @@ from __future__ import annotations
 import cgen as c
 
 from ...ir import nodes as ir
-from ...ir.simplify import simplify_index
+from ...ir.simplify import linear_terms, simplify_index
 from ...lang import dtypes
 from ...lang.expr import BinOp, Call, Cast, Const, Expr, Select, UnaryOp
-from ...lang.visit import free_vars, substitute
+from ...lang.visit import free_vars, substitute, walk
 from .prelude import EXP_LIMITS, exp_body
 
 UNROLL_CHUNKS = 8
@@ -133,6 +133,9 @@ class VectorLoop:
             case Call(name="exp", args=(arg,)) if e.dtype == "float32":
                 x = self._as_vector(self.expr(arg, arg.dtype), arg.dtype)
                 return f"tdsl_vexpf_x{self.lanes}({x})", True
+            case Select(cond=cond, true_value=t, false_value=f) if e.dtype in VECTOR_TYPES \
+                    and _monotone_in_lanes(cond, self.var):
+                return self._index_select(e), True
             case Select(cond=cond, true_value=t, false_value=f) if e.dtype in ("float32",
                                                                               "int32"):
                 mask = self._mask(cond)
@@ -147,6 +150,22 @@ class VectorLoop:
                 x = self._as_vector(self.expr(v, v.dtype), v.dtype)
                 return f"__builtin_convertvector({x}, {_vtype(dt, self.lanes)})", True
         return self._by_lane(e), True
+
+    def _index_select(self, e: Select) -> str:
+        """A select on loop indices (a pad stage's `yy >= 1 && xx <= 56`, a packed panel's
+        `j < m`): true at the first and the last lane means true at every lane, since each
+        comparison is monotone in the lane, so the vector takes the true value whole (its
+        loads are vector loads and run only then: C evaluates one arm of `?:`); a vector at
+        a border is built lane by lane. Halide gets the same from `likely` and loop
+        partitioning; here the test costs two scalar comparisons per vector."""
+        vt = _vtype(e.dtype, self.lanes)     # both arms of ?: of one type (not the _u one)
+        x = f"({vt})({self._as_vector(self.expr(e.true_value, e.dtype), e.dtype)})"
+        first = self.scalar(_subst_lane(e.cond, self.var, self.base))
+        if not any(v is self.var for v in free_vars(e.cond)):
+            y = f"({vt})({self._as_vector(self.expr(e.false_value, e.dtype), e.dtype)})"
+            return f"(({first}) ? {x} : {y})"
+        last = self.scalar(_subst_lane(e.cond, self.var, self.base + (self.lanes - 1)))
+        return f"((({first}) && ({last})) ? {x} : {self._by_lane(e)})"
 
     def _mask(self, cond: Expr) -> str | None:
         """A 32-bit lane mask for a comparison of 32-bit values, or None."""
@@ -211,6 +230,26 @@ def _subst_lane(e: Expr, var, value: Expr) -> Expr:
                                  node.checked)
         return None
     return transform(substitute(e, {var: value}), fix)
+
+
+def _monotone_in_lanes(cond: Expr, var) -> bool:
+    """Is `cond` a conjunction of comparisons of integer expressions linear in `var`, with
+    no loads? Each such comparison is monotone in the lane (true at both ends of a vector:
+    true in between), and so is their conjunction (not a disjunction, nor `!=`)."""
+    match cond:
+        case BinOp(op="and", a=a, b=b):
+            return _monotone_in_lanes(a, var) and _monotone_in_lanes(b, var)
+        case BinOp(op="lt" | "le" | "gt" | "ge" | "eq", a=a, b=b) if \
+                dtypes.is_int(a.dtype) and dtypes.is_int(b.dtype):
+            terms, _ = linear_terms(a - b)
+            for key, (_, atom) in terms.items():
+                if key.startswith("var:"):
+                    continue
+                if any(v is var for v in free_vars(atom)) or \
+                        any(isinstance(n, ir.BufferLoad) for n in walk(atom)):
+                    return False
+            return True
+    return False
 
 
 _VECTOR_OPS = {"add": "+", "sub": "-", "mul": "*", "truediv": "/"}
