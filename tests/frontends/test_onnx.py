@@ -51,6 +51,19 @@ def test_symbolic_batch(make, shape):
     assert int(outputs[0].shape[0].value) == 4
 
 
+def test_td_compile_takes_the_onnx_model(tmp_path):
+    """td.compile("model.onnx") and td.compile(ModelProto) import through this frontend."""
+    import onnx
+    model = onnx_models.mlp(batch=2, sizes=(12, 8, 3))
+    path = tmp_path / "mlp.onnx"
+    onnx.save(model, path)
+    x = np.random.default_rng(0).standard_normal((2, 12)).astype(np.float32)
+    (want,) = ort_run(model, {"x": x})
+    for source in (model, str(path)):
+        net = td.compile(source)
+        np.testing.assert_allclose(net(x), want, rtol=1e-4, atol=1e-5)
+
+
 def test_transformer_block():
     check_model(onnx_models.transformer_block(seq=8, width=16, heads=2), trials=3)
 

@@ -1,7 +1,8 @@
 """Every converter of the ONNX importer against ONNX Runtime, one tiny single-node graph per
 case: broadcasting, Gemm's transposes and scales, Conv's pads/strides/dilations/groups and
 auto_pad, pooling borders, Clip's bounds as inputs or attributes, Reshape's 0 and -1, the
-folding of shape chains, a symbolic batch."""
+folding of shape chains. Built as one kernel with the default schedule (via="build"), the
+fastest way to run them; test_onnx.py runs the models through td.compile."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from .common import check_model
 
 R = np.random.default_rng(7)
+BUILD = "build"            # one td.build of the graph, default schedule
 
 
 def rand(*shape, positive=False):
@@ -144,7 +146,7 @@ def test_operator_groups_match_onnxruntime(group):
         [helper.make_tensor_value_info(f"y{k}", TensorProto.FLOAT, None) for k in range(len(ops))])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    check_model(model, trials=1)
+    check_model(model, trials=1, via=BUILD)
 
 
 @pytest.mark.parametrize("op, inputs, attrs, consts, opset",
@@ -152,21 +154,21 @@ def test_operator_groups_match_onnxruntime(group):
 def test_operator_matches_onnxruntime(op, inputs, attrs, consts, opset):
     model = single(op, inputs, attrs, consts, opset)
     positive = op in ("Sqrt",)
-    check_model(model, trials=1, seed=1 if positive else 0)
+    check_model(model, trials=1, seed=1 if positive else 0, via=BUILD)
 
 
 def test_split_sqrt_and_pow_half():
     """Several outputs (Split), and operators that need positive inputs."""
     model = single("Split", {"x": (2, 7)}, {"axis": 1}, {"s": i64(3, 4)}, outputs=2)
-    check_model(model, trials=1)
+    check_model(model, trials=1, via=BUILD)
     model = single("Sqrt", {"x": (3, 4)})
     model.graph.node.insert(0, helper.make_node("Abs", ["x"], ["ax"], name="abs"))
     model.graph.node[1].input[0] = "ax"
-    check_model(model, trials=1)
+    check_model(model, trials=1, via=BUILD)
     model = single("Pow", {"x": (3, 4)}, consts={"e": np.float32(0.5)})
     model.graph.node.insert(0, helper.make_node("Abs", ["x"], ["ax"], name="abs"))
     model.graph.node[1].input[0] = "ax"
-    check_model(model, trials=1)
+    check_model(model, trials=1, via=BUILD)
 
 
 def test_shape_chain_folds_to_constant():
@@ -185,7 +187,7 @@ def test_shape_chain_folds_to_constant():
          numpy_helper.from_array(i64(0), "axes"), numpy_helper.from_array(i64(-1), "rest")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    outputs, inputs, params = check_model(model, trials=1)
+    outputs, inputs, params = check_model(model, trials=1, via=BUILD)
     assert not params                     # the shape chain left no weight behind
     assert [int(d.value) for d in outputs[0].shape] == [2, 12]
 
@@ -222,6 +224,6 @@ def test_folding_of_known_values():
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    _, _, params = check_model(model, trials=1)
+    _, _, params = check_model(model, trials=1, via=BUILD)
     (weights,) = params.values()                          # only the range, as float32
     np.testing.assert_array_equal(weights, np.arange(12, dtype=np.float32))
