@@ -9,7 +9,7 @@ from benchmarks import networks
 
 INFO = {"date": "2026-12-02 03:00 UTC", "cpu": "AMD EPYC", "march": "znver3", "cores": 2,
         "onnxruntime": "1.32.0", "jax": "0.10.2", "tvm": "0.27", "load": "1.0 1.0 1.0"}
-SKIP = "td.compile is not available yet"
+SKIP = "td.compile is not available in this tdsl"
 
 
 def _records(ort_ms: float):
@@ -37,3 +37,15 @@ def test_section_replaced_in_place(tmp_path):
     assert "**Quick run**" in text and "gcc -march=native = znver3" in text
     assert f"- tdsl, skipped on every model: {SKIP}" in text
     assert "- JAX jit (XLA), wrong on every model: max error 1e-2" in text
+    assert "- MLP: no tdsl time (skipped)" in text
+
+
+def test_targets_say_what_was_not_met():
+    records = _records(1.5)
+    records[0]["rows"]["tdsl"] = {"status": "ok", "reason": "", "compile_s": 40.0,
+                                  "median_ms": 2.0, "p10_ms": 1.8, "cached_compile_s": 0.4}
+    records[0]["model"] = "resnet18"
+    assert networks.target_lines(records) == [
+        "- MLP: tdsl 2 ms, not met: slower than ONNX Runtime 1.5 ms",
+        "- ResNet-18 cold compile 40.0 s: not met (target 30 s)",
+        "- ResNet-18 second compile (cache) 0.40 s: met (target 1 s)"]
