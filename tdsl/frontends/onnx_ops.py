@@ -110,14 +110,21 @@ def _scalar(node, i: int, what: str) -> float | int:
 
 
 def matmul(node):
-    """NumPy's matmul: 2-D x 2-D is nn.matmul, equal 3-D batches nn.batch_matmul, other
-    batch shapes broadcast (a (B, S, D) x (D, E) projection is one stage)."""
+    """NumPy's matmul: 2-D x 2-D is nn.matmul; a (B, S, D) x (D, E) projection is one too,
+    on x seen as (B * S, D) (reshapes on both sides: td.auto_schedule register-tiles 2-D
+    products, a 3-D one it leaves unscheduled); equal 3-D batches are nn.batch_matmul,
+    other batch shapes broadcast."""
     a, b = node.tensor(0), node.tensor(1)
     if a.ndim < 2 or b.ndim < 2:
         raise node.unsupported(f"MatMul of a {a.ndim}-D and a {b.ndim}-D tensor; both must "
                                "have at least 2 dimensions")
     if a.ndim == b.ndim == 2:
         return nn.matmul(a, b, name=node.name)
+    if b.ndim == 2:
+        rows = nn.reshape(a, (check.product(a.shape[:-1]), a.shape[-1]),
+                          name=f"{node.name}_rows")
+        product = nn.matmul(rows, b, name=f"{node.name}_2d")
+        return nn.reshape(product, (*a.shape[:-1], b.shape[1]), name=node.name)
     if a.ndim == b.ndim == 3 and check.same_size(a.shape[0], b.shape[0]):
         return nn.batch_matmul(a, b, name=node.name)
     return _broadcast_matmul(a, b, node.name)
