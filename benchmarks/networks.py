@@ -231,7 +231,8 @@ def markdown(records: list[dict], info: dict, args, seconds: float) -> str:
     lines = [BEGIN, "## Networks (benchmarks/networks.py)", "",
              f"{info['date']}: {info['cpu']}, gcc -march=native = {info['march']}, "
              f"{info['cores']} cores, {THREADS} threads; onnxruntime {info['onnxruntime']}, "
-             f"jax {info['jax']}, TVM {info['tvm']}; load average at the end "
+             f"jax {info['jax']}, TVM {info['tvm']}; OMP_WAIT_POLICY="
+             f"{info['omp_wait_policy']}; load average at the end "
              f"{info['load']}; {seconds:.0f} s in all.{quick}", "",
              "Latency per inference, median ms (10th percentile), float32; every row was "
              "checked against ONNX Runtime first. Lower is better.", "",
@@ -332,7 +333,7 @@ def describe() -> dict:
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": _cpu_model(), "march": _native_march(), "cores": os.cpu_count(),
             "onnxruntime": ver("onnxruntime"), "jax": ver("jax"), "tvm": ver("apache-tvm"),
-            "load": _loadavg()}
+            "load": _loadavg(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}
 
 
 def log(msg: str) -> None:

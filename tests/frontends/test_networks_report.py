@@ -8,7 +8,8 @@ from types import SimpleNamespace
 from benchmarks import networks
 
 INFO = {"date": "2026-12-02 03:00 UTC", "cpu": "AMD EPYC", "march": "znver3", "cores": 2,
-        "onnxruntime": "1.32.0", "jax": "0.10.2", "tvm": "0.27", "load": "1.0 1.0 1.0"}
+        "onnxruntime": "1.32.0", "jax": "0.10.2", "tvm": "0.27", "load": "1.0 1.0 1.0",
+        "omp_wait_policy": "unset"}
 SKIP = "td.compile is not available in this tdsl"
 
 
