@@ -39,8 +39,15 @@ sys.path.insert(0, str(HERE.parent))
 
 import numpy as np  # noqa: E402
 
-BEGIN = "<!-- networks.py: begin -->"
-END = "<!-- networks.py: end -->"
+
+
+def markers(policy: str | None) -> tuple[str, str]:
+    """The delimiters of the section of one OpenMP wait policy: tdsl's kernels run on
+    libgomp, whose barriers spin by default (the peers have their own thread pools), so a
+    run with OMP_WAIT_POLICY set gets its own section, as in parity/run.py."""
+    suffix = f" OMP_WAIT_POLICY={policy}" if policy else ""
+    return f"<!-- networks.py: begin{suffix} -->", f"<!-- networks.py: end{suffix} -->"
+
 PEERS = ("tdsl", "onnxruntime", "jax", "tvm")
 TITLES = {"tdsl": "tdsl", "onnxruntime": "ONNX Runtime", "jax": "JAX jit (XLA)",
           "tvm": "TVM Relax"}
@@ -228,7 +235,10 @@ def markdown(records: list[dict], info: dict, args, seconds: float) -> str:
     if float(info["load"].split()[0]) > (info["cores"] or 1):
         quick += (" The load average was above the core count (other jobs shared the "
                   "cores): absolute times are inflated, compare the systems within the run.")
-    lines = [BEGIN, "## Networks (benchmarks/networks.py)", "",
+    policy = None if info["omp_wait_policy"] == "unset" else info["omp_wait_policy"]
+    begin, end = markers(policy)
+    variant = f", OMP_WAIT_POLICY={policy}" if policy else ""
+    lines = [begin, f"## Networks (benchmarks/networks.py{variant})", "",
              f"{info['date']}: {info['cpu']}, gcc -march=native = {info['march']}, "
              f"{info['cores']} cores, {THREADS} threads; onnxruntime {info['onnxruntime']}, "
              f"jax {info['jax']}, TVM {info['tvm']}; OMP_WAIT_POLICY="
@@ -278,7 +288,7 @@ def markdown(records: list[dict], info: dict, args, seconds: float) -> str:
         for (system, status, reason), titles in notes.items():
             which = "every model" if len(titles) == len(records) else "; ".join(titles)
             lines.append(f"- {system}, {status} on {which}: {reason}")
-    lines.append(END)
+    lines.append(end)
     return "\n".join(lines) + "\n"
 
 
@@ -309,11 +319,13 @@ def target_lines(records: list[dict]) -> list[str]:
 
 
 def write_section(path: Path, section: str) -> None:
-    """Replace the delimited section of RESULTS.md, or append it."""
+    """Replace the delimited section of RESULTS.md (the one with the same markers as
+    `section`'s first and last lines), or append it."""
+    begin, end = section.strip("\n").split("\n")[0], section.strip("\n").split("\n")[-1]
     text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text)

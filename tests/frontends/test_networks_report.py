@@ -31,7 +31,8 @@ def test_section_replaced_in_place(tmp_path):
     path.write_text(path.read_text() + "\nafter\n")
     networks.write_section(path, networks.markdown(_records(2.5), INFO, args, 10.0))
     text = path.read_text()
-    assert text.count(networks.BEGIN) == 1 and text.count(networks.END) == 1
+    begin, end = networks.markers(None)
+    assert text.count(begin) == 1 and text.count(end) == 1
     assert text.startswith("# Results\n\nbefore\n") and text.rstrip().endswith("after")
     assert "| MLP | skipped | 2.5 (2.25) | wrong | 9 (8) | - |" in text
     assert "1.5 (" not in text
@@ -39,6 +40,12 @@ def test_section_replaced_in_place(tmp_path):
     assert f"- tdsl, skipped on every model: {SKIP}" in text
     assert "- JAX jit (XLA), wrong on every model: max error 1e-2" in text
     assert "- MLP: no tdsl time (skipped)" in text
+    # A run with OMP_WAIT_POLICY set has its own section beside the default one.
+    passive = dict(INFO, omp_wait_policy="passive")
+    networks.write_section(path, networks.markdown(_records(3.5), passive, args, 10.0))
+    text = path.read_text()
+    assert "## Networks (benchmarks/networks.py, OMP_WAIT_POLICY=passive)" in text
+    assert "2.5 (2.25)" in text and "3.5 (3.15)" in text and text.count(begin) == 1
 
 
 def test_targets_say_what_was_not_met():
