@@ -146,18 +146,48 @@ def _broadcast_matmul(a: Tensor, b: Tensor, name: str) -> Tensor:
 
 
 def gemm(node):
-    """alpha * A' @ B' + beta * C (A' = A.T with transA, B' = B.T with transB). PyTorch's
-    Linear export (transB=1, alpha=beta=1, C of shape (N,)) is nn.dense."""
+    """alpha * A' @ B' + beta * C (A' = A.T with transA, B' = B.T with transB).
+
+    PyTorch's Linear export (transB=1, B a weight (out, in)) is nn.dense for a few rows
+    (one row: dot products along contiguous weight rows). From GEMM_ROWS rows on, the
+    weight is stored transposed once, at import: the product is then a plain nn.matmul,
+    which td.auto_schedule register-tiles with vectors along B's rows (in nn.dense's
+    w[j, k] each vector lane would read another row). Measured on the MLP 784-512-512-10
+    through td.compile: batch 1, dense 0.23 ms / matmul 0.39; batch 64, 3.9 / 1.9."""
     alpha, beta = float(node.attr("alpha", 1.0)), float(node.attr("beta", 1.0))
     ta, tb = int(node.attr("transA", 0)), int(node.attr("transB", 0))
-    a, b = node.tensor(0), node.tensor(1)
+    a = node.tensor(0)
+    weight = node.value(1)
+    rows = check.const_value(a.shape[1 if ta else 0]) if a.ndim == 2 else None
+    if tb and isinstance(weight, np.ndarray) and weight.ndim == 2 and weight.dtype != object \
+            and rows is not None and rows >= GEMM_ROWS:
+        b, tb = node.importer.param(f"{node.proto.input[1]}_T", weight.T), 0
+    else:
+        b = node.tensor(1)
     c = node.tensor(2) if node.has(2) else None
     for what, t in (("A", a), ("B", b)):
         if t.ndim != 2:
             raise node.unsupported(f"{what} must be 2-D; got shape {t.shape}")
+    name = node.name if c is None or beta == 0.0 else f"{node.name}_matmul"
     bias_like = c is not None and c.ndim == 1 and check.same_size(c.shape[0], b.shape[0])
     if not ta and tb and alpha == 1.0 and beta == 1.0 and (c is None or bias_like):
         return nn.dense(a, b, c, name=node.name)
+    if not ta and not tb and alpha == 1.0:
+        ab = nn.matmul(a, b, name=name)
+    else:
+        ab = _gemm_product(a, b, ta, tb, alpha, name)
+    if c is None or beta == 0.0:
+        return ab
+    if beta == 1.0:
+        return nn.add(ab, c, name=node.name)
+    return nn.elementwise(lambda u, v: u + beta * v, ab, c, name=node.name)
+
+
+GEMM_ROWS = 8      # from this many rows of A on, a known Gemm weight is stored transposed
+
+
+def _gemm_product(a: Tensor, b: Tensor, ta: int, tb: int, alpha: float, name: str) -> Tensor:
+    """alpha * A' @ B' as one reduction, the transposes read in place."""
     rows, inner = (a.shape[1], a.shape[0]) if ta else a.shape
     inner_b, cols = (b.shape[1], b.shape[0]) if tb else b.shape
     if not check.same_size(inner, inner_b):
@@ -169,10 +199,7 @@ def gemm(node):
         product = (a[k, i] if ta else a[i, k]) * (b[j, k] if tb else b[k, j])
         return td.sum(product if alpha == 1.0 else alpha * product, axis=k)
 
-    ab = td.compute((rows, cols), body, name=node.name if c is None else f"{node.name}_matmul")
-    if c is None or beta == 0.0:
-        return ab
-    return nn.elementwise(lambda u, v: u + beta * v, ab, c, name=node.name)
+    return td.compute((rows, cols), body, name=name)
 
 
 # -- convolution and pooling ----------------------------------------------------------------

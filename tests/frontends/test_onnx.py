@@ -51,6 +51,14 @@ def test_symbolic_batch(make, shape):
     assert int(outputs[0].shape[0].value) == 4
 
 
+def test_mlp_batch_64_weights_stored_transposed():
+    """From 8 rows on, a Linear's weight (out, in) is a parameter stored as (in, out)."""
+    outputs, inputs, params = check_model(onnx_models.mlp(batch=64, sizes=(24, 16, 3)),
+                                          trials=1)
+    assert sorted(p.shape for p in params.values() if p.ndim == 2) == [(16, 3), (24, 16)]
+    assert all(t.name.endswith("weight_T") for t in params if t.ndim == 2)
+
+
 def test_td_compile_takes_the_onnx_model(tmp_path):
     """td.compile("model.onnx") and td.compile(ModelProto) import through this frontend."""
     import onnx

@@ -61,6 +61,8 @@ CASES = [
     ("matmul_weight", "MatMul", {"a": (2, 3, 4)}, {}, {"w": rand(4, 5)}, 17),
     ("matmul_4d_broadcast", "MatMul", {"a": (2, 1, 3, 4), "b": (3, 4, 5)}, {}, {}, 17),
     ("gemm_linear", "Gemm", {"x": (3, 4)}, {"transB": 1}, {"w": rand(5, 4), "b": rand(5)}, 17),
+    ("gemm_linear_weight_transposed", "Gemm", {"x": (9, 4)}, {"transB": 1},
+     {"w": rand(5, 4), "b": rand(5)}, 17),
     ("gemm_transA", "Gemm", {"a": (4, 3), "b": (4, 5)}, {"transA": 1}, {}, 17),
     ("gemm_scaled", "Gemm", {"a": (3, 4), "b": (4, 5), "c": (3, 5)},
      {"alpha": 0.5, "beta": 2.0}, {}, 17),
