@@ -89,6 +89,28 @@ CELLS = [
     print(y.shape, y.round(3))
     """),
     md("""
+    What the importer does not know, it refuses, naming the operator and the node,
+    before anything is compiled: a wrong result is never an option. Here a model with
+    a local response normalization (`LRN`, from AlexNet), which tdsl's importer does
+    not convert. A wrong input array is refused at the call, like a kernel's.
+    """),
+    code("""
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["h"], name="relu"),
+                               helper.make_node("LRN", ["h"], ["y"], name="norm", size=3)],
+                              "alexnet_piece", [image], [image])
+    try:
+        td.compile(helper.make_model(graph))
+    except td.TdslError as e:
+        print(textwrap.fill(f"{type(e).__name__}: {e}", 100))
+    try:
+        net(np.ascontiguousarray(x[:, :, :31]))         # one row short
+    except ValueError as e:
+        print(f"{type(e).__name__}: {e}")
+    """),
+    md("""
     ## 2. What `print(net)` says
 
     `print(net)` lists every kernel with the operators inside it, its schedule and its
