@@ -83,6 +83,9 @@ CELLS = [
     net = td.compile(str(path))
     print(f"compiled in {time.perf_counter() - start:.1f} s (from the cache: {net.cached})")
     print(repr(net))
+    start = time.perf_counter()
+    again = td.compile(str(path))
+    print(f"again: {time.perf_counter() - start:.2f} s (from the cache: {again.cached})")
 
     x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype("float32")
     y = net(x)                               # NumPy in, NumPy out
@@ -132,10 +135,12 @@ CELLS = [
     max), `out_fusable` (a convolution or a matrix multiply: a reduction whose output
     can take an elementwise epilogue). The rules: injective stages go into their
     consumer (the padding is computed inside the convolution's kernel); elementwise
-    and broadcast stages after an `out_fusable` one become its epilogue, applied to
-    each output tile while it is still in registers. So `conv_3`, its folded batch
-    norm's bias, the residual `Add` and the `Relu` are one kernel, and the block's
-    output is written once. A kernel holds one `out_fusable` stage, so the 1x1
+    and broadcast stages after an `out_fusable` one become its epilogue, in the same C
+    function. So `conv_3`, its folded batch norm's bias, the residual `Add` and the
+    `Relu` are one kernel, and of the four only the block's output leaves it. (Inside
+    the kernel, `td.auto_schedule` still decides what gets a buffer: here the padded
+    input and the raw convolution get small ones of the kernel's own, and the
+    epilogue is a second loop over that output while it is in cache.) A kernel holds one `out_fusable` stage, so the 1x1
     projection of the shortcut (`conv_6`) is a kernel of its own, whose output the
     `Add` inside `conv_5`'s kernel reads.
 
@@ -167,7 +172,8 @@ CELLS = [
     assert len(net.kernels) < len(model.graph.node)
     """),
     md("""
-    **The memory plan.** Every stage that stays between two kernels needs a buffer.
+    **The memory plan.** Every stage that stays between two kernels needs a buffer
+    (the buffers inside a kernel are its own business).
     Each is live from the kernel that writes it to the last kernel that reads it; two
     buffers that are never live at the same time can share memory. The plan places
     them in one arena, allocated once per call: its size is the *peak* of the live
