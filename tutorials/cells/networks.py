@@ -231,13 +231,18 @@ CELLS = [
     The library counts the time spent in each kernel over every call, which is what
     `print(net)` reports as shares. Over the calls of the timing above alone (the
     counters now minus the counters before it), the convolutions' kernels take most
-    of it.
+    of it. Their sum per call (a mean) compares with the table's median: the rest of
+    a call is Python and the checks of the arrays at the boundary, a few
+    microseconds with tdsl's C extension for calls (`tdsl/runtime/_fastcall.c`,
+    about 25 µs through ctypes where it is not built), within this machine's noise.
     """),
     code("""
     seconds = [now - then for now, then in zip(net.kernel_seconds(), before)]
     print_table(("kernel", "share", "stages"),
                 [(k.name, f"{s / sum(seconds):.0%}", ", ".join(k.stages))
                  for k, s in zip(net.kernels, seconds)])
+    calls = 51                               # np_time: one warm-up call, then 50
+    print(f"in the kernels: {sum(seconds) / calls * 1e3:.3f} ms per call (mean)")
     """),
     md("""
     ## 4. One library: export, load, call from C
@@ -336,8 +341,8 @@ CELLS = [
     layer with its bias) and `Relu`. Each `Gemm` is an `out_fusable` stage, its bias
     and the `Relu` after it are its epilogue: one kernel per layer, and one buffer per
     hidden layer, of which only two are live at once (a layer reads one, writes the
-    next). Change `sizes` (more layers,
-    wider ones), predict the kernel count and the peak, and run the cell. A transformer
+    next). Change `sizes` (more layers, wider ones), predict the kernel count and the
+    peak, and run the cell. A transformer
     block (`onnx_models.transformer_block(seq=16, width=32, heads=2)`) is a harder
     prediction: which of its softmax, layer norms and matrix multiplies share a kernel?
     """),
