@@ -211,7 +211,6 @@ CELLS = [
     this machine only; `benchmarks/networks.py` measures the full-size models.
     """),
     code("""
-    before = net.kernel_seconds()            # the library's counters, to subtract later
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session1 = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -228,21 +227,26 @@ CELLS = [
                 [(name, f"{t:.3f}") for name, t in ms.items()])
     """),
     md("""
-    The library counts the time spent in each kernel over every call, which is what
-    `print(net)` reports as shares. Over the calls of the timing above alone (the
-    counters now minus the counters before it), the convolutions' kernels take most
-    of it. Their sum per call (a mean) compares with the table's median: the rest of
-    a call is Python and the checks of the arrays at the boundary, a few
-    microseconds with tdsl's C extension for calls (`tdsl/runtime/_fastcall.c`,
-    about 25 µs through ctypes where it is not built), within this machine's noise.
+    The library counts the time spent in each kernel, summed over every call: that is
+    what `print(net)` reports as shares. Reading the counters before and after each
+    call gives one call's time per kernel; the median over 50 calls (a sum over calls
+    would let one call the machine interrupted dominate) shows the convolutions'
+    kernels taking most of it. The kernels' total compares with the table's median:
+    the rest of a call is Python and the checks of the arrays at the boundary, a few
+    microseconds with tdsl's C extension for calls (`tdsl/runtime/_fastcall.c`;
+    about 25 µs through ctypes where it is not built).
     """),
     code("""
-    seconds = [now - then for now, then in zip(net.kernel_seconds(), before)]
-    print_table(("kernel", "share", "stages"),
-                [(k.name, f"{s / sum(seconds):.0%}", ", ".join(k.stages))
-                 for k, s in zip(net.kernels, seconds)])
-    calls = 51                               # np_time: one warm-up call, then 50
-    print(f"in the kernels: {sum(seconds) / calls * 1e3:.3f} ms per call (mean)")
+    per_call = []
+    for _ in range(50):
+        before = net.kernel_seconds()
+        net(x, num_threads=1)
+        per_call.append([now - then for now, then in zip(net.kernel_seconds(), before)])
+    per_kernel = np.median(per_call, axis=0)
+    print_table(("kernel", "ms (median)", "share", "stages"),
+                [(k.name, f"{s * 1e3:.4f}", f"{s / per_kernel.sum():.0%}", ", ".join(k.stages))
+                 for k, s in zip(net.kernels, per_kernel)])
+    print(f"in the kernels: {np.median(np.sum(per_call, axis=1)) * 1e3:.3f} ms per call (median)")
     """),
     md("""
     ## 4. One library: export, load, call from C
