@@ -140,9 +140,9 @@ CELLS = [
     `Relu` are one kernel, and of the four only the block's output leaves it. (Inside
     the kernel, `td.auto_schedule` still decides what gets a buffer: here the padded
     input and the raw convolution get small ones of the kernel's own, and the
-    epilogue is a second loop over that output while it is in cache.) A kernel holds one `out_fusable` stage, so the 1x1
-    projection of the shortcut (`conv_6`) is a kernel of its own, whose output the
-    `Add` inside `conv_5`'s kernel reads.
+    epilogue is a second loop over that output while it is in cache.) A kernel holds
+    one `out_fusable` stage, so the 1x1 projection of the shortcut (`conv_6`) is a
+    kernel of its own, whose output the `Add` inside `conv_5`'s kernel reads.
 
     **Batch norm folding.** At inference a batch norm is `gamma * (z - mean) /
     sqrt(var + eps) + beta`, an affine map per channel. Applied to a convolution's
