@@ -5,7 +5,7 @@ it with `td.build`. Nothing is defined here; this module re-exports the public A
 """
 
 from .errors import (CompileError, ScheduleError, TdslError, TdslIndexError, TdslMemoryError,
-                     TdslTypeError, TdslValueError)
+                     TdslTypeError, TdslValueError, UnsupportedError)
 from .lang import (Tensor, all_of as all, any_of as any, comm_reducer, compute, const,  # noqa: A004
                    placeholder, reduce_axis, reference, select, update, var)
 from .lang import max_reducer as max, min_reducer as min, sum_reducer as sum  # noqa: A004

@@ -44,3 +44,8 @@ class TdslIndexError(TdslError, IndexError):
 
 class TdslMemoryError(TdslError, MemoryError):
     """The generated code could not allocate an intermediate buffer."""
+
+
+class UnsupportedError(TdslError, NotImplementedError):
+    """A model uses an operator, attribute or form that tdsl does not implement (an ONNX
+    operator the importer has no converter for, say); the message names it and where."""
