@@ -159,18 +159,19 @@ def test_operator_matches_onnxruntime(op, inputs, attrs, consts, opset):
     check_model(model, trials=1, seed=1 if positive else 0, via=BUILD)
 
 
-def test_split_sqrt_and_pow_half():
-    """Several outputs (Split), and operators that need positive inputs."""
+def test_split_and_operators_of_positive_inputs():
+    """Several outputs (Split), and Sqrt, Pow 0.5, Log, Reciprocal on |x|."""
     model = single("Split", {"x": (2, 7)}, {"axis": 1}, {"s": i64(3, 4)}, outputs=2)
     check_model(model, trials=1, via=BUILD)
     model = single("Sqrt", {"x": (3, 4)})
     model.graph.node.insert(0, helper.make_node("Abs", ["x"], ["ax"], name="abs"))
     model.graph.node[1].input[0] = "ax"
     check_model(model, trials=1, via=BUILD)
-    model = single("Pow", {"x": (3, 4)}, consts={"e": np.float32(0.5)})
-    model.graph.node.insert(0, helper.make_node("Abs", ["x"], ["ax"], name="abs"))
-    model.graph.node[1].input[0] = "ax"
-    check_model(model, trials=1, via=BUILD)
+    for op, consts in (("Pow", {"e": np.float32(0.5)}), ("Log", {}), ("Reciprocal", {})):
+        model = single(op, {"x": (3, 4)}, consts=consts)
+        model.graph.node.insert(0, helper.make_node("Abs", ["x"], ["ax"], name="abs"))
+        model.graph.node[1].input[0] = "ax"
+        check_model(model, trials=1, via=BUILD)
 
 
 def test_shape_chain_folds_to_constant():
