@@ -6,7 +6,8 @@
 - `order(s, C, sizes)`: the order a schedule visits a 2-D domain: tiles shaded,
   points numbered, the path drawn; a parallel loop's iterations shown as lanes.
 - `roofline(...)` and `bars(...)`: measured kernels against the machine's peak and
-  bandwidth, which `measure_machine()` measures with tdsl kernels.
+  bandwidth, which `measure_machine()` measures with probes written in C
+  (`td.machine`: an FMA-throughput loop for the target's vector width, a STREAM triad).
 
 Every function returns a `matplotlib.figure.Figure` (no pyplot state, so it works
 without a display); Jupyter shows it, `fig.savefig("x.png")` writes it.
@@ -207,29 +208,12 @@ def bars(results: dict[str, float], unit: str = "GFLOP/s", peak: float | None = 
     return fig
 
 
-def measure_machine() -> dict[str, float]:
-    """The machine's attainable peak and memory bandwidth, measured with tdsl kernels on
-    all OpenMP threads: a register-tiled matrix multiply that fits in cache (GFLOP/s, the
-    best of 20 timings) and a STREAM-like triad on arrays much larger than the caches
-    (GB/s, the median). A busy machine measures low: run it when nothing else runs."""
-    import tdsl as td
-    rng = np.random.default_rng(0)
-    n = 256
-    s, (A, B, C) = td.examples.matmul()
-    mod = td.build(s, [A, B, C])
-    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
-    c = np.empty((n, n), np.float32)
-    gflops = 2 * n ** 3 / mod.time(a, b, c, repeat=20, number=5).min / 1e9
-
-    m = 1 << 24
-    X = td.placeholder((m,), name="X")
-    Y = td.placeholder((m,), name="Y")
-    Z = td.compute((m,), lambda q: X[q] + 3.0 * Y[q], name="Z")
-    s = td.create_schedule(Z)
-    qo, qi = s[Z].split(Z.op.axis[0], factor=1 << 14)
-    s[Z].parallel(qo)
-    s[Z].vectorize(qi)
-    mod = td.build(s, [X, Y, Z])
-    x, y, z = (np.ones(m, np.float32) for _ in range(3))
-    gbs = 3 * 4 * m / mod.time(x, y, z, repeat=5).median / 1e9
-    return {"peak_gflops": gflops, "bandwidth_gbs": gbs}
+def measure_machine(target=None) -> dict:
+    """The machine's ceilings, measured by probes that are not tdsl kernels (so no
+    schedule can beat them): `td.machine.measure()`, i.e. `peak_gflops` (independent
+    float32 vector FMAs of the target's width on every OpenMP thread), `bandwidth_gbs`
+    (a STREAM triad on arrays far larger than the caches), `lanes`, `threads` and `cpu`
+    (the CPU they were measured on). A busy machine measures low: run it when nothing
+    else runs."""
+    from . import machine
+    return machine.measure(target)
