@@ -27,7 +27,7 @@ _LAZY = {"auto_schedule": (".auto", "auto_schedule"),
          "poly": (".poly", None), "examples": (".examples", None),
          "testing": (".testing", None), "viz": (".viz", None), "machine": (".machine", None), "nn": (".nn", None),
          "grad": (".autodiff", "grad"), "compile": (".graph", "compile"), "graph": (".graph", None),
-         "Network": (".graph", "Network")}
+         "Network": (".graph", "Network"), "cuda_status": (".backends.cuda", "status")}
 
 
 def __getattr__(name: str):

@@ -1,0 +1,42 @@
+"""The public view of a stage's loops that the tutorials use: `s[X].loops` (outermost
+first, as the schedule made them) and `s[X].inlined`; and `td.cuda_status()`."""
+
+import tdsl as td
+
+
+def _two_stages():
+    n = td.var("n")
+    A = td.placeholder((n, n), name="A")
+    P = td.compute((n, n), lambda i, j: A[i, j] * 2.0, name="P")
+    Q = td.compute((n, n), lambda i, j: P[i, j] + 1.0, name="Q")
+    return P, Q
+
+
+def test_loops_follow_split_reorder_and_fuse():
+    P, Q = _two_stages()
+    s = td.create_schedule(Q)
+    i, j = Q.op.axis
+    assert [v.name for v in s[Q].loops] == ["i", "j"]
+    jo, ji = s[Q].split(j, factor=8)
+    assert s[Q].loops == (i, jo, ji)
+    s[Q].reorder(jo, i, ji)
+    assert s[Q].loops == (jo, i, ji)
+    io, ii = s[Q].split(i, factor=4)
+    f = s[Q].fuse(ii, ji)
+    assert s[Q].loops == (jo, io, f)
+    s[Q].vectorize(s[Q].loops[-1])             # the innermost loop, whatever its name
+    assert "# vectorize" in str(td.lower(s, [P.op.input_tensors[0], Q]))
+
+
+def test_inlined_stages_have_no_loops():
+    P, Q = _two_stages()
+    s = td.create_schedule(Q)
+    assert not s[P].inlined and len(s[P].loops) == 2
+    s[P].compute_inline()
+    assert s[P].inlined and s[P].loops == ()
+
+
+def test_cuda_status_never_raises_and_says_why():
+    gpu, why, nvcc = td.cuda_status()
+    assert isinstance(gpu, bool) and isinstance(why, str) and why
+    assert nvcc is None or isinstance(nvcc, str)
