@@ -125,6 +125,28 @@ def times(schedule, statement: str, sizes: dict[str, int]) -> dict[tuple, tuple]
     return dict(pairs(time, sizes))
 
 
+def order(schedule, stage, sizes: dict) -> list[tuple[int, ...]]:
+    """The instances of `stage`'s main statement (a reduction's update) in the order the
+    schedule runs them, at concrete `sizes` ({size var or name: int}); each instance is
+    the tuple of the stage's own axes (for a stage computed at another's loop, without
+    the loops around it). Iterations of a parallel loop are listed one after the other.
+
+    >>> s[C].reorder(j, i)
+    >>> td.poly.order(s, C, {n: 2, m: 2})
+    [(0, 0), (1, 0), (0, 1), (1, 1)]
+    """
+    sz = {getattr(k, "name", str(k)): int(v) for k, v in (sizes or {}).items()}
+    name = getattr(stage, "name", stage)
+    model = schedule.analysis().model
+    mine = [sm for sm in model.stmts.values() if sm.stmt.stage == name]
+    if not mine:
+        raise ValueError(f"{name} is not a stage of this schedule")
+    sm = ([m for m in mine if m.stmt.kind != "init"] or mine)[-1]
+    n_outer = len(sm.outer)
+    return [p[n_outer:] for p, _ in sorted(times(schedule, sm.name, sz).items(),
+                                           key=lambda item: item[1])]
+
+
 def carried_pairs(schedule, stage: str, axis, sizes: dict[str, int]) -> list[tuple]:
     """(source, sink) instance pairs of dependences carried by loop `axis` of `stage`."""
     from .legality import carried_relations

@@ -40,3 +40,19 @@ def test_cuda_status_never_raises_and_says_why():
     gpu, why, nvcc = td.cuda_status()
     assert isinstance(gpu, bool) and isinstance(why, str) and why
     assert nvcc is None or isinstance(nvcc, str)
+
+
+def test_poly_order_lists_instances_in_execution_order():
+    h, w = td.var("h"), td.var("w")
+    A = td.placeholder((h, w), name="A")
+    F = td.compute((h, w), lambda y, x: A[y, x] * 2.0, name="F")
+    s = td.create_schedule(F)
+    y, x = F.op.axis
+    assert td.poly.order(s, F, {h: 2, w: 2}) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    s[F].reorder(x, y)
+    assert td.poly.order(s, F, {"h": 2, "w": 3}) == [(0, 0), (1, 0), (0, 1), (1, 1),
+                                                      (0, 2), (1, 2)]
+    s = td.create_schedule(F)
+    s[F].tile(*F.op.axis, 2, 2)
+    assert td.poly.order(s, F, {h: 4, w: 4})[:6] == [(0, 0), (0, 1), (1, 0), (1, 1),
+                                                     (0, 2), (0, 3)]
