@@ -208,6 +208,9 @@ def order(schedule, stage, sizes: dict, dims=None) -> Figure:
     tile_dims = [2 * k + 1 for k, loop in enumerate(loops[:-2])] if len(loops) > 2 else []
     fig = Figure(figsize=(6, 5.5))
     ax = fig.subplots()
+    vec = next((k for k, loop in enumerate(loops) if loop.kind == "vectorize"), None)
+    if lane_dim is None and vec is not None:      # one colour per vector instruction
+        tile_dims = [2 * k + 1 for k in range(vec)]
     key_dims = [lane_dim] if lane_dim is not None else tile_dims
     groups = sorted({tuple(t[d] for d in key_dims) for t, _ in shown})
     colors = {g: k for k, g in enumerate(groups)}
@@ -229,7 +232,9 @@ def order(schedule, stage, sizes: dict, dims=None) -> Figure:
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     what = (f"color: iteration of parallel loop {loops[(lane_dim - 1) // 2].var.name}"
-            if lane_dim is not None else "color: tile (outer loops)")
+            if lane_dim is not None else
+            f"color: one vector instruction (loop {loops[vec].var.name} vectorized)"
+            if vec is not None else "color: tile (outer loops)")
     ax.set_title(f"{name}: execution order\n{what}")
     ax.set_aspect("equal")
     ax.invert_yaxis()
