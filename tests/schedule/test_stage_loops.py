@@ -56,3 +56,17 @@ def test_poly_order_lists_instances_in_execution_order():
     s[F].tile(*F.op.axis, 2, 2)
     assert td.poly.order(s, F, {h: 4, w: 4})[:6] == [(0, 0), (0, 1), (1, 0), (1, 1),
                                                      (0, 2), (0, 3)]
+
+
+def test_poly_count_counts_instances_and_stores_to_an_array():
+    n, l, m = td.var("n"), td.var("l"), td.var("m")
+    A = td.placeholder((n, l), name="A")
+    B = td.placeholder((l, m), name="B")
+    k = td.reduce_axis(l, name="k")
+    C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = td.create_schedule(C)
+    sizes = {n: 4, m: 6, l: 5}
+    assert td.poly.count(s, sizes) == 4 * 6 + 4 * 6 * 5           # init + updates
+    assert td.poly.count(s, sizes, writes="C") == 4 * 6 + 4 * 6 * 5
+    s, (A, B, C) = td.examples.matmul(tile_i=2, tile_j=4)
+    assert td.poly.count(s, {"n": 4, "m": 8, "l": 5}, writes="C") == 4 * 8   # the copy
