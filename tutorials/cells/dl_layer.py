@@ -272,7 +272,7 @@ CELLS = [
     `pad` at the rows of `out` too (`s[pad].compute_at(s[out], y)`): each output row
     then pads just the input rows its convolution reads. How many rows of `pad` does
     one output row need, and how many `pad` values are computed in all (a halo, as in
-    notebook 4)? Predict the number, then check it with
+    notebook 4; mind which loops are around `y`)? Predict the number, then check it with
     `assert td.poly.count(s, {}, writes="pad") == your_number`, and check the result
     with `check(...)`.
     Solution: `tutorials/solutions/06_dl_layer.py`.
