@@ -145,3 +145,15 @@ def test_unknown_stage_and_axis_are_clear_errors():
         viz.domain(s, C, {n: 2, m: 2, l: 2}, dims=("i", "q"))
     with pytest.raises(td.TdslValueError, match="not a stage"):
         viz.order(s, "D", {n: 2, m: 2, l: 2})
+
+
+def test_order_colours_one_vector_instruction_per_colour():
+    (n, l, m), C, k = _matmul()
+    s = td.create_schedule(C)
+    i, j = C.op.axis
+    jo, ji = s[C].split(j, factor=4)
+    s[C].vectorize(ji)
+    ax = viz.order(s, C, {n: 2, m: 8, l: 1}).axes[0]
+    colors = {tuple(c.get_facecolor()[0]) for c in ax.collections}
+    assert len(colors) == 2 * 2                                 # 2 rows x 2 vectors of 4
+    assert "vector" in ax.get_title()
