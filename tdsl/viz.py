@@ -1,10 +1,14 @@
 """Pictures of loops and dependences, for teaching (matplotlib, headless-safe).
 
 - `domain(s, C, sizes)`: a 2-D slice of a stage's iteration domain as points, with
-  its dependences as arrows; `carried_by=k` draws in red the ones loop k carries
+  its dependences (arrows; a reduction's links between its updates dashed, without
+  heads) and its init statement; `carried_by=k` draws in red the ones loop k carries
   (the reason `parallel(k)` is refused).
 - `order(s, C, sizes)`: the order a schedule visits a 2-D domain: tiles shaded,
-  points numbered, the path drawn; a parallel loop's iterations shown as lanes.
+  points numbered, the path drawn; a parallel loop's iterations shown as lanes, each
+  with its own path; with a vectorized loop, one colour per vector instruction.
+- `regions(s, P, sizes)`: after `compute_at`, the region of the producer P each tile
+  computes, and the elements more than one tile computes (the halo).
 - `roofline(...)` and `bars(...)`: measured kernels against the machine's peak and
   bandwidth, which `measure_machine()` measures with probes written in C
   (`td.machine`: an FMA-throughput loop for the target's vector width, a STREAM triad).
