@@ -25,7 +25,8 @@ _LAZY = {"auto_schedule": (".auto", "auto_schedule"),
          "Schedule": (".schedule", "Schedule"), "Stage": (".schedule", "Stage"),
          "create_schedule": (".schedule", "create_schedule"), "lower": (".schedule", "lower"),
          "poly": (".poly", None), "examples": (".examples", None),
-         "testing": (".testing", None), "viz": (".viz", None), "machine": (".machine", None), "nn": (".nn", None),
+         "testing": (".testing", None), "viz": (".viz", None), "nn": (".nn", None),
+         "machine": (".machine", None),
          "grad": (".autodiff", "grad"), "compile": (".graph", "compile"), "graph": (".graph", None),
          "Network": (".graph", "Network"), "cuda_status": (".backends.cuda", "status")}
 

@@ -351,7 +351,7 @@ def regions(schedule, producer, sizes: dict, dims=None) -> Figure:
             ax.text(cx, cy, str(k), ha="center", va="center", fontsize=7, zorder=4)
     cmap = _colormap(len(tiles))
     inset = 0.35 / max(len(tiles), 1) ** 0.5
-    for t, (tile, cells) in enumerate(sorted(tiles.items())):
+    for t, (_, cells) in enumerate(sorted(tiles.items())):
         xs, ys = [c[0] for c in cells], [c[1] for c in cells]
         pad = 0.5 - inset * (1 + t % 3)
         ax.add_patch(Rectangle((min(xs) - pad, min(ys) - pad), max(xs) - min(xs) + 2 * pad,

@@ -121,7 +121,8 @@ CELLS = [
     print(f"evolutionary: best {tuned.seconds * 1e3:.2f} ms, choices {tuned.choices}")
     print(f"random:       best {baseline.seconds * 1e3:.2f} ms, choices {baseline.choices}")
     print(f"refused by isl: {tuned.refused + baseline.refused}, "
-          f"errors: {tuned.errors + baseline.errors}, wrong results: {tuned.wrong + baseline.wrong}")
+          f"errors: {tuned.errors + baseline.errors}, "
+          f"wrong results: {tuned.wrong + baseline.wrong}")
     """),
     md("""
     The curve: the best time after each measured candidate. With so few trials the two

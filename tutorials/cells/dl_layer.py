@@ -146,7 +146,8 @@ CELLS = [
     s[pad].compute_inline()
     print(td.lower(s, args))
     check("conv per row, pad inlined", s, args)
-    t_stage, t_inline = seconds["conv computed per row of out"], seconds["conv per row, pad inlined"]
+    t_stage = seconds["conv computed per row of out"]
+    t_inline = seconds["conv per row, pad inlined"]
     print(f"with pad inlined the layer took {t_inline / t_stage:.2f} times as long as with "
           f"pad as a stage ({'faster' if t_inline < t_stage else 'slower'} here)")
     """),

@@ -270,7 +270,10 @@ CELLS = [
     """),
     code("""
     print(td.machine.describe(), "| load average:", os.getloadavg()[0])
-    ms = lambda seconds: f"{seconds * 1e3:.2f}"
+    def ms(seconds):
+        return f"{seconds * 1e3:.2f}"
+
+
     print_table(("kernel (2048 x 2048 float32)", "tdsl ms", "NumPy ms"), [
         ("C = 2 A + B  (4M elements)", ms(mod_c.time(a, b, c).median),
          ms(np_time(lambda: a * 2.0 + b))),
