@@ -42,6 +42,7 @@ CELLS = [
         print("No usable GPU here (" + why + ").")
         print("Every kernel below runs on the CPU EMULATOR: results are checked, "
               "timings are not GPU timings.")
+    print("CPU (the emulator's, and NumPy's):", td.machine.describe())
     print("nvcc:", NVCC or "not found (the CUDA source is still generated and emulated; "
                             "register and shared-memory reports need nvcc)")
 
