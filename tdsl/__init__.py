@@ -28,7 +28,8 @@ _LAZY = {"auto_schedule": (".auto", "auto_schedule"),
          "testing": (".testing", None), "viz": (".viz", None), "nn": (".nn", None),
          "machine": (".machine", None),
          "grad": (".autodiff", "grad"), "compile": (".graph", "compile"), "graph": (".graph", None),
-         "Network": (".graph", "Network"), "cuda_status": (".backends.cuda", "status")}
+         "Network": (".graph", "Network"), "counts": (".analysis", "counts"),
+         "cuda_status": (".backends.cuda", "status")}
 
 
 def __getattr__(name: str):

@@ -12,6 +12,9 @@
 - `roofline(...)` and `bars(...)`: measured kernels against the machine's peak and
   bandwidth, which `measure_machine()` measures with probes written in C
   (`td.machine`: an FMA-throughput loop for the target's vector width, a STREAM triad).
+- `traffic(counts)`: td.counts' traffic per array against the cache size, for one
+  schedule or several; `counts_roofline(...)`: schedules on a roofline at their counted
+  intensity, the predicted time next to the measured one.
 
 Every function returns a `matplotlib.figure.Figure` (no pyplot state, so it works
 without a display); Jupyter shows it, `fig.savefig("x.png")` writes it.
@@ -370,3 +373,92 @@ def regions(schedule, producer, sizes: dict, dims=None) -> Figure:
     ax.invert_yaxis()
     _integer_ticks(ax)
     return fig
+
+
+# ---------------------------------------------------------------------------------------
+# Counts (td.counts)
+# ---------------------------------------------------------------------------------------
+
+_DASHES = ["-", "--", ":", "-."]
+
+
+def traffic(counts: dict, caches: list[int] | None = None) -> Figure:
+    """Bytes each array moves into a cache, against the cache size, for each schedule of
+    `counts` (`{label: td.counts(...)}`): one color per array, one line style per
+    schedule; the array's footprint (compulsory traffic) is where each line ends.
+
+    >>> td.viz.traffic({"naive": td.counts(s1, args), "tiled": td.counts(s2, args)})
+    """
+    if not counts:
+        raise TdslValueError("td.viz.traffic needs at least one schedule's counts")
+    caches = caches or [1 << p for p in range(10, 26)]          # 1 KiB .. 32 MiB
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    arrays = list(dict.fromkeys(a for c in counts.values() for a in c.footprint))
+    palette = _colormap(len(arrays))
+    for k, (label, c) in enumerate(counts.items()):
+        moved = [c.traffic(size) for size in caches]
+        for a, name in enumerate(arrays):
+            if name not in c.footprint:
+                continue
+            ys = [max(m[name], 1) for m in moved]
+            ax.loglog(caches, ys, _DASHES[k % len(_DASHES)], color=palette[a], lw=1.8,
+                      label=f"{name} ({label})")
+    ax.set_xlabel("cache size (bytes)")
+    ax.set_ylabel("traffic into the cache (bytes)")
+    ax.set_title("traffic per array (td.counts' cache model)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def counts_roofline(schedules: dict, machine, cache_bytes: int | None = None) -> Figure:
+    """Schedules on a roofline: `schedules` is `{label: (counts, measured_seconds)}`,
+    `machine` a `tdsl.analysis.Machine`. Each schedule sits at its counted intensity
+    (flops per byte of traffic into the cache of `cache_bytes`, the machine's largest by
+    default): a hollow marker at the GFLOP/s `counts.roofline_time` predicts, a filled
+    one at the GFLOP/s measured, joined by a line.
+
+    >>> td.viz.counts_roofline({"tiled": (c, 0.012)}, machine)
+    """
+    if not schedules:
+        raise TdslValueError("td.viz.counts_roofline needs at least one schedule")
+    cache_bytes = cache_bytes or max(machine.bandwidth_gbs)
+    if cache_bytes not in machine.bandwidth_gbs:
+        raise TdslValueError(f"the machine has no bandwidth for a {cache_bytes}-byte cache; "
+                             f"it has {sorted(machine.bandwidth_gbs)}")
+    bandwidth = machine.bandwidth_gbs[cache_bytes]
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
+    points = []
+    for label, (c, seconds) in schedules.items():
+        if c.flops == 0:
+            raise TdslValueError(f"{label} does no floating-point operations: a roofline "
+                                 "places kernels by flops per byte")
+        intensity = c.intensity(cache_bytes)
+        points.append((label, intensity, c.flops / c.roofline_time(machine, warm=True) / 1e9,
+                       c.flops / seconds / 1e9))
+    xs = [p[1] for p in points]
+    lo = min(xs + [machine.peak_gflops / bandwidth]) / 4
+    hi = max(xs + [machine.peak_gflops / bandwidth]) * 4
+    grid = np.logspace(np.log10(lo), np.log10(hi), 200)
+    ax.loglog(grid, np.minimum(machine.peak_gflops, bandwidth * grid), color="black", lw=2,
+              label=f"roof: {machine.peak_gflops:.0f} GFLOP/s, {bandwidth:.0f} GB/s")
+    palette = _colormap(len(points))
+    for k, (label, x, predicted, measured) in enumerate(points):
+        ax.plot([x, x], [predicted, measured], color=palette[k], lw=1, zorder=2)
+        ax.scatter([x], [predicted], s=70, facecolors="none", edgecolors=[palette[k]], lw=1.5,
+                   zorder=3)
+        ax.scatter([x], [measured], s=70, color=palette[k], zorder=3, label=label)
+    ax.set_xlabel(f"intensity: flops per byte moved into {_size_label(cache_bytes)}")
+    ax.set_ylabel("GFLOP/s")
+    ax.set_title("roofline: predicted (hollow) and measured (filled)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _size_label(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB"

@@ -157,3 +157,39 @@ def test_order_colours_one_vector_instruction_per_colour():
     colors = {tuple(c.get_facecolor()[0]) for c in ax.collections}
     assert len(colors) == 2 * 2                                 # 2 rows x 2 vectors of 4
     assert "vector" in ax.get_title()
+
+
+def test_traffic_per_array_for_two_schedules():
+    (n, l, m), C, k = _matmul()
+    args = [*C.op.input_tensors, C]
+    plain = td.create_schedule(C)
+    tiled = td.create_schedule(C)
+    i, j = C.op.axis
+    io, jo, ii, ji = tiled[C].tile(i, j, 16, 16)
+    sizes = {"n": 64, "l": 64, "m": 64}
+    counts = {"naive": td.counts(plain, args, sizes), "tiled": td.counts(tiled, args, sizes)}
+    fig = viz.traffic(counts, caches=[1024, 4096, 16384, 65536])
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == 2 * 3                                   # A, B, C per schedule
+    b_naive = [ln for ln in lines if ln.get_label() == "B (naive)"][0]
+    assert list(b_naive.get_ydata()) == [counts["naive"].traffic(c)["B"]
+                                         for c in (1024, 4096, 16384, 65536)]
+    _png(fig)
+
+
+def test_counts_roofline_puts_prediction_next_to_measurement():
+    from tdsl.analysis import Machine
+    (n, l, m), C, k = _matmul()
+    args = [*C.op.input_tensors, C]
+    c = td.counts(td.create_schedule(C), args, {"n": 64, "l": 64, "m": 64})
+    machine = Machine(100.0, {32 * 1024: 50.0, 1 << 20: 10.0}, threads=2, lanes=8)
+    fig = viz.counts_roofline({"naive": (c, 0.01)}, machine)
+    ax = fig.axes[0]
+    hollow, filled = ax.collections[0], ax.collections[1]
+    x = c.flops / c.total_traffic(1 << 20)
+    assert tuple(filled.get_offsets()[0]) == pytest.approx((x, c.flops / 0.01 / 1e9))
+    predicted = c.flops / c.roofline_time(machine, warm=True) / 1e9
+    assert tuple(hollow.get_offsets()[0]) == pytest.approx((x, predicted))
+    _png(fig)
+    with pytest.raises(td.TdslValueError, match="no bandwidth for a 4096-byte cache"):
+        viz.counts_roofline({"naive": (c, 0.01)}, machine, cache_bytes=4096)

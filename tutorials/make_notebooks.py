@@ -44,6 +44,7 @@ NOTEBOOKS = {
     "05_cuda": "cuda",
     "06_dl_layer": "dl_layer",
     "07_auto_tuning": "auto_tuning",
+    "09_gradients": "gradients",         # 08 is kept for the networks tutorial
 }
 
 

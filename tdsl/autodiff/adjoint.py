@@ -28,7 +28,7 @@ from ..lang import dtypes
 from ..lang.expr import BinOp, Const, Expr, IterVar, Load, Select, all_of, cast, select
 from ..lang.reduce import sum as sum_reducer
 from ..lang.tensor import ComputeOp, Tensor, update
-from ..lang.visit import free_vars, loads, substitute, transform
+from ..lang.visit import free_vars, loads, same, substitute, transform
 from .affine import Form, axis_bounds, occurs, parse, provably_nonneg
 from .stages import axis_names, fresh_reduce_axis, named_compute
 
@@ -105,8 +105,13 @@ def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | N
     _check_ranges(consumer, variables)
     names = axis_names(target)
     axes = [IterVar(n, Const(0, dtypes.INDEX), s, "data") for n, s in zip(names, target.shape)]
-    system = _System({d: parse(e) - Form.atom(a) for d, (e, a) in
-                      enumerate(zip(load.indices, axes))}, list(variables), {}, [])
+    # Each equation lhs == rhs: one per dimension, except the digits of one flat index
+    # (a flatten or reshape), which become the one equation flat == recomposed.
+    pairs = {d: (e, a) for d, (e, a) in enumerate(zip(load.indices, axes))}
+    pairs.update(_recompose_digits(load.indices, axes, target))
+    pairs = {d: pair for d, pair in pairs.items() if pair is not None}
+    system = _System({d: parse(lhs) - parse(rhs) for d, (lhs, rhs) in pairs.items()},
+                     list(variables), {}, [])
     while system.eliminate():
         pass
     taken = set(names)
@@ -114,7 +119,7 @@ def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | N
     free = {v: fresh_reduce_axis(v, taken) for v in system.unknowns if v not in single}
     unsolved = free | single
     mapping = {u: substitute(s, unsolved) for u, s in system.solutions.items()} | unsolved
-    residual = [substitute(load.indices[d], mapping) == axes[d] for d in system.equations]
+    residual = [substitute(pairs[d][0], mapping) == pairs[d][1] for d in system.equations]
     searched = {id(r) for r in free.values()}
     if any(loads(g) and any(id(x) in searched for x in free_vars(g)) for g in residual):
         return _scatter(consumer, load, adjoint, where, variables)
@@ -125,6 +130,70 @@ def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | N
         guards.append(substitute(where, mapping))
     body = _drop_true_conditions(substitute(adjoint, mapping), bounds)
     return _piece(consumer.name, target, axes, list(free.values()), guards, body)
+
+
+def _digit(e: Expr) -> tuple[Expr, int, int | None] | None:
+    """`e` as a digit (flat, stride, radix) of a flat index: `flat // s % m`, `flat % m`
+    (stride 1) or `flat // s` (the top digit, radix None), with constant s and m."""
+    match e:
+        case BinOp(op="mod", a=BinOp(op="floordiv", a=flat, b=Const(value=s)), b=Const(value=m)):
+            return flat, int(s), int(m)
+        case BinOp(op="mod", a=flat, b=Const(value=m)):
+            return flat, 1, int(m)
+        case BinOp(op="floordiv", a=flat, b=Const(value=s)):
+            return flat, int(s), None
+    return None
+
+
+def _recompose_digits(indices, axes: list[IterVar], target: Tensor) -> dict:
+    """{d: (flat, recomposed)} for indices that are all the digits of one flat index, in
+    mixed radix: `A[i // 16, i // 4 % 4, i % 4]` (nn.flatten's read of a (16, 4, 4) tensor)
+    gives flat == 16 a0 + 4 a1 + a2, which eliminate() solves for i, instead of three
+    equations that leave i free (a reduction over the whole preimage). Exact for floor
+    division by positive constants, given each a_d in [0, m_d): the target's axes are.
+    The other dimensions of the group map to None (their equation is in the first's)."""
+    groups: dict[int, list] = {}
+    flats: list[Expr] = []
+    for d, e in enumerate(indices):
+        digit = _digit(e)
+        if digit is None or dtypes.is_float(e.dtype):
+            continue
+        flat, stride, radix = digit
+        key = next((k for k, f in enumerate(flats) if same(f, flat)), None)
+        if key is None:
+            flats.append(flat)
+            key = len(flats) - 1
+        groups.setdefault(key, []).append((stride, radix, d))
+    result = {}
+    for key, digits in groups.items():
+        digits.sort()
+        if not _mixed_radix(digits, target):
+            continue
+        recomposed = Form()
+        for stride, _, d in digits:
+            recomposed = recomposed + Form.atom(axes[d]) * stride
+        result[digits[0][2]] = (flats[key], recomposed.expr())
+        for _, _, d in digits[1:]:
+            result[d] = None
+    return result
+
+
+def _mixed_radix(digits: list[tuple[int, int | None, int]], target: Tensor) -> bool:
+    """The digits (stride, radix, dimension), by stride, are all of a flat index: strides
+    1, m0, m0 m1, ..., a radix on every digit but the top one, and each of those target
+    dimensions no larger than its radix (so its axis is a valid digit)."""
+    if len(digits) < 2 or digits[0][0] != 1 or digits[-1][1] is not None:
+        return False
+    for (stride, radix, d), (following, _, _) in zip(digits, digits[1:]):
+        size = _const(target.shape[d])
+        if radix is None or radix <= 0 or stride * radix != following or size is None \
+                or not 1 <= size <= radix:
+            return False
+    return True
+
+
+def _const(e: Expr) -> int | None:
+    return int(e.value) if isinstance(e, Const) else None
 
 
 def _solution_guards(system: _System, mapping: dict, unsolved: dict, bounds) -> list[Expr]:
@@ -155,10 +224,13 @@ def _piece(source: str, target: Tensor, axes: list[IterVar], free: list[IterVar]
         return Piece(source, at=lambda indices: placed(body, indices))
 
     def stage(name: str) -> Tensor:
-        # The select repeats where=: td.reference evaluates a reduction's body everywhere,
-        # and the select keeps it from reading outside the guarded region.
+        # The guards without reads are where=, not a select in the body: isl turns their
+        # affine parts into loop bounds, and the loop body stays free of tests (a select
+        # there kept a convolution's input adjoint from vectorizing).
+        guarded = select(inner, value, 0) if inner is not None else value
+
         def gather(*indices):
-            return sum_reducer(placed(body, indices), axis=free,
+            return sum_reducer(placed(guarded, indices), axis=free,
                                where=placed(outer, indices) if outer is not None else None)
         return named_compute(target.shape, gather, [a.name for a in axes], name)
 

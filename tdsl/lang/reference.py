@@ -180,9 +180,15 @@ def _eval_body(op, body, ev: _Evaluator, ndata: int, data_shape, r_extents) -> n
     identity = body.reducer.identity(body.dtype)
     if 0 in r_extents:                  # nothing to reduce: the reducer's identity
         return np.full(data_shape, identity.value, dtype=body.dtype)
-    vals = np.broadcast_to(ev.eval(body.body), full)
-    if body.where is not None:
-        mask = np.broadcast_to(ev.eval(body.where), full)
+    # The body is read only where `where` holds, as in compiled code: a read it guards
+    # (`A[i - r]` under `where=i - r >= 0`) may be out of bounds elsewhere.
+    mask = np.broadcast_to(ev.eval(body.where), full) if body.where is not None else None
+    outer, ev.mask = ev.mask, mask
+    try:
+        vals = np.broadcast_to(ev.eval(body.body), full)
+    finally:
+        ev.mask = outer
+    if mask is not None:
         vals = np.where(mask, vals, np.array(identity.value, body.dtype))
     raxes = tuple(range(ndata, ndata + len(r_extents)))
     if body.reducer.numpy_reduce is not None:

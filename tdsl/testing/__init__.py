@@ -1,8 +1,10 @@
-"""Testing helpers for users and courses: random inputs and schedule equivalence.
+"""Testing helpers for users and courses: random inputs, schedule equivalence, grading.
 
 `assert_equivalent(s, args, sizes={n: 37})` builds the schedule, runs it on
 random inputs at the given sizes and compares it with the unscheduled build and
-with `td.reference` (NumPy). A course grades a student's schedule with it.
+with `td.reference` (NumPy). `grade(make, ...)` (grade.py) is the one call a course
+grades with: legality, correctness at ragged sizes, and counts, with points and a
+message per check.
 """
 
 from __future__ import annotations
@@ -90,3 +92,6 @@ def _compare(what: str, got: np.ndarray, want: np.ndarray, dtype: str) -> None:
         worst = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.size else ()
         raise AssertionError(f"{what}: mismatch at {worst}: got {got[worst]}, expected "
                              f"{want[worst]} (max abs error {np.nanmax(diff):.3g})")
+
+
+from .grade import Check, Grade, grade  # noqa: E402  (grade uses the helpers above)

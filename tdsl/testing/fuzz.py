@@ -5,7 +5,9 @@
 Case `i` of seed `S` draws a program (`programs.py`: six families, each with an
 independent NumPy oracle), then up to eight schedule moves (`moves.py`: every
 primitive, illegal ones and bad calls on purpose), builds the kernel and runs it
-on random inputs. A case passes when every move was applied, or refused with a
+on random inputs; one case in ten (`AUTO_CASE`) is scheduled instead by td.auto_schedule's
+rules with a random configuration of their knobs (a candidate `td.tune` could measure).
+A case passes when every move was applied, or refused with a
 `ScheduleError` that left the schedule unchanged, or (a bad call) raised
 `TypeError`/`ValueError`; and the kernel's outputs match the oracle. Anything
 else fails: a wrong value or dtype, another exception, a crash of the process, a
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 ISL_LIMIT = "cannot be analysed"
+AUTO_CASE = 7      # case i with i % 10 == AUTO_CASE: td.auto_schedule's rules, random knobs
 INTERNAL_WORDS = ("isl_", "islpy", "Traceback", "assert")
 
 
@@ -118,7 +121,15 @@ def run_case(seed: int, index: int, report=lambda kind, value: None) -> Outcome:
         args, sizes = ns["args"], ns["sizes"]
         s = ns["s"] = td.create_schedule([t for t in args if not isinstance(t.op, PlaceholderOp)])
         inputs = [t.name for t in args if isinstance(t.op, PlaceholderOp)]
-        for _ in range(int(rng.integers(1, 9))):
+        if index % 10 == AUTO_CASE:
+            code = _auto_move(args, rng)
+            report("move", code)
+            out.moves.append((code, "failed"))
+            exec(code, ns)                  # a refusal here is a finding: rules are checked
+            s = ns["s"]
+            out.moves[-1] = (code, "applied")
+            report("status", "applied")
+        for _ in range(0 if index % 10 == AUTO_CASE else int(rng.integers(1, 9))):
             move = random_move(s, inputs, rng)
             report("move", move.code)
             out.moves.append((move.code, "failed"))
@@ -143,6 +154,23 @@ def run_case(seed: int, index: int, report=lambda kind, value: None) -> Outcome:
         out.failure, out.detail = "exception", f"{type(exc).__name__}: {exc}"
     out.seconds = time.perf_counter() - start
     return out
+
+
+def _auto_move(args, rng) -> str:
+    """The code of an automatic schedule with a random configuration of its knobs (what
+    `td.tune` measures): the rules' space for this program, one option drawn per knob."""
+    from ..auto.knobs import Knobs
+    from ..auto.rules import apply_rules
+    from ..lang.tensor import PlaceholderOp
+    outputs = [t for t in args if not isinstance(t.op, PlaceholderOp)]
+    knobs = Knobs()
+    apply_rules(outputs, knobs=knobs)
+    config = {name: options[int(rng.integers(len(options)))]
+              for name, (options, _) in sorted(knobs.space.items())}
+    return ("from tdsl.auto.knobs import Knobs\nfrom tdsl.auto.rules import apply_rules\n"
+            "from tdsl.lang.tensor import PlaceholderOp\n"
+            "s = apply_rules([t for t in args if not isinstance(t.op, PlaceholderOp)], "
+            f"knobs=Knobs({config!r}))")
 
 
 def _apply(s, move, ns) -> str:

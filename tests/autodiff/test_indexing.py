@@ -44,6 +44,27 @@ def test_flatten_and_linear_inputs():
     gradcheck(y, [x, w], {x: random((2, 3, 2, 4), 1), w: random((5, 24), 2)})
 
 
+def test_flatten_adjoint_is_a_gather():
+    """nn.flatten reads x[n, i // 8, i // 4 % 2, i % 4]: the digits of one flat index,
+    recomposed into i == 8 c + 4 y + x and solved for i, so each element of the adjoint
+    reads one element of the head (it was a sum over all 24 flat positions, which made a
+    CNN's training step 10 times slower). A reshape whose flat index mixes two axes is
+    checked too."""
+    from tdsl import nn
+    x = td.placeholder((2, 3, 2, 4), "float64", name="x")
+    flat = nn.flatten(x)
+    head = td.placeholder(flat.shape, "float64", name="head")
+    (dx,) = td.grad(flat, [x], head=head)
+    assert not dx.op.reduce_axis, td.lower(td.create_schedule(dx), [head, dx])
+    gradcheck(flat, [x], {x: random((2, 3, 2, 4), 1)})
+    v = td.placeholder((6, 4), "float64", name="v")
+    gradcheck(nn.reshape(v, (3, 8)), [v], {v: random((6, 4), 2)})
+    # i // 2 and i % 3 are not the digits of one index (2 != 1 * 3): two equations, as before.
+    a = td.placeholder((4, 3), "float64", name="a")
+    gradcheck(td.compute((8,), lambda i: a[i // 2, i % 3] * a[i // 2, i % 3], name="y"), [a],
+              {a: random((4, 3), 3)})
+
+
 def test_matmul_constant_sizes():
     X, W, Y = _matmul(5, 6, 4)
     gradcheck(Y, [W, X], {X: random((5, 6), 1), W: random((6, 4), 2)})

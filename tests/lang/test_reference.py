@@ -195,3 +195,20 @@ def test_sizes_argument_binds_unbound_size():
     np.testing.assert_allclose(c, a[:, None] * np.arange(4), rtol=1e-6)
     with pytest.raises(TdslValueError):
         td.reference(C, {A: a})
+
+
+def test_reduction_reads_only_where_its_where_holds():
+    """A read that where= guards is not evaluated outside it (as in compiled code): a
+    window sum over A[i - r] with where=i - r >= 0 never reads A[-1]. (td.reference used
+    to evaluate the body everywhere and raise TdslIndexError.)"""
+    n = td.var("n")
+    A = td.placeholder((n,), "float64", name="A")
+    r = td.reduce_axis(3, name="r")
+    S = td.compute((n,), lambda i: td.sum(A[i - r], axis=r, where=i - r >= 0), name="S")
+    a = np.arange(1.0, 6.0)
+    want = [a[max(0, i - 2):i + 1].sum() for i in range(5)]
+    np.testing.assert_array_equal(td.reference(S, {A: a}), want)
+    mod = td.build(td.create_schedule(S), [A, S])
+    s = np.empty(5)
+    mod(a, s)
+    np.testing.assert_array_equal(s, want)
