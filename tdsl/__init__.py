@@ -26,8 +26,10 @@ _LAZY = {"auto_schedule": (".auto", "auto_schedule"),
          "create_schedule": (".schedule", "create_schedule"), "lower": (".schedule", "lower"),
          "poly": (".poly", None), "examples": (".examples", None),
          "testing": (".testing", None), "viz": (".viz", None), "nn": (".nn", None),
+         "machine": (".machine", None),
          "grad": (".autodiff", "grad"), "compile": (".graph", "compile"), "graph": (".graph", None),
-         "Network": (".graph", "Network"), "counts": (".analysis", "counts")}
+         "Network": (".graph", "Network"), "counts": (".analysis", "counts"),
+         "cuda_status": (".backends.cuda", "status")}
 
 
 def __getattr__(name: str):

@@ -1,7 +1,8 @@
 """Ready algorithms with good schedules, to run, read and copy.
 
-`python -m tdsl` runs them; `td.viz.measure_machine` times the matmul to measure the
-machine's attainable peak. Each returns `(schedule, args)` for symbolic sizes.
+`python -m tdsl` runs them; the tutorials copy them. Each returns `(schedule, args)` for
+symbolic sizes. (The machine's peak is measured by `td.machine`'s FMA probe, not by
+these kernels: a better kernel could beat them.)
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
 """Pictures of loops and dependences, for teaching (matplotlib, headless-safe).
 
 - `domain(s, C, sizes)`: a 2-D slice of a stage's iteration domain as points, with
-  its dependences as arrows; `carried_by=k` draws in red the ones loop k carries
+  its dependences (arrows; a reduction's links between its updates dashed, without
+  heads) and its init statement; `carried_by=k` draws in red the ones loop k carries
   (the reason `parallel(k)` is refused).
 - `order(s, C, sizes)`: the order a schedule visits a 2-D domain: tiles shaded,
-  points numbered, the path drawn; a parallel loop's iterations shown as lanes.
+  points numbered, the path drawn; a parallel loop's iterations shown as lanes, each
+  with its own path; with a vectorized loop, one colour per vector instruction.
+- `regions(s, P, sizes)`: after `compute_at`, the region of the producer P each tile
+  computes, and the elements more than one tile computes (the halo).
 - `roofline(...)` and `bars(...)`: measured kernels against the machine's peak and
-  bandwidth, which `measure_machine()` measures with tdsl kernels.
+  bandwidth, which `measure_machine()` measures with probes written in C
+  (`td.machine`: an FMA-throughput loop for the target's vector width, a STREAM triad).
 - `traffic(counts)`: td.counts' traffic per array against the cache size, for one
   schedule or several; `counts_roofline(...)`: schedules on a roofline at their counted
   intensity, the predicted time next to the measured one.
@@ -65,10 +70,24 @@ def _in_slice(point, keep: tuple[int, int], base: dict[int, int]) -> bool:
 
 def domain(schedule, stage, sizes: dict, dims=None, carried_by=None) -> Figure:
     """The iteration domain of `stage` (2 of its axes; the others at their first value)
-    with its self-dependences as arrows; `carried_by=axis` marks those that loop carries.
+    with its dependences between neighbours; `carried_by=axis` paints red those that
+    loop carries (the pairs `parallel(axis)` would run at the same time).
+
+    Two kinds of dependence look different, because they forbid different things:
+
+    - a true dependence (a recurrence's read after write) is a solid arrow: its source
+      must run before its sink, so no reorder may swap them;
+    - a reduction's self-dependence (two updates of the same sum) is a dashed line
+      without a head: the updates may run in any order (the sum is associative and
+      commutative) but not at the same time.
+
+    A reduction's `init` statement (the `= 0` before the sum) is drawn as squares one
+    step before the first update, with its arrow into it. Ticks are integers.
 
     >>> td.viz.domain(s, C, {n: 4, m: 1, l: 5}, dims=("i", "k"), carried_by=k)
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
     sz = _sizes(sizes)
     sm, name = _statement(schedule, stage)
     x, y, labels = _plane(sm, dims)
@@ -78,7 +97,7 @@ def domain(schedule, stage, sizes: dict, dims=None, carried_by=None) -> Figure:
     base = {d: min(p[d] for p in pts) for d in range(len(pts[0]))}
     keep = (x, y)
     shown = [p for p in pts if _in_slice(p, keep, base)]
-    fig = Figure(figsize=(5.5, 5))
+    fig = Figure(figsize=(5.5, 6.5))
     ax = fig.subplots()
     ax.scatter([p[x] for p in shown], [p[y] for p in shown], s=60, color="#3465a4", zorder=3)
     carried = set()
@@ -86,7 +105,7 @@ def domain(schedule, stage, sizes: dict, dims=None, carried_by=None) -> Figure:
         for dep, src, dst in teach.carried_pairs(schedule, name, carried_by, sz):
             if dep.source == sm.name and dep.sink == sm.name:
                 carried.add((src, dst))
-    drawn = set()
+    drawn, kinds = set(), set()
     for dep in schedule.analysis().deps:
         if dep.source != sm.name or dep.sink != sm.name:
             continue
@@ -100,9 +119,32 @@ def domain(schedule, stage, sizes: dict, dims=None, carried_by=None) -> Figure:
                 continue
             drawn.add(key)
             bad = key in carried
+            kinds.add((dep.reduction, bad))
             ax.annotate("", xy=(dst[x], dst[y]), xytext=(src[x], src[y]),
-                        arrowprops=dict(arrowstyle="->", color="#cc0000" if bad else "#888888",
+                        arrowprops=dict(arrowstyle="-" if dep.reduction else "->",
+                                        ls="--" if dep.reduction else "-",
+                                        color="#cc0000" if bad else "#888888",
                                         lw=2.0 if bad else 1.0, shrinkA=6, shrinkB=6), zorder=2)
+    init = _init_points(schedule, sm, sz, (x, y), base, shown)
+    if init:
+        ax.scatter([p[0] for p, _ in init], [p[1] for p, _ in init], s=60, marker="s",
+                   color="#73d216", zorder=3)
+        for p, first in init:
+            ax.annotate("", xy=first, xytext=p, zorder=2,
+                        arrowprops=dict(arrowstyle="->", color="#4e9a06", lw=1.0,
+                                        shrinkA=6, shrinkB=6))
+    handles = [Line2D([], [], marker="o", ls="", color="#3465a4", label=f"{sm.name} instance")]
+    if init:
+        handles.append(Line2D([], [], marker="s", ls="", color="#73d216",
+                              label=f"{name}_init (= identity), then its first update"))
+    for reduction, bad in sorted(kinds):
+        what = ("reduction: any order, not at once" if reduction else
+                "dependence: source before sink")
+        handles.append(Line2D([], [], ls="--" if reduction else "-",
+                              color="#cc0000" if bad else "#888888",
+                              marker="" if reduction else ">",
+                              label=what + (f" (carried by {carried_by.name})" if bad else "")))
+    ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     title = f"{name}: iteration domain and dependences"
@@ -110,8 +152,41 @@ def domain(schedule, stage, sizes: dict, dims=None, carried_by=None) -> Figure:
         title += f"\nred: carried by loop {carried_by.name}"
     ax.set_title(title)
     ax.set_aspect("equal")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
+    fig.tight_layout()
     return fig
+
+
+def _init_points(schedule, sm, sz, plane, base, shown) -> list:
+    """The init statement of sm's stage in the plotted plane: [(position, position of the
+    first update it flows into)]; a reduction axis it lacks is drawn one step before the
+    first update. Empty when the stage has no init statement."""
+    model = schedule.analysis().model
+    inits = [m for m in model.stmts.values() if m.stmt.stage == sm.stmt.stage and
+             m.stmt.kind == "init" and m.name != sm.name]
+    if not inits:
+        return []
+    im = inits[0]
+    update_names = [d.name for d in sm.stmt.dims]
+    init_names = [d.name for d in im.stmt.dims]
+    off_u, off_i = len(sm.outer), len(im.outer)
+    found = []
+    for q in teach.points(im.domain, sz):
+        values = {n: q[off_i + k] for k, n in enumerate(init_names)}
+        # the update instances this init point starts: same pure coordinates, in the slice
+        firsts = [p for p in shown if all(p[off_u + k] == values[n]
+                                          for k, n in enumerate(update_names) if n in values)]
+        if not firsts:
+            continue
+        first = min(firsts, key=lambda p: tuple(p[d] for d in plane[::-1]))
+        pos = []
+        for d in plane:
+            n = update_names[d - off_u]
+            pos.append(values[n] if n in values else first[d] - 1)
+        found.append((tuple(pos), (first[plane[0]], first[plane[1]])))
+    return found
 
 
 def _adjacent(src, dst, keep) -> bool:
@@ -140,13 +215,22 @@ def order(schedule, stage, sizes: dict, dims=None) -> Figure:
     tile_dims = [2 * k + 1 for k, loop in enumerate(loops[:-2])] if len(loops) > 2 else []
     fig = Figure(figsize=(6, 5.5))
     ax = fig.subplots()
+    vec = next((k for k, loop in enumerate(loops) if loop.kind == "vectorize"), None)
+    if lane_dim is None and vec is not None:      # one colour per vector instruction
+        tile_dims = [2 * k + 1 for k in range(vec)]
     key_dims = [lane_dim] if lane_dim is not None else tile_dims
     groups = sorted({tuple(t[d] for d in key_dims) for t, _ in shown})
     colors = {g: k for k, g in enumerate(groups)}
     cmap = _colormap(len(groups))
-    xs = [p[x] for _, p in shown]
-    ys = [p[y] for _, p in shown]
-    ax.plot(xs, ys, color="#555555", lw=0.8, alpha=0.6, zorder=1)
+    # the path in execution order; with a parallel loop, one path per thread (iteration
+    # of the parallel loop): the threads run at the same time, not one after the other
+    paths = {}
+    for t, p in shown:
+        paths.setdefault(tuple(t[d] for d in key_dims) if lane_dim is not None else (),
+                         []).append(p)
+    for path in paths.values():
+        ax.plot([p[x] for p in path], [p[y] for p in path], color="#555555", lw=0.8,
+                alpha=0.6, zorder=1)
     for rank, (t, p) in enumerate(shown):
         g = tuple(t[d] for d in key_dims)
         ax.scatter([p[x]], [p[y]], s=180, color=cmap[colors[g]], zorder=2)
@@ -155,11 +239,20 @@ def order(schedule, stage, sizes: dict, dims=None) -> Figure:
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     what = (f"color: iteration of parallel loop {loops[(lane_dim - 1) // 2].var.name}"
-            if lane_dim is not None else "color: tile (outer loops)")
+            if lane_dim is not None else
+            f"color: one vector instruction (loop {loops[vec].var.name} vectorized)"
+            if vec is not None else "color: tile (outer loops)")
     ax.set_title(f"{name}: execution order\n{what}")
     ax.set_aspect("equal")
     ax.invert_yaxis()
+    _integer_ticks(ax)
     return fig
+
+
+def _integer_ticks(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _colormap(n: int) -> list:
@@ -210,32 +303,76 @@ def bars(results: dict[str, float], unit: str = "GFLOP/s", peak: float | None = 
     return fig
 
 
-def measure_machine() -> dict[str, float]:
-    """The machine's attainable peak and memory bandwidth, measured with tdsl kernels on
-    all OpenMP threads: a register-tiled matrix multiply that fits in cache (GFLOP/s, the
-    best of 20 timings) and a STREAM-like triad on arrays much larger than the caches
-    (GB/s, the median). A busy machine measures low: run it when nothing else runs."""
-    import tdsl as td
-    rng = np.random.default_rng(0)
-    n = 256
-    s, (A, B, C) = td.examples.matmul()
-    mod = td.build(s, [A, B, C])
-    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
-    c = np.empty((n, n), np.float32)
-    gflops = 2 * n ** 3 / mod.time(a, b, c, repeat=20, number=5).min / 1e9
+def measure_machine(target=None) -> dict:
+    """The machine's ceilings, measured by probes that are not tdsl kernels (so no
+    schedule can beat them): `td.machine.measure()`, i.e. `peak_gflops` (independent
+    float32 vector FMAs of the target's width on every OpenMP thread), `bandwidth_gbs`
+    (a STREAM triad on arrays far larger than the caches), `lanes`, `threads` and `cpu`
+    (the CPU they were measured on). A busy machine measures low: run it when nothing
+    else runs."""
+    from . import machine
+    return machine.measure(target)
 
-    m = 1 << 24
-    X = td.placeholder((m,), name="X")
-    Y = td.placeholder((m,), name="Y")
-    Z = td.compute((m,), lambda q: X[q] + 3.0 * Y[q], name="Z")
-    s = td.create_schedule(Z)
-    qo, qi = s[Z].split(Z.op.axis[0], factor=1 << 14)
-    s[Z].parallel(qo)
-    s[Z].vectorize(qi)
-    mod = td.build(s, [X, Y, Z])
-    x, y, z = (np.ones(m, np.float32) for _ in range(3))
-    gbs = 3 * 4 * m / mod.time(x, y, z, repeat=5).median / 1e9
-    return {"peak_gflops": gflops, "bandwidth_gbs": gbs}
+
+def regions(schedule, producer, sizes: dict, dims=None) -> Figure:
+    """The region of `producer` each iteration of the loop it is computed at computes
+    (after `compute_at`): one outlined rectangle per tile, in the tile's colour, and
+    every element computed by more than one tile shaded, with how many (the overlap, or
+    halo, that compute_at recomputes). The regions are isl's: the producer's domain
+    indexed by the consumer's loops around it (`td.poly.domains(s)`).
+
+    >>> s[bx].compute_at(s[by], xo)
+    >>> td.viz.regions(s, bx, {h: 8, w: 8})
+    """
+    from matplotlib.patches import Rectangle
+    sz = _sizes(sizes)
+    sm, name = _statement(schedule, producer)
+    y, x, labels = _plane(sm, dims)          # first axis down the rows, like a matrix
+    labels = labels[::-1]
+    pts = teach.points(sm.domain, sz, limit=200000)
+    if not pts:
+        raise TdslValueError(f"{name} has no iterations at these sizes")
+    n_outer = len(sm.outer)
+    own = [d for d in range(n_outer, len(pts[0])) if d not in (x, y)]
+    base = {d: min(p[d] for p in pts) for d in own}
+    tiles: dict[tuple, list] = {}
+    for p in pts:
+        if all(p[d] == base[d] for d in own):
+            tiles.setdefault(p[:n_outer], []).append((p[x], p[y]))
+    count: dict[tuple, int] = {}
+    for cells in tiles.values():
+        for c in set(cells):
+            count[c] = count.get(c, 0) + 1
+    fig = Figure(figsize=(6, 5.5))
+    ax = fig.subplots()
+    most = max(count.values())
+    for (cx, cy), k in count.items():
+        shade = 0.78 - 0.3 * (k - 2) / max(most - 2, 1) if k > 1 else 1.0
+        ax.add_patch(Rectangle((cx - 0.5, cy - 0.5), 1, 1, facecolor=(shade, shade, shade),
+                               edgecolor="#dddddd", lw=0.5, zorder=1))
+        if k > 1 and len(count) <= 400:
+            ax.text(cx, cy, str(k), ha="center", va="center", fontsize=7, zorder=4)
+    cmap = _colormap(len(tiles))
+    inset = 0.35 / max(len(tiles), 1) ** 0.5
+    for t, (_, cells) in enumerate(sorted(tiles.items())):
+        xs, ys = [c[0] for c in cells], [c[1] for c in cells]
+        pad = 0.5 - inset * (1 + t % 3)
+        ax.add_patch(Rectangle((min(xs) - pad, min(ys) - pad), max(xs) - min(xs) + 2 * pad,
+                               max(ys) - min(ys) + 2 * pad, fill=False, lw=2,
+                               edgecolor=cmap[t], zorder=3))
+    twice = sum(1 for k in count.values() if k > 1)
+    evaluations = sum(len(c) for c in tiles.values())
+    ax.set_xlim(min(c[0] for c in count) - 1, max(c[0] for c in count) + 1)
+    ax.set_ylim(min(c[1] for c in count) - 1, max(c[1] for c in count) + 1)
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(f"{name}: the region each of {len(tiles)} tiles computes (outlines)\n"
+                 f"{evaluations} evaluations of {len(count)} elements; grey: computed by "
+                 f"more than one tile ({twice})", fontsize=9)
+    ax.set_aspect("equal")
+    ax.invert_yaxis()
+    _integer_ticks(ax)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------

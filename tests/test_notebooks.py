@@ -25,7 +25,10 @@ pytest.importorskip("matplotlib", reason="the notebooks draw with matplotlib")
 from nbclient.exceptions import CellExecutionError  # noqa: E402
 
 TUTORIALS = Path(__file__).resolve().parent.parent / "tutorials"
-NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
+# "01_x", "01b_y", "02_z", ...: two digits, an optional letter (a lesson inserted between
+# two numbers), an underscore
+NOTEBOOKS = sorted(p for p in TUTORIALS.glob("[0-9][0-9]*_*.ipynb")
+                   if p.stem.split("_")[0][2:] in ("",) + tuple("abcdefgh"))
 CELL_TIMEOUT_S = 300
 
 
@@ -69,3 +72,33 @@ def test_notebook_runs(path):
               if o.output_type == "error"]
     assert not errors
     print(f"{path.name}: {elapsed:.1f} s")
+
+
+# The notebooks whose shapes and prose follow the CPU's vectors (lanes, registers), run
+# once more for each other x86-64 level this CPU can execute: an AVX-512 machine also
+# runs them as AVX2 code (TDSL_TARGET, which td.target() and td.build read), so both
+# sets of numbers in the text are exercised. A level with the same vectors as the
+# default target is what test_notebook_runs already covered.
+TARGET_DEPENDENT = ("01b_primitives", "02_scheduling_matmul", "03_legality", "06_dl_layer")
+TARGETS = ("c -mcpu=x86-64-v3", "c -mcpu=x86-64-v4")
+
+
+@pytest.mark.parametrize("target", TARGETS, ids=["avx2", "avx512"])
+@pytest.mark.parametrize("name", TARGET_DEPENDENT)
+def test_notebook_runs_for_each_vector_width(name, target, monkeypatch):
+    import tdsl as td
+    wanted, default = td.target(target), td.target()
+    if not wanted.runs_here():
+        pytest.skip(f"this CPU cannot run {target}")
+    if (wanted.vector_bytes, wanted.vector_registers) == (default.vector_bytes,
+                                                           default.vector_registers):
+        pytest.skip(f"{target} has the default target's vectors: test_notebook_runs ran it")
+    monkeypatch.setenv("TDSL_TARGET", target)
+    nb = nbformat.read(TUTORIALS / f"{name}.ipynb", as_version=4)
+    try:
+        _generator().execute(nb, timeout=CELL_TIMEOUT_S)
+    except CellExecutionError as e:
+        pytest.fail(f"{name} for {target} failed:\n{e}", pytrace=False)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.outputs)
+    assert wanted.describe() in text, "the notebook should say which target it ran for"

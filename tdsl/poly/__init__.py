@@ -11,13 +11,14 @@ from .deps import Dependence, compute_dependences
 from .legality import Violation, carried, order_violations
 from .model import Model
 from .program import Array, Loop, Program, Statement
-from .teach import (accesses, dependences, domains, explain, pairs, points, schedule_map,
-                    schedule_tree)
+from .teach import (accesses, count, dependences, domains, explain, order, pairs, points,
+                    schedule_map, schedule_tree)
 from .to_ir import translate
 
 __all__ = [
     # teaching: what a schedule looks like to isl
-    "accesses", "dependences", "domains", "explain", "pairs", "points", "schedule_map",
+    "accesses", "count", "dependences", "domains", "explain", "order", "pairs", "points",
+    "schedule_map",
     # the layer itself
     "Array", "Dependence", "Loop", "Model", "Program", "Statement", "Violation", "carried",
     "compute_dependences", "generate_ast", "isl_lessons", "order_violations", "schedule_tree",

@@ -125,6 +125,52 @@ def times(schedule, statement: str, sizes: dict[str, int]) -> dict[tuple, tuple]
     return dict(pairs(time, sizes))
 
 
+def order(schedule, stage, sizes: dict) -> list[tuple[int, ...]]:
+    """The instances of `stage`'s main statement (a reduction's update) in the order the
+    schedule runs them, at concrete `sizes` ({size var or name: int}); each instance is
+    the tuple of the stage's own axes (for a stage computed at another's loop, without
+    the loops around it). Iterations of a parallel loop are listed one after the other.
+
+    >>> s[C].reorder(j, i)
+    >>> td.poly.order(s, C, {n: 2, m: 2})
+    [(0, 0), (1, 0), (0, 1), (1, 1)]
+    """
+    sz = {getattr(k, "name", str(k)): int(v) for k, v in (sizes or {}).items()}
+    name = getattr(stage, "name", stage)
+    model = schedule.analysis().model
+    mine = [sm for sm in model.stmts.values() if sm.stmt.stage == name]
+    if not mine:
+        raise ValueError(f"{name} is not a stage of this schedule")
+    sm = ([m for m in mine if m.stmt.kind != "init"] or mine)[-1]
+    n_outer = len(sm.outer)
+    return [p[n_outer:] for p, _ in sorted(times(schedule, sm.name, sz).items(),
+                                           key=lambda item: item[1])]
+
+
+def count(schedule, sizes: dict, writes: str | None = None, limit: int = 10 ** 6) -> int:
+    """How many statement instances the schedule runs at concrete `sizes` (isl's points
+    of every iteration domain, enumerated), or only those of statements that write the
+    array named `writes`: for example how often the output itself is stored, which a
+    register tile (cache_write) brings from n*m*l to n*m.
+
+    >>> td.poly.count(s, {n: 8, m: 8, l: 8}, writes="C")
+    576
+    """
+    sz = {getattr(k, "name", str(k)): int(v) for k, v in (sizes or {}).items()}
+    model = schedule.analysis().model
+    total = 0
+    for sm in model.stmts.values():
+        if writes is not None and not any(
+                a.relation.get_tuple_name(isl.dim_type.out) == writes for a in sm.writes):
+            continue
+        found = points(sm.domain, sz, limit=limit)
+        if len(found) >= limit:
+            raise ValueError(f"{sm.name} has {limit} or more instances at {sz}; count at "
+                             "smaller sizes")
+        total += len(found)
+    return total
+
+
 def carried_pairs(schedule, stage: str, axis, sizes: dict[str, int]) -> list[tuple]:
     """(source, sink) instance pairs of dependences carried by loop `axis` of `stage`."""
     from .legality import carried_relations

@@ -51,6 +51,24 @@ class Stage:
     def leaf_iter_vars(self) -> tuple[IterVar, ...]:
         return self.state.leaves
 
+    @property
+    def loops(self) -> tuple[IterVar, ...]:
+        """The stage's loops as the schedule has made them so far, outermost first: its
+        axes at first, then the results of split, tile, fuse and reorder (the loops
+        `td.lower` prints for it). Empty for an inlined stage.
+
+        >>> s[C].split(C.op.axis[1], factor=8)
+        >>> [v.name for v in s[C].loops]
+        ['i', 'j_outer', 'j_inner', 'k']
+        """
+        return () if self.state.inlined else tuple(self.state.leaves)
+
+    @property
+    def inlined(self) -> bool:
+        """Whether compute_inline() substituted this stage into its consumers (it then
+        has no loops and no buffer)."""
+        return self.state.inlined
+
     def __repr__(self) -> str:
         return f"<Stage {self.name}: {', '.join(v.name for v in self.leaf_iter_vars)}>"
 

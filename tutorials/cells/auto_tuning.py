@@ -21,6 +21,9 @@ CELLS = [
       candidates, trains a cost model (LightGBM) on what it measured, and measures
       next what the model ranks best, as TVM's AutoTVM and Ansor do.
 
+    *Builds on notebook 2 (the hand schedule it is compared with) and notebook 3
+    (what "proven legal" means).*
+
     What neither TVM nor Halide does: every primitive either level applies is proven
     legal by isl, like yours. A candidate isl refuses is never compiled, so the search
     never wastes a build on a wrong schedule and never produces one.
@@ -36,6 +39,8 @@ CELLS = [
     import numpy as np
 
     import tdsl as td
+
+    print("CPU:", td.machine.describe())
     """),
     code(NP_TIME),
     md("""
@@ -116,7 +121,8 @@ CELLS = [
     print(f"evolutionary: best {tuned.seconds * 1e3:.2f} ms, choices {tuned.choices}")
     print(f"random:       best {baseline.seconds * 1e3:.2f} ms, choices {baseline.choices}")
     print(f"refused by isl: {tuned.refused + baseline.refused}, "
-          f"errors: {tuned.errors + baseline.errors}, wrong results: {tuned.wrong + baseline.wrong}")
+          f"errors: {tuned.errors + baseline.errors}, "
+          f"wrong results: {tuned.wrong + baseline.wrong}")
     """),
     md("""
     The curve: the best time after each measured candidate. With so few trials the two

@@ -7,6 +7,10 @@ CELLS = [
     md("""
     # 5. CUDA schedules: blocks, threads, shared memory
 
+    *Builds on notebook 2 (tiles, `cache_write` + `compute_at` register tiles) and
+    notebook 3 (why a loop that carries a dependence cannot be parallel). No GPU
+    needed.*
+
     The same algorithms compile to CUDA when their loops are mapped to the GPU's
     grid: `bind(loop, "blockIdx.x")` makes each iteration a *thread block*,
     `bind(loop, "threadIdx.x")` a *thread* within the block. On top of that, a
@@ -29,11 +33,8 @@ CELLS = [
     import numpy as np
 
     import tdsl as td
-    from tdsl.backends.cuda.gpu import pycuda_status
-    from tdsl.backends.cuda.toolchain import find_nvcc
 
-    GPU, why = pycuda_status()
-    NVCC = find_nvcc()
+    GPU, why, NVCC = td.cuda_status()       # a GPU here? why not? where is nvcc?
     EMULATE = not GPU
     if GPU:
         print("Running on the GPU:", why)
@@ -41,6 +42,7 @@ CELLS = [
         print("No usable GPU here (" + why + ").")
         print("Every kernel below runs on the CPU EMULATOR: results are checked, "
               "timings are not GPU timings.")
+    print("CPU (the emulator's, and NumPy's):", td.machine.describe())
     print("nvcc:", NVCC or "not found (the CUDA source is still generated and emulated; "
                             "register and shared-memory reports need nvcc)")
 
@@ -325,8 +327,12 @@ CELLS = [
     each thread accumulators in registers. The emulator makes all of this testable
     on any machine; performance needs a GPU.
 
-    **Try it.** Compute the shared tiles at `ki` instead of `ko`: what does tdsl
-    say, and why would it be a bad idea anyway? Then try an 8 x 8 register tile
-    per thread and read the register count in `mod.resources`.
+    **Try it.** (a) Compute the shared tiles at `ki` instead of `ko`: what does
+    tdsl say, and why would it be a bad idea anyway (how many barriers per step of
+    `k`)? (b) Change section 5's register tile to 8 x 8 outputs per thread (a block
+    of 16 x 16 threads then covers 128 x 128 of `C`). Check it on the emulator: it
+    must agree with `a @ b` on ragged sizes, e.g. `(100, 37, 53)`, and the kernel
+    must declare `float C_local[64]`. With nvcc, read the registers per thread in
+    `mod.resources`. Solution: `tutorials/solutions/05_cuda.py`.
     """),
 ]

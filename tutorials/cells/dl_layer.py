@@ -7,9 +7,13 @@ CELLS = [
     md("""
     # 6. A deep-learning layer, end to end: conv2d + bias + ReLU
 
+    *Builds on notebook 2 (the register tile, packing, threads) and notebook 4
+    (`compute_at` and `compute_inline`: where a stage is computed).*
+
     The layer every convolutional network is made of: a 3 x 3 convolution with
     zero padding, plus a bias per output channel, then ReLU, in the NCHW layout
-    (batch, channels, height, width). We write it as three stages, fuse them,
+    (batch, channels, height, width). We write it as three stages, fuse the stages
+    (compute one inside another's loops, as in notebook 4),
     schedule the convolution with a register tile as in notebook 2 (this is the
     schedule of `benchmarks/schedules/w2_conv2d.py`), and check and time it against
     NumPy.
@@ -28,7 +32,8 @@ CELLS = [
 
     BATCH, CIN, HEIGHT, WIDTH, COUT = 1, 32, 56, 56, 64
     FLOPS = 2 * BATCH * COUT * CIN * HEIGHT * WIDTH * 9
-    print(f"{FLOPS / 1e6:.0f} MFLOP per call, {os.cpu_count()} cores")
+    print(f"{FLOPS / 1e6:.0f} MFLOP per call")
+    print("CPU:", td.machine.describe())
     """),
     md("""
     ## 1. The layer in NumPy
@@ -103,7 +108,7 @@ CELLS = [
     check("three stages at the root", s, args)
     """),
     md("""
-    ## 3. Fusing the stages
+    ## 3. Fusing the stages (stage fusion, notebook 4)
 
     As written, `conv` is a full 64 x 56 x 56 buffer (784 KiB) written by one loop
     nest and read back by the next. The bias and ReLU are cheap; they should be
@@ -131,35 +136,50 @@ CELLS = [
     """),
     md("""
     The other way to fuse is to inline, and `pad` is a pure stage, so inlining it is
-    legal: the padded copy of the input disappears. But its `select` (is this pixel
-    inside the image?) moves into the innermost loop of the reduction, where it is
-    evaluated 288 times per output instead of once per padded pixel, and a test in
-    that loop keeps gcc from vectorizing it. Measure before deciding:
+    legal: the padded copy of the input disappears (no pass over the input, no
+    buffer). But its `select` (is this pixel inside the image?) moves into the
+    innermost loop of the reduction, where it is evaluated 288 times per output
+    (32 channels x 3 x 3) instead of once per padded pixel. Which effect wins is a
+    measurement:
     """),
     code("""
     s[pad].compute_inline()
     print(td.lower(s, args))
     check("conv per row, pad inlined", s, args)
+    t_stage = seconds["conv computed per row of out"]
+    t_inline = seconds["conv per row, pad inlined"]
+    print(f"with pad inlined the layer took {t_inline / t_stage:.2f} times as long as with "
+          f"pad as a stage ({'faster' if t_inline < t_stage else 'slower'} here)")
     """),
     md("""
-    Compare the two times. Inlining trades storage for recomputation, and here what
-    is recomputed is a bounds test in the hottest loop. So the padding stays a stage
-    in what follows: it costs one pass over the input and keeps the reduction free
-    of tests.
+    The cell above printed both times. Whichever won here, the padding stays a stage
+    in what follows, for a reason that is about the next step rather than this one:
+    the register tile below loads `pad` as whole vectors at fixed offsets in its
+    innermost, unrolled loop, and that needs the padded values to be in memory with
+    no test in front of each load. A padded copy costs one pass over the input, a
+    few percent of the convolution's time.
     """),
     md("""
     ## 4. The register tile
 
     Now the schedule that makes it fast, following notebook 2. The accumulators
-    of a block of 14 pixels x 16 output channels are kept in registers over the
-    whole reduction: 14 vectors of 16 channels. For that, the block is computed in a
-    *channels-innermost* layout (`block[n, k // 16, y, x, k % 16]`), the weights are
-    re-laid out to match (`wt[k // 16, c, ry, rx, k % 16]`, 16 consecutive output
-    channels per load), and the last stage reads the block back into NCHW while
-    adding the bias and applying ReLU: the whole epilogue is fused into the copy.
+    of a block of 14 pixels x `LANES` output channels (`LANES` = the floats in one
+    vector: 8 on AVX2, 16 on AVX-512) are kept in registers over the whole
+    reduction: 14 vectors, plus one for the weights and one for the broadcast input
+    value, 16 registers (all of AVX2's 16, half of AVX-512's 32; the next cell checks).
+    For that, the block is computed in a *channels-innermost* layout
+    (`block[n, k // LANES, y, x, k % LANES]`), the weights are re-laid out to match
+    (`wt[k // LANES, c, ry, rx, k % LANES]`, `LANES` consecutive output channels per
+    load), and the last stage reads the block back into NCHW while adding the bias
+    and applying ReLU: the whole epilogue is fused into the copy.
     """),
     code("""
-    LANES, STRIP = 16, 14                  # output channels per vector, pixels per tile
+    LANES = td.target().lanes("float32")   # output channels per vector
+    STRIP = 14                             # pixels per tile (56 = 4 x 14)
+    registers = STRIP + 2                  # accumulators, weights, broadcast input
+    print(f"{LANES} channels per vector; register tile {STRIP} x {LANES}: {registers} of "
+          f"{td.target().vector_registers} vector registers")
+    assert registers <= td.target().vector_registers and COUT % LANES == 0
 
 
     def tiled_layer():
@@ -182,10 +202,10 @@ CELLS = [
         return [x, w, bias, out], (pad, wt, block, out)
     """),
     md("""
-    The schedule: tile `out` by 16 channels x 14 pixels; compute `block` at each
-    tile (`compute_at` at `xx_outer`, a private 14 x 16 buffer); inside, the
+    The schedule: tile `out` by `LANES` channels x 14 pixels; compute `block` at each
+    tile (`compute_at` at `xx_outer`, a private 14 x `LANES` buffer); inside, the
     reduction loops go outside the tile's pixels, the 14 pixels are unrolled and
-    the 16 channels vectorized. The padding is vectorized along its rows.
+    the `LANES` channels vectorized. The padding is vectorized along its rows.
     """),
     code("""
     args, (pad, wt, block, out) = tiled_layer()
@@ -202,13 +222,14 @@ CELLS = [
     s[block].vectorize(bki)
     s[pad].vectorize(pad.op.axis[3])
     print(td.lower(s, args))
-    check("register tile 14 x 16", s, args)
+    check(f"register tile {STRIP} x {LANES}", s, args)
     """),
     md("""
     ## 5. Parallel
 
-    The tiles are independent. Fusing the loops over channel blocks and rows gives
-    4 x 56 = 224 iterations to share between the cores; the padding and the weight
+    The tiles are independent. Fusing the loops over channel blocks and rows (the
+    loop primitive `fuse` of notebook 1b) gives `64 / LANES x 56` iterations to share
+    between the cores (448 on AVX2, 224 on AVX-512); the padding and the weight
     re-layout run in parallel over input channels. (As in notebook 2: if another
     program keeps a core busy, the threads wait for it and the gain can vanish.)
     """),
@@ -235,6 +256,7 @@ CELLS = [
     assert np.allclose(result, want, rtol=1e-4, atol=1e-4)
 
     seconds["NumPy (im2col + BLAS)"] = np_time(lambda: numpy_layer(x, w, bias))
+    print(td.machine.describe(), "| load average:", os.getloadavg()[0])
     t_np = seconds["NumPy (im2col + BLAS)"]
     print_table(("conv2d + bias + ReLU", "ms", "GFLOP/s", "x NumPy"), [
         (name, f"{t * 1e3:.2f}", f"{FLOPS / t / 1e9:.1f}", f"{t_np / t:.2f}")
@@ -247,8 +269,13 @@ CELLS = [
     again: a register tile of accumulators, operands laid out so that each load is
     one vector, then threads.
 
-    **Try it.** Add a second layer (another conv + bias + ReLU on `out`) and compute
-    the first at a strip of rows of the second: how many rows of the first does one
-    row of the second need?
+    **Try it.** In the schedule of section 3 ("conv computed per row of out"), compute
+    `pad` at the rows of `out` too (`s[pad].compute_at(s[out], y)`): each output row
+    then pads just the input rows its convolution reads. How many rows of `pad` does
+    one output row need, and how many `pad` values are computed in all (a halo, as in
+    notebook 4; mind which loops are around `y`)? Predict the number, then check it with
+    `assert td.poly.count(s, {}, writes="pad") == your_number`, and check the result
+    with `check(...)`.
+    Solution: `tutorials/solutions/06_dl_layer.py`.
     """),
 ]

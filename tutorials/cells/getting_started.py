@@ -17,7 +17,9 @@ CELLS = [
     (placeholders, `td.compute`, reductions), look at the loops tdsl makes for
     them (`td.lower`), compile them to C (`td.build`), call them on NumPy arrays of
     any size, read the generated C, and check results with `td.reference`.
-    Scheduling starts in notebook 2.
+    Scheduling starts in notebook 1b, one primitive at a time.
+
+    *Prerequisites: Python and NumPy; reading a little C helps in section 8.*
     """),
     code("""
     import os
@@ -28,7 +30,8 @@ CELLS = [
 
     import tdsl as td
 
-    print("tdsl", td.__version__, "| NumPy", np.__version__, "| CPU cores:", os.cpu_count())
+    print("tdsl", td.__version__, "| NumPy", np.__version__)
+    print("CPU:", td.machine.describe())
     """),
     md("""
     ## 1. Inputs are placeholders
@@ -206,14 +209,20 @@ CELLS = [
 
     The algorithm of `Z` says nothing about order, so a schedule may change it.
     Below, the rows run on parallel threads and each row's columns are split into
-    groups of 16 that run as the lanes of one vector instruction. Compare the loops
-    with section 7: the same statements, new loops, each marked with its kind. The
-    result is unchanged, as `assert_equivalent` confirms.
+    groups of as many floats as one vector register holds (`td.target().lanes()`: 8
+    with AVX2, 16 with AVX-512) that run as the lanes of one vector instruction.
+    Compare the loops with section 7: the same statements, new loops, each marked
+    with its kind. The result is unchanged, as `assert_equivalent` confirms.
+
+    `m` is symbolic, so a row's length need not be a multiple of the vector width:
+    the second loop, `for j_inner in range(m % lanes)`, is the *leftover* loop that
+    computes the last `m % lanes` columns of each row. Notebook 1b explains this and
+    every other primitive one at a time.
     """),
     code("""
     s_fast = td.create_schedule(Z)
     i, j = Z.op.axis
-    jo, ji = s_fast[Z].split(j, factor=16)
+    jo, ji = s_fast[Z].split(j, factor=td.target().lanes("float32"))
     s_fast[Z].parallel(i)
     s_fast[Z].vectorize(ji)
     s_fast[M].parallel(M.op.axis[0])
@@ -260,7 +269,11 @@ CELLS = [
     print("all kernels agree with NumPy")
     """),
     code("""
-    ms = lambda seconds: f"{seconds * 1e3:.2f}"
+    print(td.machine.describe(), "| load average:", os.getloadavg()[0])
+    def ms(seconds):
+        return f"{seconds * 1e3:.2f}"
+
+
     print_table(("kernel (2048 x 2048 float32)", "tdsl ms", "NumPy ms"), [
         ("C = 2 A + B  (4M elements)", ms(mod_c.time(a, b, c).median),
          ms(np_time(lambda: a * 2.0 + b))),
@@ -277,8 +290,12 @@ CELLS = [
     them, the module runs on NumPy arrays of any size the symbolic shapes allow, and
     `td.reference` / `td.testing.assert_equivalent` say whether a kernel is right.
 
-    **Try it.** Write `Z` with `td.exp` to make a softmax (subtract the row max,
-    exponentiate, divide by the row sum) and check it with `assert_equivalent`.
-    Then go on to notebook 2, where a schedule makes a matrix multiply fast.
+    **Try it.** Write a row softmax of `X` with `td.exp`: subtract the row max,
+    exponentiate, divide by the row sum (three or four stages, each reduction with
+    its own `td.reduce_axis`). Check it two ways: `td.testing.assert_equivalent(
+    td.create_schedule(SM), [X, SM], sizes={n: 37, m: 19})`, and against NumPy: on a
+    random `x`, `np.allclose(sm, np.exp(x - x.max(1, keepdims=True)) / ...)` and every
+    row of `sm` sums to 1. Solution: `tutorials/solutions/01_getting_started.py`.
+    Then go on to notebook 1b, where the schedule's primitives come one at a time.
     """),
 ]

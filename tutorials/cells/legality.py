@@ -7,6 +7,9 @@ CELLS = [
     md("""
     # 3. Legality: which schedules are allowed, and why
 
+    *Builds on notebook 1b (the primitives; "a loop that carries a dependence") and
+    notebook 2 (`reorder`, `parallel` on a matrix multiply).*
+
     A schedule may change the order of a computation but never its result. tdsl
     enforces this at every primitive: it models the program with isl (the integer
     set library) as *iteration domains* (the instances of each statement),
@@ -22,6 +25,7 @@ CELLS = [
     """),
     code("""
     %matplotlib inline
+    import os
     import statistics
     import time
 
@@ -29,6 +33,9 @@ CELLS = [
 
     import tdsl as td
     import tdsl.viz  # pictures (matplotlib)
+
+    LANES = td.target().lanes("float32")       # floats per vector: 8 on AVX2, 16 on AVX-512
+    print("CPU:", td.machine.describe())
     """),
     md("""
     ## 1. Iteration domains
@@ -50,6 +57,32 @@ CELLS = [
         print(f"{name}:  {domain}")
     """),
     md("""
+    ### How to read isl's sets and maps
+
+    isl prints every set and map in one notation. Take the domain of `C_update`:
+
+        [n, l, m] -> { C_update[i, j, k] : 0 <= i < n and 0 <= j < m and 0 <= k < l }
+
+    * `[n, l, m] ->` lists the **parameters**: symbolic constants (here the sizes),
+      unknown when the set is built, fixed for any one run.
+    * `C_update[i, j, k]` is a **tuple**: a name and one integer per dimension. A set
+      is a set of such tuples: here the instances of the statement `C_update`, one
+      per `(i, j, k)`.
+    * After the colon, the **constraints**: affine (in)equalities over the tuple's
+      dimensions and the parameters, joined by `and` (an `or` splits into pieces).
+      A set contains exactly the integer points that satisfy them.
+    * A **map** (relation) pairs tuples: `{ C_update[i, j, k] -> A[i, k] : ... }`
+      relates each instance to the element of `A` it reads.
+    * In a map, a **prime** names the right-hand tuple's dimensions when they would
+      clash with the left's: `C_update[i, j, k] -> C_update[i' = i, j' = j, k'] :
+      k' > k` relates each update to every *later* update (`k' > k`) of the same
+      `C[i, j]` (`i' = i`, `j' = j`).
+    * A **union** is several sets or maps, possibly of different tuples, separated by
+      `;` inside the braces; tdsl usually prints one piece per line instead.
+
+    The accesses and the dependences below are maps in exactly this notation.
+    """),
+    md("""
     ## 2. Accesses and dependences
 
     Each statement reads and writes array elements, as maps from instances to
@@ -57,6 +90,14 @@ CELLS = [
     and at least one writes it: read after write (RAW), write after read (WAR),
     write after write (WAW). tdsl computes them in the order the algorithm defines;
     those among the updates of one reduction are marked `reduction`.
+
+    There are five pieces: three among the updates of one `C[i, j]` (each update
+    reads `C[i, j]` and writes it, so a later one reads after, writes after, and
+    overwrites what an earlier one read: RAW, WAW and WAR, all `reduction`), and two
+    from `C_init` into every update (it writes the zero that they read and
+    overwrite: RAW and WAW). Reading one: `C_init[i, j] -> C_update[i' = i, j' = j, k]`
+    says that the init of `C[i, j]` must come before every update of that same
+    element, for every `k`.
     """),
     code("""
     update = td.poly.accesses(s)["C_update"]
@@ -70,11 +111,14 @@ CELLS = [
     ## 3. The picture
 
     `td.viz.domain` draws a 2-D slice of the domain at small sizes (here the `i, k`
-    plane at `j = 0`) with the dependences between neighbours as arrows.
-    `carried_by=k` paints red the dependences whose two ends are in *different
-    iterations of loop `k`*: those are the pairs that would run at the same time if
-    `k` ran in parallel. Every arrow goes up, along `k`: all the updates of one
-    `C[i, j]` form a chain.
+    plane at `j = 0`) with the dependences between neighbours. `carried_by=k` paints
+    red the dependences whose two ends are in *different iterations of loop `k`*:
+    those are the pairs that would run at the same time if `k` ran in parallel.
+
+    The updates of one `C[i, j]` are joined along `k` by **dashed lines without
+    arrowheads**: they are a reduction, whose updates may run in any order but not at
+    the same time. The green squares below `k = 0` are the `C_init` instances, with
+    an arrow (a true dependence: it must come first) into the first update.
     """),
     code("""
     td.viz.domain(s, C, {n: 3, m: 1, l: 5}, dims=("i", "k"), carried_by=k)
@@ -103,8 +147,9 @@ CELLS = [
     """),
     md("""
     A refused primitive changes nothing, so you can retry the cell with another idea.
-    The schedule's history (printed by `print(s)`) still holds only the calls that
-    were accepted: none yet.
+    The schedule's history (printed by `print(s)`) holds only the calls that were
+    accepted: the refused `parallel(k)` is not in it. Below, `parallel(i)` is accepted,
+    and it is the one call the history shows.
     """),
     code("""
     s[C].parallel(i)
@@ -140,7 +185,7 @@ CELLS = [
 
     The sum of a long vector has a single output, so there is no data loop to run
     in parallel, and its only loop, `r`, is refused. `rfactor` changes the
-    algorithm so that there is one: split `k`, then *factor* the sum over one of its
+    algorithm so that there is one: split `r`, then *factor* the sum over one of its
     pieces. The new stage `S_rf` computes one partial sum per value of that piece
     (a data axis now, free to be parallel or vector lanes), and `S` adds the partial
     sums up.
@@ -157,14 +202,14 @@ CELLS = [
         print(e)
     """),
     md("""
-    To vectorize: split `r` by 16 and factor over the inner piece. `S_rf[r_inner]`
-    holds 16 partial sums; moving its reduction loop `r_outer` outside and
-    vectorizing `r_inner` makes each step one vector add of 16 consecutive elements
-    of `X` into 16 accumulators.
+    To vectorize: split `r` by the number of lanes (8 on AVX2, 16 on AVX-512) and
+    factor over the inner piece. `S_rf[r_inner]` holds `LANES` partial sums; moving
+    its reduction loop `r_outer` outside and vectorizing `r_inner` makes each step one
+    vector add of `LANES` consecutive elements of `X` into `LANES` accumulators.
     """),
     code("""
     s_vec = td.create_schedule(S)
-    ro, ri = s_vec[S].split(r, factor=16)
+    ro, ri = s_vec[S].split(r, factor=LANES)
     SF = s_vec.rfactor(S, ri)
     (lane,), (rest,) = SF.op.axis, SF.op.reduce_axis
     s_vec[SF].reorder(rest, lane)
@@ -174,7 +219,10 @@ CELLS = [
     """),
     md("""
     To run on every core as well, factor twice: first over an outer piece of `r`
-    with one part per thread (`nparts=8`), then, inside each part, over 16 lanes. The
+    with one part per thread (`nparts=8`), then, inside each part, over 16 floats.
+    16 floats are 64 bytes, one cache line, so that two threads never write to the
+    same line (when they do, the line travels between their cores at every write:
+    *false sharing*); that is two vectors per step on AVX2, one on AVX-512. The
     partial sums `S_rf_rf[part, lane]` are computed with `part` in parallel and
     `lane` as vector lanes, then combined by the two small stages after it.
     """),
@@ -212,7 +260,9 @@ CELLS = [
     """),
     md("""
     The picture makes it plain: every arrow runs along `r`, each column is its own
-    chain, and loop `r` carries all of them (red).
+    chain, and loop `r` carries all of them (red). Compare with the picture of the
+    sum in section 3: there the updates were joined by dashed lines (any order will
+    do), here by arrows (this order and no other).
     """),
     code("""
     td.viz.domain(s_iir, Y, {H: 5, W: 4}, dims=("c", "r"), carried_by=rr)
@@ -277,7 +327,9 @@ CELLS = [
     `rfactor` are in fact *more* accurate), and the IIR schedules against a NumPy
     loop over rows. Then the timings. The default sum is one chain of dependent
     additions, each waiting for the one before; the default IIR walks down columns,
-    jumping a whole row of memory at every step. The legal schedules fix both.
+    jumping a whole row of memory at every step. The vectorized schedules remove
+    those causes; below the table, the notebook says which schedules were faster than
+    the default on this machine (threads pay only when the cores are free).
     """),
     code(NP_TIME),
     code("""
@@ -322,7 +374,13 @@ CELLS = [
     rows = [(name, f"{t * 1e3:.2f}") for name, t in {**sums, **iirs}.items()]
     rows += [("sum, NumPy (pairwise)", f"{np_time(lambda: x.sum()) * 1e3:.2f}"),
              ("IIR, NumPy loop over rows", f"{np_time(numpy_iir, repeat=3) * 1e3:.2f}")]
+    print(td.machine.describe(), "| load average:", os.getloadavg()[0])
     print_table(("kernel", "ms"), rows)
+    for group in (sums, iirs):
+        (default, t0), *others = group.items()
+        for name, t in others:
+            print(f"{name}: {t0 / t:.1f}x the default "
+                  f"({'faster' if t < t0 else 'NOT faster here'})")
     """),
     md("""
     **What to remember.** A loop may run in parallel (or as vector lanes) only if it
@@ -332,8 +390,13 @@ CELLS = [
     a data axis so it can. A recurrence must keep its own order, but every loop
     it does not depend on is free.
 
-    **Try it.** Write a prefix sum, `td.update(Y, lambda: (r,), lambda: Y[r - 1] +
-    X[r])`, and try `parallel`, `vectorize` and `split` + `reorder` on it. Which are
-    refused, and what do the messages say?
+    **Try it.** Write a prefix sum: `Y = td.compute((L,), lambda t: X[t])` and then
+    `P = td.update(Y, lambda: (r,), lambda: Y[r - 1] + X[r])` with
+    `r = td.reduce_axis((1, L))`. Predict which of `parallel(r)`, `vectorize(r)` and
+    `split(r)` + `reorder(inner, outer)` are refused, then check each prediction:
+    the refused ones raise `td.ScheduleError` (catch it and `print(e)` to read why),
+    `td.poly.explain(s[P], r)` must say "cannot run in parallel", and the schedules
+    that are accepted must pass `td.testing.assert_equivalent`.
+    Solution: `tutorials/solutions/03_legality.py`.
     """),
 ]

@@ -7,6 +7,10 @@ CELLS = [
     md("""
     # 4. Producers and consumers: where to compute an intermediate
 
+    *Builds on notebook 1b (split, tile, parallel), notebook 2 (where `compute_at`
+    first appeared, for the register tile) and notebook 3 (domains, read with isl's
+    notation).*
+
     When one stage reads another, the schedule decides *when* the producer's values
     are computed relative to their use. This is Halide's central trade-off, shown
     here on its classic example, a two-stage 3x3 box blur:
@@ -20,7 +24,9 @@ CELLS = [
       of the producer that tile reads. Values are used while they are still in
       cache; only the tile's border (the *halo*) is computed twice.
 
-    We will count the work each choice does and measure what it buys.
+    We will count the work each choice does and measure what it buys. This is
+    *fusion* of stages (computing a producer inside its consumer's loops), not the
+    loop primitive `fuse` of notebook 1b, which joins two loops of one stage.
     """),
     code("""
     %matplotlib inline
@@ -32,6 +38,8 @@ CELLS = [
 
     import tdsl as td
     import tdsl.viz  # pictures (matplotlib)
+
+    print("CPU:", td.machine.describe())
     """),
     md("""
     ## 1. The algorithm
@@ -125,26 +133,40 @@ CELLS = [
         print(f"  at {ty:2d} x {tx:2d} tiles: {counted:6d} bx evaluations "
               f"(formula (h / ty) (ty + 2) w = {H // ty * (ty + 2) * W}), "
               f"{counted / (H * W):.2f} per output")
+        assert counted == H // ty * (ty + 2) * W
     print(f"  compute_inline: {3 * H * W:6d} bx evaluations (3 per output, no bx stage)")
     """),
     md("""
-    ## 6. The order the tiles run in
+    ## 6. The region each tile computes, and the halo
 
-    `td.viz.order` draws the order in which a schedule visits the output: here 4 x 4
-    tiles of an 8 x 8 image, each tile a colour, the points numbered in execution
-    order. Within a tile the consumer runs row by row; each tile first computes its
-    own 6 x 4 block of `bx` (not drawn).
+    `td.viz.regions` draws what isl derived: for 4 x 4 tiles of an 8 x 8 output, the
+    region of `bx` each tile computes (one outline per tile, in its colour) and, in
+    grey, the elements computed by more than one tile, with how many times. Each tile
+    of 4 output rows needs 6 rows of `bx`; the two tiles of a column of tiles share
+    two rows of `bx`, which both compute: the halo. Tiles side by side share no
+    column, because `bx` is a blur along rows whose input is `inp`, not `bx`.
+    """),
+    code("""
+    td.viz.regions(at_tiles(4, 4), bx, {h: 8, w: 8})
+    """),
+    md("""
+    `td.viz.order` draws the order in which the schedule visits the output: the same
+    4 x 4 tiles, each tile a colour, the points numbered in execution order. Within a
+    tile the consumer runs row by row, after the tile has computed its 6 x 4 block of
+    `bx` (the region above).
     """),
     code("""
     td.viz.order(at_tiles(4, 4), by, {h: 8, w: 8})
     """),
     md("""
     With the rows of tiles in parallel, the colours become threads instead: each
-    colour is the set of points one iteration of the parallel loop computes.
+    colour is the set of points one iteration of the parallel loop computes, with its
+    own path, since the threads run at the same time. `s[by].loops` lists the loops of
+    `by` as the schedule made them, outermost first (notebook 1b).
     """),
     code("""
     s_lanes = at_tiles(4, 4)
-    s_lanes[by].parallel(s_lanes[by].leaf_iter_vars[0])
+    s_lanes[by].parallel(s_lanes[by].loops[0])
     td.viz.order(s_lanes, by, {h: 8, w: 8})
     """),
     md("""
@@ -184,9 +206,10 @@ CELLS = [
 
 
     def vectorized(s):
-        s[by].vectorize(s[by].leaf_iter_vars[-1])
-        if not s[bx].state.inlined:
-            s[bx].vectorize(s[bx].leaf_iter_vars[-1])
+        \"\"\"The innermost loop of each stage as vector lanes (an inlined bx has none).\"\"\"
+        s[by].vectorize(s[by].loops[-1])
+        if not s[bx].inlined:
+            s[bx].vectorize(s[bx].loops[-1])
         return s
     """),
     code("""
@@ -217,7 +240,7 @@ CELLS = [
     run("compute_inline, parallel", s_inline_par, 3.0, 0)
 
     s_par = vectorized(at_tiles(32, 256))
-    s_par[by].parallel(s_par[by].leaf_iter_vars[0])
+    s_par[by].parallel(s_par[by].loops[0])
     final = run("compute_at 32 x 256, parallel", s_par, 34 / 32, 34 * 256 * 4)
     print(f"({os.cpu_count()} cores)")
     """),
@@ -236,6 +259,7 @@ CELLS = [
     assert np.allclose(out, expected, rtol=1e-5, atol=1e-6)
 
     table["NumPy"] = (1.0, (ROWS + 2) * COLS * 4, np_time(lambda: numpy_blur(image)))
+    print(td.machine.describe(), "| load average:", os.getloadavg()[0])
     base = table["compute_root"][2]
     print_table(("placement of bx", "bx per output", "bx buffer", "ms", "x root"), [
         (name, f"{per:.2f}", f"{buf / 1024:.0f} KiB", f"{t * 1e3:.2f}", f"{base / t:.2f}")
@@ -248,8 +272,13 @@ CELLS = [
     that fits in cache. isl derives the region each tile needs, so any tile size is
     correct; which one is fastest is a measurement.
 
-    **Try it.** Change `at_tiles` to compute `bx` at `y_outer` instead of `x_outer`
-    (a strip of full rows per tile): how large is the buffer now? And what does
-    computing it at `y_inner` (one output row at a time) cost in redundant work?
+    **Try it.** (a) Change `at_tiles` to compute `bx` at `y_outer` instead of
+    `x_outer` (a strip of full rows per tile). Predict the number of `bx` evaluations
+    at `h = w = 64` with 16-row tiles and check it with
+    `assert bx_evaluations(s, {"h": 64, "w": 64}) == your_number`; then find the new
+    buffer's shape in `td.lower` (the `alloc` line). (b) Compute it at `y_inner` (one
+    output row at a time): predict and check the evaluations the same way. How many
+    per output pixel?
+    Solution: `tutorials/solutions/04_producers_consumers.py`.
     """),
 ]

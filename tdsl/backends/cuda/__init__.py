@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from typing import NamedTuple
 
 from ...errors import TdslValueError
 from ...module import Module
@@ -24,6 +25,28 @@ from .sync import insert_barriers
 
 DEFAULT_ARCH = "sm_80"
 NO_GPU_HINT = "pass emulate=True to run on the CPU emulator"
+
+
+class CudaStatus(NamedTuple):
+    """What `td.cuda_status()` found: `gpu` (kernels can run on a GPU here), `why` (the
+    device, or why there is none) and `nvcc` (its path, or None)."""
+
+    gpu: bool
+    why: str
+    nvcc: str | None
+
+
+def status() -> CudaStatus:
+    """Whether CUDA kernels can run here, and with which tools; never raises.
+
+    >>> gpu, why, nvcc = td.cuda_status()
+    >>> mod = td.build(s, args, target="cuda", emulate=not gpu)     # doctest: +SKIP
+    """
+    from .gpu import pycuda_status
+    from .toolchain import find_nvcc
+    gpu, why = pycuda_status()
+    nvcc = find_nvcc()
+    return CudaStatus(gpu, why, str(nvcc) if nvcc else None)
 
 
 def generate(kernel) -> tuple[list[GpuKernel], str]:
