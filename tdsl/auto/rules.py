@@ -12,10 +12,15 @@ placed first (compute_at's rule), then producers:
    computed at the output's row loop; their row reductions are factored into vector lanes;
 3. stencils: an output that reads a producer at several offsets (a blur) is tiled and
    the producer computed per tile;
-4. the loops of every stage left at the root: a register tile (cache_write, unrolled
-   rows, vectorized columns) for reductions with reuse (matmul, convolution), lanes for
-   row reductions, vectorized columns for column reductions, vector tiles for transposes,
-   vectorized innermost loops otherwise; outer loops fused and parallel.
+4. epilogues: a reduction with reuse read at its own index by one elementwise stage
+   (bias, batch_norm, residual add, relu inlined into it) is computed per register tile
+   of that stage, so the output is finished while it is in registers;
+5. the loops of every stage left at the root: a register tile (cache_write, unrolled
+   rows, vectorized columns) for reductions with reuse (matmul, convolution), a tile of
+   dot products factored into lanes when every operand runs along the reduction (dense,
+   `x[i, k] * w[j, k]`), lanes for row reductions, vectorized columns for column
+   reductions, vector tiles for transposes, vectorized innermost loops otherwise; outer
+   loops fused and parallel.
 
 Sizes unknown at schedule time get choices that stay correct for any size (constant
 splits; ragged tiles are separated by the code generator).
@@ -84,6 +89,7 @@ class _Rules:
         self.outputs = {o.op for o in outputs}
         self.lanes = t.lanes("float32") if t.kind == "c" else 32
         self.placed: set = set()              # ops already given a place (inline / at)
+        self.inlined: set = set()
 
     def attempt(self, rule, *args) -> bool:
         """Apply `rule` as one transaction: all of it, or (if isl refuses a step) none."""
@@ -117,12 +123,27 @@ class _CpuRules(_Rules):
                     self.choose(op, "inline", (True, False), self._inlinable(self.infos[op])):
                 if self.attempt(self.stage(op).compute_inline):
                     self.placed.add(op)
+                    self.inlined.add(op)
         for op in self.consumers_first():
             if op in self.outputs and op not in self.placed:
                 if self.attempt(self._row_pipeline, op) or self.attempt(self._stencil, op):
                     self.placed.add(op)             # its loops are scheduled
         for op in self.consumers_first():
+            info = self.infos[op]
+            if op in self.placed or info.kind != "reuse":
+                continue
+            host = self._epilogue_host(op)
+            if host is None or not self.choose(op, "epilogue_in_tile", (True, False), True):
+                continue
+            if (info.dot_axis is not None and self.attempt(self._dot_tile, op, info, host)) \
+                    or self.attempt(self._register_tile, op, info, host):
+                self.placed.update((op, host))
+        for op in self.consumers_first():
             if op not in self.placed:
+                info = self.infos[op]
+                if info.kind == "reuse" and info.dot_axis is not None and \
+                        self.attempt(self._dot_tile, op, info):
+                    continue
                 self.attempt(self._root_loops, op)
 
     # -- 1. inlining ---------------------------------------------------------------
@@ -171,7 +192,9 @@ class _CpuRules(_Rules):
         if self.infos[out].kind in ("reuse", "update"):
             raise _NotApplicable("a register tile or a recurrence, not a row pipeline")
         local = self._row_local(out)
-        if not local or len(out.axis) < 2:
+        if not local or len(out.axis) < 2 or \
+                not any(self.infos[op].kind in ("row", "reduction") for op in local):
+            # (a padding stage read row by row is not a pipeline of per-row reductions)
             raise _NotApplicable("not a row pipeline")
         if not self.choose(out, "row_pipeline", (True, False), True):
             raise _NotApplicable("row pipeline not chosen")
@@ -233,7 +256,33 @@ class _CpuRules(_Rules):
             self.placed.add(op)
             self._vector_inner(self.stage(op), op.axis[-1])
 
-    # -- 4. loops of root stages -----------------------------------------------------
+    # -- 4. epilogues in the register tile ---------------------------------------------
+    def _epilogue_host(self, op):
+        """The stage that applies `op`'s epilogue (bias, batch_norm, relu, a residual add,
+        inlined into it), when it reads `op` at its own index and nothing else reads `op`:
+        its loops are tiled as `op`'s would be and `op` is computed per tile (TVM's
+        cache_write stage is then the epilogue itself), so each tile of the output is
+        finished while it is in registers, with no second pass over the output."""
+        cur = op
+        while True:
+            info = self.infos[cur]
+            if len(info.readers) != 1 or cur in self.outputs:
+                return None
+            reader = info.readers[0]
+            at = info.reads_at.get(reader, ())
+            if isinstance(reader, UpdateOp) or len(at) != 1 or \
+                    len(reader.axis) != len(op.axis) or \
+                    not all(_at_axis(i, a) for i, a in zip(at[0], reader.axis)) or \
+                    not all(_same_extent(a, b) for a, b in zip(reader.axis, op.axis)):
+                return None
+            if reader in self.inlined:
+                cur = reader
+                continue
+            if reader in self.placed or self.infos[reader].kind != "injective":
+                return None
+            return reader
+
+    # -- 5. loops of root stages -----------------------------------------------------
     def _root_loops(self, op) -> None:
         info = self.infos[op]
         stage = self.stage(op)
@@ -294,16 +343,35 @@ class _CpuRules(_Rules):
         stage.vectorize(xii)
         self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, xio, yio, yii, xii))
 
-    def _register_tile(self, op, info: StageInfo) -> None:
+    def _register_tile(self, op, info: StageInfo, host=None) -> None:
+        """A register tile of `op` (cache_write: rows unrolled, columns vectorized, held
+        over the whole reduction); with `host` (its epilogue, `_epilogue_host`), the
+        host's loops are tiled and `op` itself is the tile computed at them."""
         rows, cols = register_tile_shape(self.t)
+        width = info.col_axis.extent
+        if isinstance(width, Const) and width.value < cols:
+            if width.value % self.lanes == 0:
+                # whole vectors, fewer of them per row: more rows, as many accumulators
+                budget = rows * cols // self.lanes
+                cols = width.value
+                rows = budget // (cols // self.lanes)
+            else:
+                # a row narrower than the tile (a 14 x 14 or 7 x 7 feature map): each row
+                # of accumulators is a vector, narrower ones and scalars (14 = 8 + 4 + 1 +
+                # 1); fewer rows keep them all in registers
+                rows = max(1, min(rows, self.t.vector_registers // _registers(width.value,
+                                                                              self.lanes)))
         rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 8, 12), rows)
         cols = self.lanes * self.choose(op, "tile_vectors", (1, 2, 3, 4), cols // self.lanes)
-        stage = self.stage(op)
-        local = self.s.cache_write(op.output(0), "local")
-        ro, ri = stage.split(info.row_axis, factor=rows)
-        co, ci = stage.split(info.col_axis, factor=cols)
-        outer = [ro if a is info.row_axis else co if a is info.col_axis else a
-                 for a in op.axis]
+        if host is None:
+            stage, local = self.stage(op), self.s.cache_write(op.output(0), "local")
+            row, col, axes = info.row_axis, info.col_axis, op.axis
+        else:
+            stage, local, axes = self.stage(host), op.output(0), host.axis
+            row, col = _same_position(host.axis, op.axis, info.row_axis, info.col_axis)
+        ro, ri = stage.split(row, factor=rows)
+        co, ci = stage.split(col, factor=cols)
+        outer = [ro if a is row else co if a is col else a for a in axes]
         panel = _panel_operand(op, info)
         if panel is not None and not self.choose(op, "pack", (True, False), True):
             panel = None
@@ -333,6 +401,48 @@ class _CpuRules(_Rules):
             cs = self.s[copy]
             cs.compute_at(stage, co)
             self._vector_inner(cs, copy.op.axis[-1])
+
+    def _dot_tile(self, op, info: StageInfo, host=None) -> None:
+        """A register tile of dot products for `C[i, j] = sum_k x[i, k] * w[j, k]` (a
+        dense layer): the reduction is factored into vector lanes along k (rfactor), so
+        every operand is a contiguous vector load; a tile of rows x columns of C keeps
+        one vector of partial sums each in registers over the whole k loop (4 x 3: 12
+        accumulators fed by 7 loads per step), and C sums each vector's lanes at the
+        end. At batch 1 (a matrix-vector product) the tile is one row of 8 columns:
+        w streams once, in parallel over the column tiles."""
+        k = info.dot_axis
+        if not isinstance(k.extent, Const) or k.extent.value % self.lanes or \
+                not self.choose(op, "dot", (True, False), True):
+            raise _NotApplicable("not a dot-product tile")
+        row, col = info.row_axis, info.col_axis
+        nrows = row.extent.value if isinstance(row.extent, Const) else None
+        rows = self.choose(op, "dot_rows", (1, 2, 3, 4, 6), 1 if nrows == 1 else 4)
+        cols = self.choose(op, "dot_cols", (2, 3, 4, 6, 8), 8 if rows == 1 else 12 // rows)
+        _, k_inner = self.stage(op).split(k, factor=self.lanes)
+        partial = self.s.rfactor(op.output(0), k_inner, factor_axis=len(op.axis))
+        stage = self.stage(op if host is None else host)
+        prow, pcol = _same_position(partial.op.axis, op.axis, row, col)
+        if host is not None:
+            row, col = _same_position(host.axis, op.axis, row, col)
+        ro, ri = stage.split(row, factor=rows)
+        co, ci = stage.split(col, factor=cols)
+        # column tiles outside row tiles: a tile's rows of w stay in L1 while the rows of
+        # x (the smaller operand) stream past them
+        outer = [co if a is row else ro if a is col else a
+                 for a in (op.axis if host is None else host.axis)]
+        stage.reorder(*outer, ri, ci)
+        last = self._parallel_outer(stage, outer)
+        if host is not None:
+            self._vector_inner(stage, ci)
+            self.stage(op).compute_at(stage, last)
+        ps = self.s[partial]
+        ps.compute_at(stage, last)
+        lane = partial.op.axis[-1]
+        others = [a for a in partial.op.axis[:-1] if a is not prow and a is not pcol]
+        ps.reorder(*others, *partial.op.reduce_axis, prow, pcol, lane)
+        ps.unroll(prow)
+        ps.unroll(pcol)
+        ps.vectorize(lane)
 
     # -- helpers -------------------------------------------------------------------
     def _vector_inner(self, stage, axis) -> None:
@@ -419,6 +529,28 @@ def _panel_operand(op, info: StageInfo):
         if any(v is r for i in ld.indices[:-1] for v in free_vars(i) for r in reduce_axes):
             return ld
     return None
+
+
+def _at_axis(index, axis) -> bool:
+    """`index` is `axis`, or 0 on an axis of extent 1 (NumPy broadcasting's read)."""
+    return index is axis or (isinstance(index, Const) and index.value == 0 and
+                             isinstance(axis.extent, Const) and axis.extent.value == 1)
+
+
+def _same_extent(a, b) -> bool:
+    return a.extent is b.extent or (isinstance(a.extent, Const) and
+                                    isinstance(b.extent, Const) and
+                                    a.extent.value == b.extent.value)
+
+
+def _registers(width: int, lanes: int) -> int:
+    """Registers one row of `width` accumulators takes: whole vectors, then halves down
+    to 4 lanes, then scalars (as the C backend emits them)."""
+    count, rest = width // lanes, width % lanes
+    while lanes > 4:
+        lanes //= 2
+        count, rest = count + rest // lanes, rest % lanes
+    return count + rest
 
 
 def _without(loops, *excluded) -> list:

@@ -143,3 +143,127 @@ def test_printed_schedule_is_code_that_rebuilds_it(name):
     scope = {"s": fresh, **{t.name: t for t in p.t.values() if isinstance(t, td.Tensor)}}
     exec(code, scope)
     assert fresh.history == s.history
+
+
+@pytest.mark.parametrize("batch,k,out", [(1, 24, 13), (6, 40, 24), (7, 16, 11), (5, 20, 9)],
+                         ids=["gemv", "dividing", "ragged", "k-not-lanes"])
+def test_dense_gets_a_dot_product_tile(batch, k, out):
+    """x[i, k] * w[j, k]: the sum is factored into lanes along k (contiguous in both
+    operands, no gathers down w's columns), the partial sums computed per tile of the
+    output; a k that is not a whole number of vectors keeps the column register tile."""
+    from tdsl import nn
+    x = td.placeholder((batch, k), name="x")
+    w = td.placeholder((out, k), name="w")
+    b = td.placeholder((out,), name="b")
+    y = nn.relu(nn.dense(x, w, b))
+    s = td.auto_schedule(y, target="c -mcpu=x86-64-v3")
+    text = "\n".join(s.history)
+    shown = s.show()
+    assert "Stage dense_matmul (computed at relu." in shown      # the epilogue in the tile
+    if k % 8:
+        assert "rfactor" not in text and "s[dense_matmul].unroll(i)" in text
+    else:
+        assert "s.rfactor(dense_matmul, k_inner)" in text
+        assert "Stage dense_matmul_rf (computed at relu." in shown
+        assert "s[dense_matmul_rf].vectorize(k_inner)" in text
+        assert "s[dense_matmul_rf].unroll(i)" in text and "s[dense_matmul_rf].unroll(j)" in text
+    mod = td.build(s, [x, w, b, y], target="c -mcpu=x86-64-v3")
+    if td.target("c -mcpu=x86-64-v3").runs_here():
+        rng = np.random.default_rng(3)
+        xa, wa = rng.standard_normal((batch, k), np.float32), rng.standard_normal((out, k),
+                                                                                  np.float32)
+        ba = rng.standard_normal(out, np.float32)
+        got = np.empty((batch, out), np.float32)
+        mod(xa, wa, ba, got)
+        want = np.maximum(xa.astype(np.float64) @ wa.T + ba, 0)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("width", [7, 14, 20], ids=lambda w: f"width{w}")
+def test_narrow_rows_get_a_register_tile_that_fits(width):
+    """A feature map narrower than the tile's 16 columns (7 = 4 + 1 + 1 + 1 registers per
+    row of accumulators) gets fewer rows, so the tile stays in 16 ymm registers; the
+    columns left over after the vectors are scalar statements, not an `omp simd` loop."""
+    from tdsl import nn
+    from tdsl.auto.knobs import Knobs
+    from tdsl.auto.rules import apply_rules
+    t = "c -mcpu=x86-64-v3"
+    x = td.placeholder((1, 5, width, width), name="x")
+    w = td.placeholder((9, 5, 3, 3), name="w")
+    y = nn.conv2d(x, w, padding=1)
+    knobs = Knobs()
+    s = apply_rules(y, t, knobs)
+    assert knobs.chosen["conv2d.tile_rows"] == (4 if width < 16 else 6)
+    mod = td.build(s, [x, w, y], target=t)
+    if width < 16:
+        assert "omp simd" not in mod.source
+    if td.target(t).runs_here():
+        from tests.graph.common import np_conv2d
+        rng = np.random.default_rng(4)
+        xa = rng.standard_normal((1, 5, width, width), np.float32)
+        wa = rng.standard_normal((9, 5, 3, 3), np.float32)
+        got = np.empty((1, 9, width, width), np.float32)
+        mod(xa, wa, got)
+        np.testing.assert_allclose(got, np_conv2d(xa, wa, 1), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("stride,size", [(1, 11), (2, 13)], ids=["stride1", "stride2"])
+def test_conv_epilogue_is_computed_in_the_register_tile(stride, size):
+    """bias + residual add + relu after a convolution: the epilogue's loops are tiled and
+    the convolution is computed per tile (no second loop nest over the output); the
+    convolution reads its input with unit stride (stride 2 splits the padded columns by
+    phase), so its tile is the same register tile."""
+    from tdsl import nn
+    x = td.placeholder((1, 6, size, size), name="x")
+    w = td.placeholder((10, 6, 3, 3), name="w")
+    b = td.placeholder((10,), name="b")
+    out = (size + 2 - 3) // stride + 1
+    r = td.placeholder((1, 10, out, out), name="r")
+    y = nn.relu(nn.add(nn.conv2d(x, w, b, stride=stride, padding=1), r))
+    s = td.auto_schedule(y, target="c -mcpu=x86-64-v3")
+    shown = s.show()
+    assert "Stage conv2d_sum (computed at relu." in shown
+    assert "cache_write" not in "\n".join(s.history)
+    assert "s[conv2d_sum].unroll(f)" in s.history and "s[relu].vectorize(i3_inner)" in s.history
+    if stride == 2:
+        pad = y.op.input_tensors[0].op.input_tensors[0].op.input_tensors[0].op.input_tensors[0]
+        assert pad.name == "conv2d_pad" and len(pad.shape) == 5
+    mod = td.build(s, [x, w, b, r, y], target="c -mcpu=x86-64-v3")
+    # the convolution's result never goes to memory: a tile on the stack, no buffer
+    assert "conv2d_sum = (float*)tdsl_alloc" not in mod.source
+    assert "float conv2d_sum[" in mod.source
+    if td.target("c -mcpu=x86-64-v3").runs_here():
+        from tests.graph.common import np_conv2d
+        rng = np.random.default_rng(5)
+        arrays = [rng.standard_normal([int(d.value) for d in t.shape]).astype(np.float32)
+                  for t in (x, w, b, r)]
+        got = np.empty((1, 10, out, out), np.float32)
+        mod(*arrays, got)
+        want = np_conv2d(arrays[0], arrays[1], 1, stride) + arrays[2][None, :, None, None]
+        np.testing.assert_allclose(got, np.maximum(want + arrays[3], 0), rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_conv_is_a_column_reduction():
+    """A window sliding with the output (`x[.., xx + rx]`) is not a row reduction: the
+    output's columns are the vectors, the 3 x 3 window loops outside them, and the
+    output's other loops run in parallel (not factored into lanes of a 3-wide axis)."""
+    from tdsl import nn
+    from tdsl.auto.analysis import analyze
+    x = td.placeholder((1, 8, 12, 19), name="x")
+    w = td.placeholder((8, 1, 3, 3), name="w")
+    y = nn.conv2d(x, w, padding=1, groups=8)
+    s = td.auto_schedule(y)
+    kinds = {op.name: i.kind for op, i in analyze(list(s.data.order), [y.op]).items()}
+    assert kinds["conv2d"] == "reduction"
+    text = "\n".join(s.history)
+    assert "rfactor" not in text and "s[conv2d].reorder(n, f, y, xx_outer, ry, rx, xx_inner)" \
+        in text and "parallel" in text
+    mod = td.build(s, [x, w, y])
+    rng = np.random.default_rng(6)
+    xa = rng.standard_normal((1, 8, 12, 19)).astype(np.float32)
+    wa = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+    got = np.empty((1, 8, 12, 19), np.float32)
+    mod(xa, wa, got)
+    from tests.graph.common import np_conv2d
+    want = np.concatenate([np_conv2d(xa[:, c:c + 1], wa[c:c + 1], 1) for c in range(8)], 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
