@@ -3,6 +3,8 @@ same network in ONNX Runtime (2 threads) timed interleaved in the same process.
 
     python -m benchmarks.profile_network resnet18 mobilenetv2 mlp1 mlp64 transformer
     python -m benchmarks.profile_network resnet18 --kernels     # per-kernel table
+    python -m benchmarks.profile_network resnet18 --export /tmp/new # library of this tdsl
+    python -m benchmarks.profile_network resnet18 --compare /tmp/old /tmp/new  # interleaved
 
 Each network is built twice by one builder (`Net`): as tdsl.nn stages and as an ONNX
 graph with the same weights, so the two compute the same function (checked before
@@ -293,16 +295,64 @@ def profile(which: str, rounds=5, reps=4, kernels=False, ort=True):
     return net
 
 
+def export(which: str, directory: str) -> None:
+    """Compile `which` with the tdsl this process imports; write its library to
+    `directory/<which>.so` (to time libraries of two versions of tdsl in one process)."""
+    net_b, x, y, _ = NETWORKS[which]()
+    net = td.compile([y[0]], inputs=[x[0]], params=net_b.params, name=which)
+    os.makedirs(directory, exist_ok=True)
+    net.export(os.path.join(directory, f"{which}.so"))
+
+
+def compare(which: str, directories: list[str], rounds=10, reps=3) -> None:
+    """Time the libraries of `which` exported to `directories` and ONNX Runtime (2 threads),
+    interleaved in this process: min and median ms per inference."""
+    import onnxruntime as rt
+    net_b, x, y, in_shape = NETWORKS[which]()
+    xa = np.random.default_rng(7).standard_normal(in_shape).astype("float32")
+    libs = [td.load(os.path.join(d, f"{which}.so")) for d in directories]
+    opts = rt.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 2, 1
+    sess = rt.InferenceSession(net_b.onnx_model(x, y, in_shape).SerializeToString(), opts,
+                               providers=["CPUExecutionProvider"])
+    want = sess.run(None, {"x": xa})[0]
+    runs = [lambda m=m: m(xa) for m in libs] + [lambda: sess.run(None, {"x": xa})]
+    for k, m in enumerate(libs):
+        err = np.abs(m(xa) - want).max() / (np.abs(want).max() + 1e-30)
+        assert err < 1e-3, f"{directories[k]}: {which} differs from ONNX Runtime ({err:.1e})"
+    times = [[] for _ in runs]
+    for _ in range(rounds):
+        for k, run in enumerate(runs):
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                run()
+                times[k].append(1e3 * (time.perf_counter() - t0))
+    gf = net_b.flops / 1e6
+    cells = []
+    for name, ts in zip([*directories, "onnxruntime"], times):
+        best, med = min(ts), statistics.median(ts)
+        cells.append(f"{name}: min {best:8.2f} ms ({gf / best:6.1f} GFLOP/s) median {med:8.2f}")
+    print(f"{which:12s} {net_b.flops / 1e9:.3f} GFLOP | " + " | ".join(cells), flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("networks", nargs="*", default=list(NETWORKS))
     p.add_argument("--kernels", action="store_true")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-ort", action="store_true")
+    p.add_argument("--export", metavar="DIR", help="compile and write the libraries to DIR")
+    p.add_argument("--compare", metavar="DIR", nargs="+",
+                   help="time the libraries exported to each DIR and ONNX Runtime, interleaved")
     a = p.parse_args(argv)
     print(f"load average {os.getloadavg()}", flush=True)
     for which in a.networks:
-        profile(which, rounds=a.rounds, kernels=a.kernels, ort=not a.no_ort)
+        if a.export:
+            export(which, a.export)
+        elif a.compare:
+            compare(which, a.compare, rounds=a.rounds)
+        else:
+            profile(which, rounds=a.rounds, kernels=a.kernels, ort=not a.no_ort)
 
 
 if __name__ == "__main__":

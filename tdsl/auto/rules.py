@@ -29,7 +29,6 @@ splits; ragged tiles are separated by the code generator).
 from __future__ import annotations
 
 from ..errors import ScheduleError
-from ..examples import register_tile_shape
 from ..lang.expr import Const
 from ..lang.graph import as_tensor_list
 from ..lang.tensor import ComputeOp, UpdateOp
@@ -37,12 +36,10 @@ from ..schedule import create_schedule
 from ..target import target as parse_target
 from .analysis import StageInfo, analyze, innermost_stride_ok
 from .knobs import Knobs
+from .tiles import NotApplicable as _NotApplicable
+from .tiles import TileRules, _without
 
 REDUCTIONS = ("reuse", "row", "reduction")
-
-
-class _NotApplicable(ScheduleError):
-    """A rule that does not fit a stage (not a refusal by isl)."""
 
 
 def auto_schedule(outputs, target=None):
@@ -116,7 +113,7 @@ class _Rules:
         return [op for op in reversed(list(self.infos)) if isinstance(op, (ComputeOp, UpdateOp))]
 
 
-class _CpuRules(_Rules):
+class _CpuRules(TileRules, _Rules):
     def run(self) -> None:
         for op in self.consumers_first():
             if self._may_inline(self.infos[op]) and \
@@ -130,13 +127,19 @@ class _CpuRules(_Rules):
                     self.placed.add(op)             # its loops are scheduled
         for op in self.consumers_first():
             info = self.infos[op]
-            if op in self.placed or info.kind != "reuse":
+            if op in self.placed or info.kind not in ("reuse", "reduction") or \
+                    len(op.axis) < 2:
                 continue
             host = self._epilogue_host(op)
             if host is None or not self.choose(op, "epilogue_in_tile", (True, False), True):
                 continue
-            if (info.dot_axis is not None and self.attempt(self._dot_tile, op, info, host)) \
-                    or self.attempt(self._register_tile, op, info, host):
+            if info.kind == "reduction":
+                done = self.attempt(self._column_reduction, op, host)
+            else:
+                done = (info.dot_axis is not None and
+                        self.attempt(self._dot_tile, op, info, host)) or \
+                    self.attempt(self._register_tile, op, info, host)
+            if done:
                 self.placed.update((op, host))
         for op in self.consumers_first():
             if op not in self.placed:
@@ -256,33 +259,7 @@ class _CpuRules(_Rules):
             self.placed.add(op)
             self._vector_inner(self.stage(op), op.axis[-1])
 
-    # -- 4. epilogues in the register tile ---------------------------------------------
-    def _epilogue_host(self, op):
-        """The stage that applies `op`'s epilogue (bias, batch_norm, relu, a residual add,
-        inlined into it), when it reads `op` at its own index and nothing else reads `op`:
-        its loops are tiled as `op`'s would be and `op` is computed per tile (TVM's
-        cache_write stage is then the epilogue itself), so each tile of the output is
-        finished while it is in registers, with no second pass over the output."""
-        cur = op
-        while True:
-            info = self.infos[cur]
-            if len(info.readers) != 1 or cur in self.outputs:
-                return None
-            reader = info.readers[0]
-            at = info.reads_at.get(reader, ())
-            if isinstance(reader, UpdateOp) or len(at) != 1 or \
-                    len(reader.axis) != len(op.axis) or \
-                    not all(_at_axis(i, a) for i, a in zip(at[0], reader.axis)) or \
-                    not all(_same_extent(a, b) for a, b in zip(reader.axis, op.axis)):
-                return None
-            if reader in self.inlined:
-                cur = reader
-                continue
-            if reader in self.placed or self.infos[reader].kind != "injective":
-                return None
-            return reader
-
-    # -- 5. loops of root stages -----------------------------------------------------
+    # -- 4, 5. epilogues (tiles.py), the loops of root stages ----------------------------
     def _root_loops(self, op) -> None:
         info = self.infos[op]
         stage = self.stage(op)
@@ -316,133 +293,6 @@ class _CpuRules(_Rules):
             return
         self._vector_inner(stage, op.axis[-1])
         self._parallel_outer(stage, list(op.axis[:-1]))
-
-    def _column_reduction(self, op) -> None:
-        """A reduction whose innermost data axis is contiguous: the reduction loops go
-        outside it, so the innermost loop is a vector of independent sums."""
-        stage = self.stage(op)
-        inner = op.axis[-1]
-        vectors = self.choose(op, "column_vectors", (1, 2, 4, 8), 4)
-        jo, ji = stage.split(inner, factor=vectors * self.lanes)
-        data = _without(stage.leaf_iter_vars, *op.reduce_axis, ji)
-        stage.reorder(*data, *op.reduce_axis, ji)
-        stage.vectorize(ji)
-        self._parallel_outer(stage, data)
-
-    def _transpose_tiles(self, op) -> None:
-        """Two levels of tiles: blocks of 128 x 128 (a block's pages stay in the TLB),
-        and inside them tiles of one vector by one vector, rows unrolled."""
-        stage = self.stage(op)
-        y, x = op.axis[-2], op.axis[-1]
-        block = self.choose(op, "block", (32, 64, 128, 256), 128)
-        yo, xo, yi, xi = stage.tile(y, x, block, block)
-        yio, yii = stage.split(yi, factor=self.lanes)
-        xio, xii = stage.split(xi, factor=self.lanes)
-        stage.reorder(yo, xo, xio, yio, yii, xii)
-        stage.unroll(yii)
-        stage.vectorize(xii)
-        self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, xio, yio, yii, xii))
-
-    def _register_tile(self, op, info: StageInfo, host=None) -> None:
-        """A register tile of `op` (cache_write: rows unrolled, columns vectorized, held
-        over the whole reduction); with `host` (its epilogue, `_epilogue_host`), the
-        host's loops are tiled and `op` itself is the tile computed at them."""
-        rows, cols = register_tile_shape(self.t)
-        width = info.col_axis.extent
-        if isinstance(width, Const) and width.value < cols:
-            if width.value % self.lanes == 0:
-                # whole vectors, fewer of them per row: more rows, as many accumulators
-                budget = rows * cols // self.lanes
-                cols = width.value
-                rows = budget // (cols // self.lanes)
-            else:
-                # a row narrower than the tile (a 14 x 14 or 7 x 7 feature map): each row
-                # of accumulators is a vector, narrower ones and scalars (14 = 8 + 4 + 1 +
-                # 1); fewer rows keep them all in registers
-                rows = max(1, min(rows, self.t.vector_registers // _registers(width.value,
-                                                                              self.lanes)))
-        rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 8, 12), rows)
-        cols = self.lanes * self.choose(op, "tile_vectors", (1, 2, 3, 4), cols // self.lanes)
-        if host is None:
-            stage, local = self.stage(op), self.s.cache_write(op.output(0), "local")
-            row, col, axes = info.row_axis, info.col_axis, op.axis
-        else:
-            stage, local, axes = self.stage(host), op.output(0), host.axis
-            row, col = _same_position(host.axis, op.axis, info.row_axis, info.col_axis)
-        ro, ri = stage.split(row, factor=rows)
-        co, ci = stage.split(col, factor=cols)
-        outer = [ro if a is row else co if a is col else a for a in axes]
-        panel = _panel_operand(op, info)
-        if panel is not None and not self.choose(op, "pack", (True, False), True):
-            panel = None
-        if panel is not None:
-            # B of a matmul walks down its columns: copy the tile's panel of columns into
-            # contiguous local storage once per column tile (cache_read), and run the row
-            # tiles inside, reusing it from L2 (GotoBLAS's packed panel, TVM's tutorial)
-            outer = [a for a in outer if a is not ro]
-            outer.insert(next(k for k, a in enumerate(outer) if a is co) + 1, ro)
-        stage.reorder(*outer, ri, ci)
-        stage.vectorize(ci)
-        # the innermost tile loop stays a loop of its own (its ragged last tile is a range
-        # isl splits off); the loops outside it are fused for the threads
-        last = outer[-1]
-        self._parallel_outer(stage, outer[:-1])
-        ls = self.s[local]
-        ls.compute_at(stage, last)
-        lrow, lcol = _same_position(local.op.axis, op.axis, info.row_axis, info.col_axis)
-        others = [a for a in local.op.axis if a is not lrow and a is not lcol]
-        col_outer, col_inner = ls.split(lcol, factor=self.lanes)
-        ls.reorder(*others, *local.op.reduce_axis, lrow, col_outer, col_inner)
-        ls.unroll(lrow)
-        ls.unroll(col_outer)
-        ls.vectorize(col_inner)
-        if panel is not None:
-            copy = self.s.cache_read(panel.tensor, "local", [local])
-            cs = self.s[copy]
-            cs.compute_at(stage, co)
-            self._vector_inner(cs, copy.op.axis[-1])
-
-    def _dot_tile(self, op, info: StageInfo, host=None) -> None:
-        """A register tile of dot products for `C[i, j] = sum_k x[i, k] * w[j, k]` (a
-        dense layer): the reduction is factored into vector lanes along k (rfactor), so
-        every operand is a contiguous vector load; a tile of rows x columns of C keeps
-        one vector of partial sums each in registers over the whole k loop (4 x 3: 12
-        accumulators fed by 7 loads per step), and C sums each vector's lanes at the
-        end. At batch 1 (a matrix-vector product) the tile is one row of 8 columns:
-        w streams once, in parallel over the column tiles."""
-        k = info.dot_axis
-        if not isinstance(k.extent, Const) or k.extent.value % self.lanes or \
-                not self.choose(op, "dot", (True, False), True):
-            raise _NotApplicable("not a dot-product tile")
-        row, col = info.row_axis, info.col_axis
-        nrows = row.extent.value if isinstance(row.extent, Const) else None
-        rows = self.choose(op, "dot_rows", (1, 2, 3, 4, 6), 1 if nrows == 1 else 4)
-        cols = self.choose(op, "dot_cols", (2, 3, 4, 6, 8), 8 if rows == 1 else 12 // rows)
-        _, k_inner = self.stage(op).split(k, factor=self.lanes)
-        partial = self.s.rfactor(op.output(0), k_inner, factor_axis=len(op.axis))
-        stage = self.stage(op if host is None else host)
-        prow, pcol = _same_position(partial.op.axis, op.axis, row, col)
-        if host is not None:
-            row, col = _same_position(host.axis, op.axis, row, col)
-        ro, ri = stage.split(row, factor=rows)
-        co, ci = stage.split(col, factor=cols)
-        # column tiles outside row tiles: a tile's rows of w stay in L1 while the rows of
-        # x (the smaller operand) stream past them
-        outer = [co if a is row else ro if a is col else a
-                 for a in (op.axis if host is None else host.axis)]
-        stage.reorder(*outer, ri, ci)
-        last = self._parallel_outer(stage, outer)
-        if host is not None:
-            self._vector_inner(stage, ci)
-            self.stage(op).compute_at(stage, last)
-        ps = self.s[partial]
-        ps.compute_at(stage, last)
-        lane = partial.op.axis[-1]
-        others = [a for a in partial.op.axis[:-1] if a is not prow and a is not pcol]
-        ps.reorder(*others, *partial.op.reduce_axis, prow, pcol, lane)
-        ps.unroll(prow)
-        ps.unroll(pcol)
-        ps.vectorize(lane)
 
     # -- helpers -------------------------------------------------------------------
     def _vector_inner(self, stage, axis) -> None:
@@ -510,55 +360,3 @@ class _GpuRules(_Rules):
         stage.bind(xo, "blockIdx.x")
         stage.bind(yi, "threadIdx.y")
         stage.bind(xi, "threadIdx.x")
-
-
-def _panel_operand(op, info: StageInfo):
-    """The load of a reduction with reuse whose vectors are read down a reduction axis
-    (`B[k, j]`: the last index runs with the column alone, an earlier one with a reduction
-    axis) from an input of the kernel; None if there is none (a convolution's input moves
-    with its reduction in the last index too)."""
-    from ..lang.tensor import PlaceholderOp
-    from ..lang.visit import free_vars, loads
-    reduce_axes = op.reduce_axis
-    for ld in loads(op.body.body):
-        if not isinstance(ld.tensor.op, PlaceholderOp) or len(ld.indices) < 2:
-            continue
-        last = free_vars(ld.indices[-1])
-        if len(last) != 1 or last[0] is not info.col_axis:
-            continue
-        if any(v is r for i in ld.indices[:-1] for v in free_vars(i) for r in reduce_axes):
-            return ld
-    return None
-
-
-def _at_axis(index, axis) -> bool:
-    """`index` is `axis`, or 0 on an axis of extent 1 (NumPy broadcasting's read)."""
-    return index is axis or (isinstance(index, Const) and index.value == 0 and
-                             isinstance(axis.extent, Const) and axis.extent.value == 1)
-
-
-def _same_extent(a, b) -> bool:
-    return a.extent is b.extent or (isinstance(a.extent, Const) and
-                                    isinstance(b.extent, Const) and
-                                    a.extent.value == b.extent.value)
-
-
-def _registers(width: int, lanes: int) -> int:
-    """Registers one row of `width` accumulators takes: whole vectors, then halves down
-    to 4 lanes, then scalars (as the C backend emits them)."""
-    count, rest = width // lanes, width % lanes
-    while lanes > 4:
-        lanes //= 2
-        count, rest = count + rest // lanes, rest % lanes
-    return count + rest
-
-
-def _without(loops, *excluded) -> list:
-    """`loops` less `excluded`, by identity (axes compare as expressions)."""
-    return [a for a in loops if not any(a is x for x in excluded)]
-
-
-def _same_position(new_axes, old_axes, *wanted):
-    """The axes of `new_axes` at the positions of `wanted` among `old_axes`."""
-    positions = [next(k for k, a in enumerate(old_axes) if a is w) for w in wanted]
-    return [new_axes[p] for p in positions]

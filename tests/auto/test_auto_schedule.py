@@ -179,35 +179,40 @@ def test_dense_gets_a_dot_product_tile(batch, k, out):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("width", [7, 14, 20], ids=lambda w: f"width{w}")
-def test_narrow_rows_get_a_register_tile_that_fits(width):
-    """A feature map narrower than the tile's 16 columns (7 = 4 + 1 + 1 + 1 registers per
-    row of accumulators) gets fewer rows, so the tile stays in 16 ymm registers; the
-    columns left over after the vectors are scalar statements, not an `omp simd` loop."""
+@pytest.mark.parametrize("width,wide,rows", [(7, 8, 12), (14, 16, 6), (11, 11, 4), (20, 24, 6)],
+                         ids=lambda v: str(v))
+def test_narrow_rows_get_a_register_tile_that_fits(width, wide, rows):
+    """A feature map narrower than the tile's 16 columns is computed a whole number of
+    vectors wide when that costs at most a quarter more (7 -> 8: a 12 x 8 tile of whole
+    vectors) and read back at its width; else it gets fewer rows (11 = 8 + 1 + 1 + 1
+    registers per row of accumulators: 4 rows), so the tile stays in 16 ymm registers,
+    and the columns left over after the vectors are scalar statements, not an `omp simd`
+    loop."""
     from tdsl import nn
     from tdsl.auto.knobs import Knobs
     from tdsl.auto.rules import apply_rules
     t = "c -mcpu=x86-64-v3"
     x = td.placeholder((1, 5, width, width), name="x")
-    w = td.placeholder((9, 5, 3, 3), name="w")
+    w = td.placeholder((13, 5, 3, 3), name="w")
     y = nn.conv2d(x, w, padding=1)
+    reduction = y if wide == width else y.op.input_tensors[0]
+    assert [int(d.value) for d in reduction.shape] == [1, 13, width, wide]
     knobs = Knobs()
     s = apply_rules(y, t, knobs)
-    assert knobs.chosen["conv2d.tile_rows"] == (4 if width < 16 else 6)
+    assert knobs.chosen[f"{reduction.name}.tile_rows"] == rows
     mod = td.build(s, [x, w, y], target=t)
-    if width < 16:
-        assert "omp simd" not in mod.source
+    assert "omp simd" not in mod.source.split("tdsl_entry")[0].split("int kernel(")[1]
     if td.target(t).runs_here():
         from tests.graph.common import np_conv2d
         rng = np.random.default_rng(4)
         xa = rng.standard_normal((1, 5, width, width), np.float32)
-        wa = rng.standard_normal((9, 5, 3, 3), np.float32)
-        got = np.empty((1, 9, width, width), np.float32)
+        wa = rng.standard_normal((13, 5, 3, 3), np.float32)
+        got = np.empty((1, 13, width, width), np.float32)
         mod(xa, wa, got)
         np.testing.assert_allclose(got, np_conv2d(xa, wa, 1), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("stride,size", [(1, 11), (2, 13)], ids=["stride1", "stride2"])
+@pytest.mark.parametrize("stride,size", [(1, 11), (2, 15)], ids=["stride1", "stride2"])
 def test_conv_epilogue_is_computed_in_the_register_tile(stride, size):
     """bias + residual add + relu after a convolution: the epilogue's loops are tiled and
     the convolution is computed per tile (no second loop nest over the output); the
@@ -267,3 +272,30 @@ def test_depthwise_conv_is_a_column_reduction():
     from tests.graph.common import np_conv2d
     want = np.concatenate([np_conv2d(xa[:, c:c + 1], wa[c:c + 1], 1) for c in range(8)], 1)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_epilogue_is_computed_per_piece_of_row():
+    """relu6 after a depthwise convolution: the epilogue's rows are cut in pieces of 4
+    vectors, and the convolution is computed per piece (its sums in registers, no buffer
+    for the whole output)."""
+    from tdsl import nn
+    x = td.placeholder((1, 6, 9, 37), name="x")
+    w = td.placeholder((6, 1, 3, 3), name="w")
+    b = td.placeholder((6,), name="b")
+    y = nn.minimum(nn.maximum(nn.conv2d(x, w, b, padding=1, groups=6), 0.0), 6.0)
+    s = td.auto_schedule(y, target="c -mcpu=x86-64-v3")
+    assert "Stage conv2d_sum (computed at minimum." in s.show()
+    assert "s[conv2d_sum].reorder(n, f, y, ry, rx, xx)" in s.history
+    mod = td.build(s, [x, w, b, y], target="c -mcpu=x86-64-v3")
+    assert "conv2d_sum = (float*)tdsl_alloc" not in mod.source
+    if td.target("c -mcpu=x86-64-v3").runs_here():
+        from tests.graph.common import np_conv2d
+        rng = np.random.default_rng(8)
+        xa = rng.standard_normal((1, 6, 9, 37)).astype(np.float32)
+        wa = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+        ba = rng.standard_normal(6).astype(np.float32)
+        got = np.empty((1, 6, 9, 37), np.float32)
+        mod(xa, wa, ba, got)
+        dw = np.concatenate([np_conv2d(xa[:, c:c + 1], wa[c:c + 1], 1) for c in range(6)], 1)
+        np.testing.assert_allclose(got, np.clip(dw + ba[None, :, None, None], 0, 6),
+                                   rtol=1e-4, atol=1e-4)
