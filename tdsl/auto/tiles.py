@@ -136,7 +136,9 @@ class TileRules:
         # the innermost tile loop stays a loop of its own (its ragged last tile is a range
         # isl splits off); the loops outside it are fused for the threads
         last = outer[-1]
-        self._parallel_outer(stage, outer[:-1])
+        # (with a panel, the column tile is the last of these: fused into the parallel
+        # loop when there is a batch axis, the panel's copy goes to the fused loop)
+        panel_at = self._parallel_outer(stage, outer[:-1]) if outer[:-1] else None
         ls = self.s[local]
         ls.compute_at(stage, last)
         lrow, lcol = _same_position(local.op.axis, op.axis, info.row_axis, info.col_axis)
@@ -149,7 +151,7 @@ class TileRules:
         if panel is not None:
             copy = self.s.cache_read(panel.tensor, "local", [local])
             cs = self.s[copy]
-            cs.compute_at(stage, co)
+            cs.compute_at(stage, panel_at if panel_at is not None else co)
             self._vector_inner(cs, copy.op.axis[-1])
 
     def _dot_tile(self, op, info: StageInfo, host=None) -> None:

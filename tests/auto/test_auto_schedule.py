@@ -299,3 +299,31 @@ def test_depthwise_epilogue_is_computed_per_piece_of_row():
         dw = np.concatenate([np_conv2d(xa[:, c:c + 1], wa[c:c + 1], 1) for c in range(6)], 1)
         np.testing.assert_allclose(got, np.clip(dw + ba[None, :, None, None], 0, 6),
                                    rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("epilogue", [False, True], ids=["alone", "scaled"])
+def test_batch_matmul_gets_a_register_tile_and_a_panel(epilogue):
+    """A batch axis in front of the tile: the batch and column-tile loops are fused for
+    the threads, and the panel of B is copied at that fused loop (it was refused, which
+    left the stage with no schedule at all)."""
+    from tdsl import nn
+    from tdsl.auto.knobs import Knobs
+    from tdsl.auto.rules import apply_rules
+    a = td.placeholder((3, 13, 24), name="a")
+    b = td.placeholder((3, 24, 37), name="b")
+    y = nn.batch_matmul(a, b)
+    if epilogue:
+        y = nn.mul(y, 0.5)
+    knobs = Knobs()
+    s = apply_rules(y, None, knobs)
+    assert not knobs.refused
+    text = "\n".join(s.history)
+    assert "s.cache_read(b, 'local', [" in text and ".unroll(" in text
+    mod = td.build(s, [a, b, y])
+    rng = np.random.default_rng(9)
+    av = rng.standard_normal((3, 13, 24)).astype(np.float32)
+    bv = rng.standard_normal((3, 24, 37)).astype(np.float32)
+    got = np.empty((3, 13, 37), np.float32)
+    mod(av, bv, got)
+    want = av.astype(np.float64) @ bv * (0.5 if epilogue else 1.0)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
