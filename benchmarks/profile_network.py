@@ -242,7 +242,7 @@ NETWORKS = {"resnet18": resnet18, "mobilenetv2": mobilenetv2, "mlp1": lambda: ml
             "mlp64": lambda: mlp(64), "transformer": transformer}
 
 
-def profile(which: str, rounds=5, reps=4, kernels=False, ort=True):
+def profile(which: str, rounds=5, reps=4, kernels=False, ort=True, threads=2):
     net_b, x, y, in_shape = NETWORKS[which]()
     t0 = time.perf_counter()
     net = td.compile([y[0]], inputs=[x[0]], params=net_b.params, name=which)
@@ -253,7 +253,7 @@ def profile(which: str, rounds=5, reps=4, kernels=False, ort=True):
     if ort:
         import onnxruntime as rt
         opts = rt.SessionOptions()
-        opts.intra_op_num_threads = 2
+        opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         sess = rt.InferenceSession(net_b.onnx_model(x, y, in_shape).SerializeToString(),
                                    opts, providers=["CPUExecutionProvider"])
@@ -266,7 +266,7 @@ def profile(which: str, rounds=5, reps=4, kernels=False, ort=True):
         for _ in range(reps):
             before = net.kernel_seconds()
             t0 = time.perf_counter()
-            net(xa)
+            net(xa, num_threads=threads)
             tds.append(1e3 * (time.perf_counter() - t0))
             per_call.append([a - b for a, b in zip(net.kernel_seconds(), before)])
         if sess is not None:
@@ -304,19 +304,20 @@ def export(which: str, directory: str) -> None:
     net.export(os.path.join(directory, f"{which}.so"))
 
 
-def compare(which: str, directories: list[str], rounds=10, reps=3) -> None:
-    """Time the libraries of `which` exported to `directories` and ONNX Runtime (2 threads),
-    interleaved in this process: min and median ms per inference."""
+def compare(which: str, directories: list[str], rounds=10, reps=3, threads=2) -> None:
+    """Time the libraries of `which` exported to `directories` and ONNX Runtime (`threads`
+    threads each), interleaved in this process: min and median ms per inference."""
     import onnxruntime as rt
     net_b, x, y, in_shape = NETWORKS[which]()
     xa = np.random.default_rng(7).standard_normal(in_shape).astype("float32")
     libs = [td.load(os.path.join(d, f"{which}.so")) for d in directories]
     opts = rt.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = 2, 1
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     sess = rt.InferenceSession(net_b.onnx_model(x, y, in_shape).SerializeToString(), opts,
                                providers=["CPUExecutionProvider"])
     want = sess.run(None, {"x": xa})[0]
-    runs = [lambda m=m: m(xa) for m in libs] + [lambda: sess.run(None, {"x": xa})]
+    runs = [lambda m=m: m(xa, num_threads=threads) for m in libs] + \
+        [lambda: sess.run(None, {"x": xa})]
     for k, m in enumerate(libs):
         err = np.abs(m(xa) - want).max() / (np.abs(want).max() + 1e-30)
         assert err < 1e-3, f"{directories[k]}: {which} differs from ONNX Runtime ({err:.1e})"
@@ -332,7 +333,8 @@ def compare(which: str, directories: list[str], rounds=10, reps=3) -> None:
     for name, ts in zip([*directories, "onnxruntime"], times):
         best, med = min(ts), statistics.median(ts)
         cells.append(f"{name}: min {best:8.2f} ms ({gf / best:6.1f} GFLOP/s) median {med:8.2f}")
-    print(f"{which:12s} {net_b.flops / 1e9:.3f} GFLOP | " + " | ".join(cells), flush=True)
+    print(f"{which:12s} {net_b.flops / 1e9:.3f} GFLOP, {threads} threads | " + " | ".join(cells),
+          flush=True)
 
 
 def main(argv=None):
@@ -342,6 +344,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-ort", action="store_true")
     p.add_argument("--export", metavar="DIR", help="compile and write the libraries to DIR")
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compare", metavar="DIR", nargs="+",
                    help="time the libraries exported to each DIR and ONNX Runtime, interleaved")
     a = p.parse_args(argv)
@@ -350,9 +353,10 @@ def main(argv=None):
         if a.export:
             export(which, a.export)
         elif a.compare:
-            compare(which, a.compare, rounds=a.rounds)
+            compare(which, a.compare, rounds=a.rounds, threads=a.threads)
         else:
-            profile(which, rounds=a.rounds, kernels=a.kernels, ort=not a.no_ort)
+            profile(which, rounds=a.rounds, kernels=a.kernels, ort=not a.no_ort,
+                    threads=a.threads)
 
 
 if __name__ == "__main__":

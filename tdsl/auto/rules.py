@@ -123,7 +123,9 @@ class _CpuRules(TileRules, _Rules):
                     self.inlined.add(op)
         for op in self.consumers_first():
             if op in self.outputs and op not in self.placed:
-                if self.attempt(self._row_pipeline, op) or self.attempt(self._stencil, op):
+                if self.attempt(self._row_pipeline, op, True) or \
+                        self.attempt(self._row_pipeline, op, False) or \
+                        self.attempt(self._stencil, op):
                     self.placed.add(op)             # its loops are scheduled
         for op in self.consumers_first():
             info = self.infos[op]
@@ -191,7 +193,11 @@ class _CpuRules(TileRules, _Rules):
                 local.append(op)
         return local
 
-    def _row_pipeline(self, out) -> None:
+    def _row_pipeline(self, out, fuse_rows: bool) -> None:
+        """The producers read row by row computed at the output's row loop: its first
+        axis, or (`fuse_rows`, when every producer is read at the reader's own leading
+        axes: a softmax over the last axis of (heads, rows, columns)) all its axes but the
+        last fused into one row loop, so a row's reductions stay in L1."""
         if self.infos[out].kind in ("reuse", "update"):
             raise _NotApplicable("a register tile or a recurrence, not a row pipeline")
         local = self._row_local(out)
@@ -202,8 +208,15 @@ class _CpuRules(TileRules, _Rules):
         if not self.choose(out, "row_pipeline", (True, False), True):
             raise _NotApplicable("row pipeline not chosen")
         stage = self.stage(out)
-        row = out.axis[0]
-        self._vector_inner(stage, out.axis[-1])
+        if fuse_rows:
+            if len(out.axis) < 3 or not self._rows_at_leading_axes(out, local) or \
+                    not self.choose(out, "fuse_rows", (True, False), True):
+                raise _NotApplicable("the rows are the first axis")
+            self._vector_inner(stage, out.axis[-1])
+            row = stage.fuse(*out.axis[:-1])
+        else:
+            row = out.axis[0]
+            self._vector_inner(stage, out.axis[-1])
         stage.parallel(row)
         # factor first (a factored stage starts at the root), then place consumers first:
         # each reduction, then its partial results, then what they read
@@ -218,6 +231,20 @@ class _CpuRules(TileRules, _Rules):
             self.placed.add(op)
             if self.infos[op].kind == "injective" and len(op.axis) > 1:
                 self._vector_inner(self.stage(op), op.axis[-1])
+
+    def _rows_at_leading_axes(self, out, local) -> bool:
+        """Is every producer in `local` read at its reader's leading len(out.axis) - 1
+        axes (identity), the reader being `out` or another producer in `local`?"""
+        lead = len(out.axis) - 1
+        for op in local:
+            for reader in self.infos[op].readers:
+                if len(reader.axis) < lead:
+                    return False
+                for index in self.infos[op].reads_at[reader]:
+                    if len(index) < lead or \
+                            not all(i is a for i, a in zip(index[:lead], reader.axis[:lead])):
+                        return False
+        return True
 
     def _factor_into_lanes(self, op):
         """rfactor the row reduction `op` into 2 vectors of lanes (two independent chains

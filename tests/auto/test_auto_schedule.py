@@ -327,3 +327,22 @@ def test_batch_matmul_gets_a_register_tile_and_a_panel(epilogue):
     mod(av, bv, got)
     want = av.astype(np.float64) @ bv * (0.5 if epilogue else 1.0)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3, 10, 37), (2, 3, 5, 19)], ids=str)
+def test_softmax_over_the_last_axis_computes_per_fused_row(shape):
+    """Softmax over the last axis of (heads, rows, columns): the leading axes are fused
+    into one parallel row loop and the reductions computed per row (not per head)."""
+    from tdsl import nn
+    x = td.placeholder(shape, name="x")
+    y = nn.softmax(x)
+    s = td.auto_schedule(y)
+    assert any(h.startswith("s[softmax].fuse(") for h in s.history)
+    at = [h for h in s.history if h.startswith("s[softmax_max].compute_at")]
+    assert at and at[0].endswith("_fused)")
+    mod = td.build(s, [x, y])
+    a = np.random.default_rng(10).standard_normal(shape).astype(np.float32)
+    got = np.empty(shape, np.float32)
+    mod(a, got)
+    e = np.exp(a.astype(np.float64) - a.max(-1, keepdims=True))
+    np.testing.assert_allclose(got, e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)
