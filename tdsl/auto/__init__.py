@@ -2,6 +2,8 @@
 
     analysis.py   what each stage is (injective, reduction with reuse, row reduction...)
     rules.py      the rules, applied with public primitives, each checked by isl
+    tiles.py      the tiling rules: register, dot-product, column and transpose tiles,
+                  epilogues computed in the tile
 """
 
 from .rules import auto_schedule

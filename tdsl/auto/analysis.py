@@ -30,6 +30,8 @@ class StageInfo:
     expensive: bool = False                    # transcendental calls in its body
     row_axis: IterVar | None = None            # reuse: the register tile's unrolled axis
     col_axis: IterVar | None = None            # reuse: the register tile's vector axis
+    dot_axis: IterVar | None = None            # reuse: the reduction axis every operand
+    #                                            reads contiguously (x[i, k] * w[j, k])
 
     @property
     def name(self) -> str:
@@ -78,8 +80,9 @@ def _info(op: Operation) -> StageInfo:
         row, col = _register_tile_axes(op, body)
         if row is not None:
             info.kind, info.row_axis, info.col_axis = "reuse", row, col
+            info.dot_axis = _dot_axis(body, col)
             return info
-    if _contiguous_reduction(body):
+    if _contiguous_reduction(body, op.axis[-1] if op.axis else None):
         info.kind = "row"
     return info
 
@@ -104,16 +107,44 @@ def _register_tile_axes(op: ComputeOp, body: Reduce):
     return None, None
 
 
+def _dot_axis(body: Reduce, col: IterVar) -> IterVar | None:
+    """The reduction axis that is the whole last index of every operand, when the column
+    is in no operand's last index: a dense layer `x[i, k] * w[j, k]`, whose column
+    vectors (w down j) would be gathered while every operand runs contiguously along k."""
+    last = set()
+    for ld in loads(body.body):
+        if not ld.indices:
+            return None
+        vs = free_vars(ld.indices[-1])
+        if len(vs) != 1 or not same(ld.indices[-1], vs[0]):
+            return None
+        last.add(vs[0])
+    if len(last) != 1:
+        return None
+    (k,) = last
+    if k is col or not any(k is a for a in body.axes):
+        return None
+    return k
+
+
 def _uses(ld: Load, axis: IterVar) -> bool:
     return any(v is axis for i in ld.indices for v in free_vars(i))
 
 
-def _contiguous_reduction(body: Reduce) -> bool:
-    """Does some operand's innermost index run along a reduction axis (a row sum)?"""
+def _contiguous_reduction(body: Reduce, inner: IterVar | None) -> bool:
+    """Does some operand's innermost index run along a reduction axis (a row sum), and no
+    operand's along the stage's innermost data axis? A window that slides with the
+    output (a depthwise convolution's `x[.., xx + rx]`) is a column reduction: vectors
+    along xx, the short window loops outside them."""
+    found = False
     for ld in loads(body.body):
-        if ld.indices and any(v is a for a in body.axes for v in free_vars(ld.indices[-1])):
-            return True
-    return False
+        if not ld.indices:
+            continue
+        last = free_vars(ld.indices[-1])
+        if inner is not None and any(v is inner for v in last):
+            return False
+        found = found or any(v is a for a in body.axes for v in last)
+    return found
 
 
 def innermost_stride_ok(op: ComputeOp) -> bool:

@@ -12,10 +12,15 @@ placed first (compute_at's rule), then producers:
    computed at the output's row loop; their row reductions are factored into vector lanes;
 3. stencils: an output that reads a producer at several offsets (a blur) is tiled and
    the producer computed per tile;
-4. the loops of every stage left at the root: a register tile (cache_write, unrolled
-   rows, vectorized columns) for reductions with reuse (matmul, convolution), lanes for
-   row reductions, vectorized columns for column reductions, vector tiles for transposes,
-   vectorized innermost loops otherwise; outer loops fused and parallel.
+4. epilogues: a reduction with reuse read at its own index by one elementwise stage
+   (bias, batch_norm, residual add, relu inlined into it) is computed per register tile
+   of that stage, so the output is finished while it is in registers;
+5. the loops of every stage left at the root: a register tile (cache_write, unrolled
+   rows, vectorized columns) for reductions with reuse (matmul, convolution), a tile of
+   dot products factored into lanes when every operand runs along the reduction (dense,
+   `x[i, k] * w[j, k]`), lanes for row reductions, vectorized columns for column
+   reductions, vector tiles for transposes, vectorized innermost loops otherwise; outer
+   loops fused and parallel.
 
 Sizes unknown at schedule time get choices that stay correct for any size (constant
 splits; ragged tiles are separated by the code generator).
@@ -24,7 +29,6 @@ splits; ragged tiles are separated by the code generator).
 from __future__ import annotations
 
 from ..errors import ScheduleError
-from ..examples import register_tile_shape
 from ..lang.expr import Const
 from ..lang.graph import as_tensor_list
 from ..lang.tensor import ComputeOp, UpdateOp
@@ -32,12 +36,10 @@ from ..schedule import create_schedule
 from ..target import target as parse_target
 from .analysis import StageInfo, analyze, innermost_stride_ok
 from .knobs import Knobs
+from .tiles import NotApplicable as _NotApplicable
+from .tiles import TileRules, _without
 
 REDUCTIONS = ("reuse", "row", "reduction")
-
-
-class _NotApplicable(ScheduleError):
-    """A rule that does not fit a stage (not a refusal by isl)."""
 
 
 def auto_schedule(outputs, target=None):
@@ -84,6 +86,7 @@ class _Rules:
         self.outputs = {o.op for o in outputs}
         self.lanes = t.lanes("float32") if t.kind == "c" else 32
         self.placed: set = set()              # ops already given a place (inline / at)
+        self.inlined: set = set()
 
     def attempt(self, rule, *args) -> bool:
         """Apply `rule` as one transaction: all of it, or (if isl refuses a step) none."""
@@ -110,19 +113,42 @@ class _Rules:
         return [op for op in reversed(list(self.infos)) if isinstance(op, (ComputeOp, UpdateOp))]
 
 
-class _CpuRules(_Rules):
+class _CpuRules(TileRules, _Rules):
     def run(self) -> None:
         for op in self.consumers_first():
             if self._may_inline(self.infos[op]) and \
                     self.choose(op, "inline", (True, False), self._inlinable(self.infos[op])):
                 if self.attempt(self.stage(op).compute_inline):
                     self.placed.add(op)
+                    self.inlined.add(op)
         for op in self.consumers_first():
             if op in self.outputs and op not in self.placed:
-                if self.attempt(self._row_pipeline, op) or self.attempt(self._stencil, op):
+                if self.attempt(self._row_pipeline, op, True) or \
+                        self.attempt(self._row_pipeline, op, False) or \
+                        self.attempt(self._stencil, op):
                     self.placed.add(op)             # its loops are scheduled
         for op in self.consumers_first():
+            info = self.infos[op]
+            if op in self.placed or info.kind not in ("reuse", "reduction") or \
+                    len(op.axis) < 2:
+                continue
+            host = self._epilogue_host(op)
+            if host is None or not self.choose(op, "epilogue_in_tile", (True, False), True):
+                continue
+            if info.kind == "reduction":
+                done = self.attempt(self._column_reduction, op, host)
+            else:
+                done = (info.dot_axis is not None and
+                        self.attempt(self._dot_tile, op, info, host)) or \
+                    self.attempt(self._register_tile, op, info, host)
+            if done:
+                self.placed.update((op, host))
+        for op in self.consumers_first():
             if op not in self.placed:
+                info = self.infos[op]
+                if info.kind == "reuse" and info.dot_axis is not None and \
+                        self.attempt(self._dot_tile, op, info):
+                    continue
                 self.attempt(self._root_loops, op)
 
     # -- 1. inlining ---------------------------------------------------------------
@@ -167,17 +193,30 @@ class _CpuRules(_Rules):
                 local.append(op)
         return local
 
-    def _row_pipeline(self, out) -> None:
+    def _row_pipeline(self, out, fuse_rows: bool) -> None:
+        """The producers read row by row computed at the output's row loop: its first
+        axis, or (`fuse_rows`, when every producer is read at the reader's own leading
+        axes: a softmax over the last axis of (heads, rows, columns)) all its axes but the
+        last fused into one row loop, so a row's reductions stay in L1."""
         if self.infos[out].kind in ("reuse", "update"):
             raise _NotApplicable("a register tile or a recurrence, not a row pipeline")
         local = self._row_local(out)
-        if not local or len(out.axis) < 2:
+        if not local or len(out.axis) < 2 or \
+                not any(self.infos[op].kind in ("row", "reduction") for op in local):
+            # (a padding stage read row by row is not a pipeline of per-row reductions)
             raise _NotApplicable("not a row pipeline")
         if not self.choose(out, "row_pipeline", (True, False), True):
             raise _NotApplicable("row pipeline not chosen")
         stage = self.stage(out)
-        row = out.axis[0]
-        self._vector_inner(stage, out.axis[-1])
+        if fuse_rows:
+            if len(out.axis) < 3 or not self._rows_at_leading_axes(out, local) or \
+                    not self.choose(out, "fuse_rows", (True, False), True):
+                raise _NotApplicable("the rows are the first axis")
+            self._vector_inner(stage, out.axis[-1])
+            row = stage.fuse(*out.axis[:-1])
+        else:
+            row = out.axis[0]
+            self._vector_inner(stage, out.axis[-1])
         stage.parallel(row)
         # factor first (a factored stage starts at the root), then place consumers first:
         # each reduction, then its partial results, then what they read
@@ -192,6 +231,20 @@ class _CpuRules(_Rules):
             self.placed.add(op)
             if self.infos[op].kind == "injective" and len(op.axis) > 1:
                 self._vector_inner(self.stage(op), op.axis[-1])
+
+    def _rows_at_leading_axes(self, out, local) -> bool:
+        """Is every producer in `local` read at its reader's leading len(out.axis) - 1
+        axes (identity), the reader being `out` or another producer in `local`?"""
+        lead = len(out.axis) - 1
+        for op in local:
+            for reader in self.infos[op].readers:
+                if len(reader.axis) < lead:
+                    return False
+                for index in self.infos[op].reads_at[reader]:
+                    if len(index) < lead or \
+                            not all(i is a for i, a in zip(index[:lead], reader.axis[:lead])):
+                        return False
+        return True
 
     def _factor_into_lanes(self, op):
         """rfactor the row reduction `op` into 2 vectors of lanes (two independent chains
@@ -233,7 +286,7 @@ class _CpuRules(_Rules):
             self.placed.add(op)
             self._vector_inner(self.stage(op), op.axis[-1])
 
-    # -- 4. loops of root stages -----------------------------------------------------
+    # -- 4, 5. epilogues (tiles.py), the loops of root stages ----------------------------
     def _root_loops(self, op) -> None:
         info = self.infos[op]
         stage = self.stage(op)
@@ -267,72 +320,6 @@ class _CpuRules(_Rules):
             return
         self._vector_inner(stage, op.axis[-1])
         self._parallel_outer(stage, list(op.axis[:-1]))
-
-    def _column_reduction(self, op) -> None:
-        """A reduction whose innermost data axis is contiguous: the reduction loops go
-        outside it, so the innermost loop is a vector of independent sums."""
-        stage = self.stage(op)
-        inner = op.axis[-1]
-        vectors = self.choose(op, "column_vectors", (1, 2, 4, 8), 4)
-        jo, ji = stage.split(inner, factor=vectors * self.lanes)
-        data = _without(stage.leaf_iter_vars, *op.reduce_axis, ji)
-        stage.reorder(*data, *op.reduce_axis, ji)
-        stage.vectorize(ji)
-        self._parallel_outer(stage, data)
-
-    def _transpose_tiles(self, op) -> None:
-        """Two levels of tiles: blocks of 128 x 128 (a block's pages stay in the TLB),
-        and inside them tiles of one vector by one vector, rows unrolled."""
-        stage = self.stage(op)
-        y, x = op.axis[-2], op.axis[-1]
-        block = self.choose(op, "block", (32, 64, 128, 256), 128)
-        yo, xo, yi, xi = stage.tile(y, x, block, block)
-        yio, yii = stage.split(yi, factor=self.lanes)
-        xio, xii = stage.split(xi, factor=self.lanes)
-        stage.reorder(yo, xo, xio, yio, yii, xii)
-        stage.unroll(yii)
-        stage.vectorize(xii)
-        self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, xio, yio, yii, xii))
-
-    def _register_tile(self, op, info: StageInfo) -> None:
-        rows, cols = register_tile_shape(self.t)
-        rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 8, 12), rows)
-        cols = self.lanes * self.choose(op, "tile_vectors", (1, 2, 3, 4), cols // self.lanes)
-        stage = self.stage(op)
-        local = self.s.cache_write(op.output(0), "local")
-        ro, ri = stage.split(info.row_axis, factor=rows)
-        co, ci = stage.split(info.col_axis, factor=cols)
-        outer = [ro if a is info.row_axis else co if a is info.col_axis else a
-                 for a in op.axis]
-        panel = _panel_operand(op, info)
-        if panel is not None and not self.choose(op, "pack", (True, False), True):
-            panel = None
-        if panel is not None:
-            # B of a matmul walks down its columns: copy the tile's panel of columns into
-            # contiguous local storage once per column tile (cache_read), and run the row
-            # tiles inside, reusing it from L2 (GotoBLAS's packed panel, TVM's tutorial)
-            outer = [a for a in outer if a is not ro]
-            outer.insert(next(k for k, a in enumerate(outer) if a is co) + 1, ro)
-        stage.reorder(*outer, ri, ci)
-        stage.vectorize(ci)
-        # the innermost tile loop stays a loop of its own (its ragged last tile is a range
-        # isl splits off); the loops outside it are fused for the threads
-        last = outer[-1]
-        self._parallel_outer(stage, outer[:-1])
-        ls = self.s[local]
-        ls.compute_at(stage, last)
-        lrow, lcol = _same_position(local.op.axis, op.axis, info.row_axis, info.col_axis)
-        others = [a for a in local.op.axis if a is not lrow and a is not lcol]
-        col_outer, col_inner = ls.split(lcol, factor=self.lanes)
-        ls.reorder(*others, *local.op.reduce_axis, lrow, col_outer, col_inner)
-        ls.unroll(lrow)
-        ls.unroll(col_outer)
-        ls.vectorize(col_inner)
-        if panel is not None:
-            copy = self.s.cache_read(panel.tensor, "local", [local])
-            cs = self.s[copy]
-            cs.compute_at(stage, co)
-            self._vector_inner(cs, copy.op.axis[-1])
 
     # -- helpers -------------------------------------------------------------------
     def _vector_inner(self, stage, axis) -> None:
@@ -400,33 +387,3 @@ class _GpuRules(_Rules):
         stage.bind(xo, "blockIdx.x")
         stage.bind(yi, "threadIdx.y")
         stage.bind(xi, "threadIdx.x")
-
-
-def _panel_operand(op, info: StageInfo):
-    """The load of a reduction with reuse whose vectors are read down a reduction axis
-    (`B[k, j]`: the last index runs with the column alone, an earlier one with a reduction
-    axis) from an input of the kernel; None if there is none (a convolution's input moves
-    with its reduction in the last index too)."""
-    from ..lang.tensor import PlaceholderOp
-    from ..lang.visit import free_vars, loads
-    reduce_axes = op.reduce_axis
-    for ld in loads(op.body.body):
-        if not isinstance(ld.tensor.op, PlaceholderOp) or len(ld.indices) < 2:
-            continue
-        last = free_vars(ld.indices[-1])
-        if len(last) != 1 or last[0] is not info.col_axis:
-            continue
-        if any(v is r for i in ld.indices[:-1] for v in free_vars(i) for r in reduce_axes):
-            return ld
-    return None
-
-
-def _without(loops, *excluded) -> list:
-    """`loops` less `excluded`, by identity (axes compare as expressions)."""
-    return [a for a in loops if not any(a is x for x in excluded)]
-
-
-def _same_position(new_axes, old_axes, *wanted):
-    """The axes of `new_axes` at the positions of `wanted` among `old_axes`."""
-    positions = [next(k for k, a in enumerate(old_axes) if a is w) for w in wanted]
-    return [new_axes[p] for p in positions]

@@ -139,6 +139,11 @@ def _batch_norm_after_conv(op, params, readers, outs) -> _Match | None:
     if _is_bias(producer, params):
         bias_stage, bias = producer, producer.op.body.b.tensor
         producer = producer.op.body.a.tensor
+    elif _is_crop(producer):
+        # nn.conv2d's narrow rows computed wider, then read at out_w columns: the
+        # batch_norm folds into the wide convolution the same way
+        bias_stage = producer
+        producer = producer.op.body.tensor
     conv = producer.op
     for t in (producer, bias_stage):
         if t is not None and (id(t.op) in outs or len(readers[t.op]) != 1):
@@ -168,6 +173,13 @@ def _is_bias(t: Tensor, params) -> bool:
     return isinstance(b, BinOp) and b.op == "add" and _at(b.a, op.axis) and \
         _per_channel(b.b, op.axis[1], params) and isinstance(b.a.tensor.op, ComputeOp) and \
         isinstance(b.a.tensor.op.body, Reduce)
+
+
+def _is_crop(t: Tensor) -> bool:
+    """A stage that reads a reduction at its own index and does nothing else."""
+    op = t.op
+    return isinstance(op, ComputeOp) and len(op.axis) >= 2 and _at(op.body, op.axis) and \
+        isinstance(op.body.tensor.op, ComputeOp) and isinstance(op.body.tensor.op.body, Reduce)
 
 
 def _weight(conv, params) -> Tensor | None:

@@ -52,8 +52,25 @@ def conv2d(x: Tensor, w: Tensor, bias: Tensor | None = None, stride=1, padding=0
                                  f"w); got {shape_str(bias.shape)}")
     out_h = out_size(op, "height", height, kh, sh, ph, dh)
     out_w = out_size(op, "width", width, kw, sw, pw, dw)
-    xp = pad2d(x, ph, pw, 0.0, f"{name}_pad")
     ry, rx = td.reduce_axis(kh, name="ry"), td.reduce_axis(kw, name="rx")
+    kwv = check.const_value(kw)
+    wide = _vector_width(out_w, kwv, width)
+    if sw > 1 and dw == 1 and kwv is not None:
+        # strided along the row: split the padded input's columns by phase (x = X sw + p)
+        # so that neighbouring outputs read neighbouring elements (a vector, not a gather)
+        xp = pad2d_phases(x, ph, pw, sw, kwv, wide, f"{name}_pad")
+
+        def column(xx):
+            return (rx % sw, xx + rx // sw)
+    else:
+        right = 0
+        if wide is not out_w:          # the columns the wider rows read past the padding
+            right = max(0, (check.const_value(wide) - 1) * sw + (kwv - 1) * dw + 1
+                        - (check.const_value(width) + 2 * pw))
+        xp = pad2d(x, ph, pw, 0.0, f"{name}_pad", right=right)
+
+        def column(xx):
+            return (xx * sw + rx * dw,)
 
     def first_channel(f):
         """The first input channel of output channel f's group (constants with groups > 1,
@@ -66,20 +83,43 @@ def conv2d(x: Tensor, w: Tensor, bias: Tensor | None = None, stride=1, padding=0
     if check.const_value(group_channels) == 1:
         # One input channel per group (depthwise): no sum over channels at all.
         def body(n, f, y, xx):
-            return td.sum(xp[n, first_channel(f), y * sh + ry * dh, xx * sw + rx * dw]
+            return td.sum(xp[(n, first_channel(f), y * sh + ry * dh, *column(xx))]
                           * w[f, 0, ry, rx], axis=[ry, rx])
     else:
         rc = td.reduce_axis(group_channels, name="rc")
 
         def body(n, f, y, xx):
-            return td.sum(xp[n, first_channel(f) + rc, y * sh + ry * dh, xx * sw + rx * dw]
+            return td.sum(xp[(n, first_channel(f) + rc, y * sh + ry * dh, *column(xx))]
                           * w[f, rc, ry, rx], axis=[rc, ry, rx])
 
     out_shape = (batch, filters, out_h, out_w)
-    out = td.compute(out_shape, body, name=name if bias is None else f"{name}_sum")
-    if bias is None:
-        return out
+    if wide is not out_w:
+        # rows computed a whole number of vectors wide; the next stage reads out_w of them
+        out = td.compute((batch, filters, out_h, wide), body, name=f"{name}_sum")
+        if bias is None:
+            return td.compute(out_shape, lambda n, f, y, xx: out[n, f, y, xx], name=name)
+    else:
+        out = td.compute(out_shape, body, name=name if bias is None else f"{name}_sum")
+        if bias is None:
+            return out
     return td.compute(out_shape, lambda n, f, y, xx: out[n, f, y, xx] + bias[f], name=name)
+
+
+ROW_VECTOR = 8          # floats in one AVX2 vector: the unit a narrow row is rounded up to
+
+
+def _vector_width(out_w: Expr, kw: int | None, width: Expr) -> Expr:
+    """The width the convolution computes its rows at: out_w itself, or for a narrow
+    constant row (a 7 x 7 or 14 x 14 feature map) out_w rounded up to whole vectors when
+    that computes at most a quarter more (7 -> 8, 14 -> 16): a register tile of whole
+    vectors instead of vectors, halves and scalars; the next stage reads out_w columns."""
+    ow, wv = check.const_value(out_w), check.const_value(width)
+    if ow is None or kw is None or wv is None or ow % ROW_VECTOR == 0 or ow >= 3 * ROW_VECTOR:
+        return out_w
+    wide = -(-ow // ROW_VECTOR) * ROW_VECTOR
+    if 4 * (wide - ow) > ow:
+        return out_w
+    return check.size(wide)
 
 
 def _check_groups(op: str, x: Tensor, w: Tensor, groups: int) -> None:
@@ -128,12 +168,14 @@ def out_size(op: str, what: str, n: Expr, k: Expr, stride: int, pad: int,
     return reach + 1 if stride == 1 else reach // stride + 1
 
 
-def pad2d(x: Tensor, ph: int, pw: int, value: float | Expr, name: str) -> Tensor:
-    """x (N, C, H, W) with `value` around its last two axes; x itself when nothing pads.
+def pad2d(x: Tensor, ph: int, pw: int, value: float | Expr, name: str,
+          right: int = 0) -> Tensor:
+    """x (N, C, H, W) with `value` around its last two axes (and `right` more columns
+    on the right); x itself when nothing pads.
 
         xp[n, c, y, x] = x[n, c, y - ph, x - pw]  inside, `value` outside
     """
-    if ph == 0 and pw == 0:
+    if ph == 0 and pw == 0 and right == 0:
         return x
     height, width = x.shape[2], x.shape[3]
 
@@ -144,5 +186,32 @@ def pad2d(x: Tensor, ph: int, pw: int, value: float | Expr, name: str) -> Tensor
         fill = value if isinstance(value, Expr) else td.const(value, x.dtype)
         return td.select(inside, x[n, c, y - ph, xx - pw], fill)
 
-    return td.compute((x.shape[0], x.shape[1], height + 2 * ph, width + 2 * pw), body,
+    wv = check.const_value(width)
+    padded = check.size(wv + 2 * pw + right) if wv is not None else width + (2 * pw + right)
+    return td.compute((x.shape[0], x.shape[1], height + 2 * ph, padded), body, name=name)
+
+
+def pad2d_phases(x: Tensor, ph: int, pw: int, stride: int, kw: int, out_w: Expr,
+                 name: str) -> Tensor:
+    """x (N, C, H, W) zero-padded as `pad2d` does, its columns split by phase for a
+    window of `kw` columns moving by `stride`: (N, C, H + 2 ph, P, Q) with
+
+        xp[n, c, y, p, q] = x[n, c, y - ph, q * stride + p - pw]   (0 outside x)
+
+    P = min(stride, kw) phases, Q = out_w + (kw - 1) // stride columns; the window at
+    output column xx reads column xx * stride + rx of the padded input at
+    xp[..., rx % stride, xx + rx // stride], so a convolution's vector along xx loads
+    contiguous elements.
+    """
+    height, width = x.shape[2], x.shape[3]
+    phases, extra = min(stride, kw), (kw - 1) // stride
+    known = check.const_value(out_w)
+    columns = check.size(known + extra) if known is not None else out_w + extra
+
+    def body(n, c, y, p, q):
+        col = q * stride + p - pw
+        inside = td.all(y >= ph, y < height + ph, col >= 0, col < width)
+        return td.select(inside, x[n, c, y - ph, col], td.const(0.0, x.dtype))
+
+    return td.compute((x.shape[0], x.shape[1], height + 2 * ph, phases, columns), body,
                       name=name)

@@ -143,3 +143,206 @@ def test_printed_schedule_is_code_that_rebuilds_it(name):
     scope = {"s": fresh, **{t.name: t for t in p.t.values() if isinstance(t, td.Tensor)}}
     exec(code, scope)
     assert fresh.history == s.history
+
+
+@pytest.mark.parametrize("batch,k,out", [(1, 24, 13), (6, 40, 24), (7, 16, 11), (5, 20, 9)],
+                         ids=["gemv", "dividing", "ragged", "k-not-lanes"])
+def test_dense_gets_a_dot_product_tile(batch, k, out):
+    """x[i, k] * w[j, k]: the sum is factored into lanes along k (contiguous in both
+    operands, no gathers down w's columns), the partial sums computed per tile of the
+    output; a k that is not a whole number of vectors keeps the column register tile."""
+    from tdsl import nn
+    x = td.placeholder((batch, k), name="x")
+    w = td.placeholder((out, k), name="w")
+    b = td.placeholder((out,), name="b")
+    y = nn.relu(nn.dense(x, w, b))
+    s = td.auto_schedule(y, target="c -mcpu=x86-64-v3")
+    text = "\n".join(s.history)
+    shown = s.show()
+    assert "Stage dense_matmul (computed at relu." in shown      # the epilogue in the tile
+    if k % 8:
+        assert "rfactor" not in text and "s[dense_matmul].unroll(i)" in text
+    else:
+        assert "s.rfactor(dense_matmul, k_inner)" in text
+        assert "Stage dense_matmul_rf (computed at relu." in shown
+        assert "s[dense_matmul_rf].vectorize(k_inner)" in text
+        assert "s[dense_matmul_rf].unroll(i)" in text and "s[dense_matmul_rf].unroll(j)" in text
+    mod = td.build(s, [x, w, b, y], target="c -mcpu=x86-64-v3")
+    if td.target("c -mcpu=x86-64-v3").runs_here():
+        rng = np.random.default_rng(3)
+        xa, wa = rng.standard_normal((batch, k), np.float32), rng.standard_normal((out, k),
+                                                                                  np.float32)
+        ba = rng.standard_normal(out, np.float32)
+        got = np.empty((batch, out), np.float32)
+        mod(xa, wa, ba, got)
+        want = np.maximum(xa.astype(np.float64) @ wa.T + ba, 0)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("width,wide,rows", [(7, 8, 12), (14, 16, 6), (11, 11, 4), (20, 24, 6)],
+                         ids=lambda v: str(v))
+def test_narrow_rows_get_a_register_tile_that_fits(width, wide, rows):
+    """A feature map narrower than the tile's 16 columns is computed a whole number of
+    vectors wide when that costs at most a quarter more (7 -> 8: a 12 x 8 tile of whole
+    vectors) and read back at its width; else it gets fewer rows (11 = 8 + 1 + 1 + 1
+    registers per row of accumulators: 4 rows), so the tile stays in 16 ymm registers,
+    and the columns left over after the vectors are scalar statements, not an `omp simd`
+    loop."""
+    from tdsl import nn
+    from tdsl.auto.knobs import Knobs
+    from tdsl.auto.rules import apply_rules
+    t = "c -mcpu=x86-64-v3"
+    x = td.placeholder((1, 5, width, width), name="x")
+    w = td.placeholder((13, 5, 3, 3), name="w")
+    y = nn.conv2d(x, w, padding=1)
+    reduction = y if wide == width else y.op.input_tensors[0]
+    assert [int(d.value) for d in reduction.shape] == [1, 13, width, wide]
+    knobs = Knobs()
+    s = apply_rules(y, t, knobs)
+    assert knobs.chosen[f"{reduction.name}.tile_rows"] == rows
+    mod = td.build(s, [x, w, y], target=t)
+    assert "omp simd" not in mod.source.split("tdsl_entry")[0].split("int kernel(")[1]
+    if td.target(t).runs_here():
+        from tests.graph.common import np_conv2d
+        rng = np.random.default_rng(4)
+        xa = rng.standard_normal((1, 5, width, width), np.float32)
+        wa = rng.standard_normal((13, 5, 3, 3), np.float32)
+        got = np.empty((1, 13, width, width), np.float32)
+        mod(xa, wa, got)
+        np.testing.assert_allclose(got, np_conv2d(xa, wa, 1), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("stride,size", [(1, 11), (2, 15)], ids=["stride1", "stride2"])
+def test_conv_epilogue_is_computed_in_the_register_tile(stride, size):
+    """bias + residual add + relu after a convolution: the epilogue's loops are tiled and
+    the convolution is computed per tile (no second loop nest over the output); the
+    convolution reads its input with unit stride (stride 2 splits the padded columns by
+    phase), so its tile is the same register tile."""
+    from tdsl import nn
+    x = td.placeholder((1, 6, size, size), name="x")
+    w = td.placeholder((10, 6, 3, 3), name="w")
+    b = td.placeholder((10,), name="b")
+    out = (size + 2 - 3) // stride + 1
+    r = td.placeholder((1, 10, out, out), name="r")
+    y = nn.relu(nn.add(nn.conv2d(x, w, b, stride=stride, padding=1), r))
+    s = td.auto_schedule(y, target="c -mcpu=x86-64-v3")
+    shown = s.show()
+    assert "Stage conv2d_sum (computed at relu." in shown
+    assert "cache_write" not in "\n".join(s.history)
+    assert "s[conv2d_sum].unroll(f)" in s.history and "s[relu].vectorize(i3_inner)" in s.history
+    if stride == 2:
+        pad = y.op.input_tensors[0].op.input_tensors[0].op.input_tensors[0].op.input_tensors[0]
+        assert pad.name == "conv2d_pad" and len(pad.shape) == 5
+    mod = td.build(s, [x, w, b, r, y], target="c -mcpu=x86-64-v3")
+    # the convolution's result never goes to memory: a tile on the stack, no buffer
+    assert "conv2d_sum = (float*)tdsl_alloc" not in mod.source
+    assert "float conv2d_sum[" in mod.source
+    if td.target("c -mcpu=x86-64-v3").runs_here():
+        from tests.graph.common import np_conv2d
+        rng = np.random.default_rng(5)
+        arrays = [rng.standard_normal([int(d.value) for d in t.shape]).astype(np.float32)
+                  for t in (x, w, b, r)]
+        got = np.empty((1, 10, out, out), np.float32)
+        mod(*arrays, got)
+        want = np_conv2d(arrays[0], arrays[1], 1, stride) + arrays[2][None, :, None, None]
+        np.testing.assert_allclose(got, np.maximum(want + arrays[3], 0), rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_conv_is_a_column_reduction():
+    """A window sliding with the output (`x[.., xx + rx]`) is not a row reduction: the
+    output's columns are the vectors, the 3 x 3 window loops outside them, and the
+    output's other loops run in parallel (not factored into lanes of a 3-wide axis)."""
+    from tdsl import nn
+    from tdsl.auto.analysis import analyze
+    x = td.placeholder((1, 8, 12, 19), name="x")
+    w = td.placeholder((8, 1, 3, 3), name="w")
+    y = nn.conv2d(x, w, padding=1, groups=8)
+    s = td.auto_schedule(y)
+    kinds = {op.name: i.kind for op, i in analyze(list(s.data.order), [y.op]).items()}
+    assert kinds["conv2d"] == "reduction"
+    text = "\n".join(s.history)
+    assert "rfactor" not in text and "s[conv2d].reorder(n, f, y, xx_outer, ry, rx, xx_inner)" \
+        in text and "parallel" in text
+    mod = td.build(s, [x, w, y])
+    rng = np.random.default_rng(6)
+    xa = rng.standard_normal((1, 8, 12, 19)).astype(np.float32)
+    wa = rng.standard_normal((8, 1, 3, 3)).astype(np.float32)
+    got = np.empty((1, 8, 12, 19), np.float32)
+    mod(xa, wa, got)
+    from tests.graph.common import np_conv2d
+    want = np.concatenate([np_conv2d(xa[:, c:c + 1], wa[c:c + 1], 1) for c in range(8)], 1)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_epilogue_is_computed_per_piece_of_row():
+    """relu6 after a depthwise convolution: the epilogue's rows are cut in pieces of 4
+    vectors, and the convolution is computed per piece (its sums in registers, no buffer
+    for the whole output)."""
+    from tdsl import nn
+    x = td.placeholder((1, 6, 9, 37), name="x")
+    w = td.placeholder((6, 1, 3, 3), name="w")
+    b = td.placeholder((6,), name="b")
+    y = nn.minimum(nn.maximum(nn.conv2d(x, w, b, padding=1, groups=6), 0.0), 6.0)
+    s = td.auto_schedule(y, target="c -mcpu=x86-64-v3")
+    assert "Stage conv2d_sum (computed at minimum." in s.show()
+    assert "s[conv2d_sum].reorder(n, f, y, ry, rx, xx)" in s.history
+    mod = td.build(s, [x, w, b, y], target="c -mcpu=x86-64-v3")
+    assert "conv2d_sum = (float*)tdsl_alloc" not in mod.source
+    if td.target("c -mcpu=x86-64-v3").runs_here():
+        from tests.graph.common import np_conv2d
+        rng = np.random.default_rng(8)
+        xa = rng.standard_normal((1, 6, 9, 37)).astype(np.float32)
+        wa = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+        ba = rng.standard_normal(6).astype(np.float32)
+        got = np.empty((1, 6, 9, 37), np.float32)
+        mod(xa, wa, ba, got)
+        dw = np.concatenate([np_conv2d(xa[:, c:c + 1], wa[c:c + 1], 1) for c in range(6)], 1)
+        np.testing.assert_allclose(got, np.clip(dw + ba[None, :, None, None], 0, 6),
+                                   rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("epilogue", [False, True], ids=["alone", "scaled"])
+def test_batch_matmul_gets_a_register_tile_and_a_panel(epilogue):
+    """A batch axis in front of the tile: the batch and column-tile loops are fused for
+    the threads, and the panel of B is copied at that fused loop (it was refused, which
+    left the stage with no schedule at all)."""
+    from tdsl import nn
+    from tdsl.auto.knobs import Knobs
+    from tdsl.auto.rules import apply_rules
+    a = td.placeholder((3, 13, 24), name="a")
+    b = td.placeholder((3, 24, 37), name="b")
+    y = nn.batch_matmul(a, b)
+    if epilogue:
+        y = nn.mul(y, 0.5)
+    knobs = Knobs()
+    s = apply_rules(y, None, knobs)
+    assert not knobs.refused
+    text = "\n".join(s.history)
+    assert "s.cache_read(b, 'local', [" in text and ".unroll(" in text
+    mod = td.build(s, [a, b, y])
+    rng = np.random.default_rng(9)
+    av = rng.standard_normal((3, 13, 24)).astype(np.float32)
+    bv = rng.standard_normal((3, 24, 37)).astype(np.float32)
+    got = np.empty((3, 13, 37), np.float32)
+    mod(av, bv, got)
+    want = av.astype(np.float64) @ bv * (0.5 if epilogue else 1.0)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(3, 10, 37), (2, 3, 5, 19)], ids=str)
+def test_softmax_over_the_last_axis_computes_per_fused_row(shape):
+    """Softmax over the last axis of (heads, rows, columns): the leading axes are fused
+    into one parallel row loop and the reductions computed per row (not per head)."""
+    from tdsl import nn
+    x = td.placeholder(shape, name="x")
+    y = nn.softmax(x)
+    s = td.auto_schedule(y)
+    assert any(h.startswith("s[softmax].fuse(") for h in s.history)
+    at = [h for h in s.history if h.startswith("s[softmax_max].compute_at")]
+    assert at and at[0].endswith("_fused)")
+    mod = td.build(s, [x, y])
+    a = np.random.default_rng(10).standard_normal(shape).astype(np.float32)
+    got = np.empty(shape, np.float32)
+    mod(a, got)
+    e = np.exp(a.astype(np.float64) - a.max(-1, keepdims=True))
+    np.testing.assert_allclose(got, e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)

@@ -127,7 +127,8 @@ def test_print_shows_kernels_schedules_shares_and_plan(nets):
     text = str(net)
     assert text.startswith("network network: (x) -> (relu_2), 2 kernels, 3 weights embedded")
     assert "kernel 0: network_conv2d  [" in text and "% of the time]" in text
-    assert "schedule (td.auto_schedule):" in text and "cache_write" in text
+    # the conv is computed at its epilogue's register tile (the relu's tile loop)
+    assert "schedule (td.auto_schedule):" in text and "s[conv2d].compute_at(s[relu" in text
     assert "memory plan: 1 intermediates in one arena of 2.0 KiB" in text
     assert sum(net.kernel_seconds()) > 0
 
@@ -196,3 +197,27 @@ def test_an_update_stage_and_an_output_read_by_another_output():
     with pytest.raises(td.TdslValueError, match="the output relu is listed twice"):
         out = nn.relu(y)
         td.compile([out, out], inputs=[x])
+
+
+def test_batch_norm_folds_into_a_conv_computed_wider_than_its_rows():
+    """On a 7 x 7 map nn.conv2d computes rows 8 wide and reads 7 of them back (a crop
+    stage); batch_norm still folds into the convolution, and the crop disappears."""
+    from tdsl import nn
+    rng = np.random.default_rng(7)
+    x = td.placeholder((1, 3, 7, 7), name="x")
+    w = td.placeholder((5, 3, 3, 3), name="w")
+    g, b, m, v = (td.placeholder((5,), name=n) for n in ("gamma", "beta", "mean", "var"))
+    conv = nn.conv2d(x, w, padding=1)
+    assert conv.op.input_tensors[0].name == "conv2d_sum"
+    assert int(conv.op.input_tensors[0].shape[3].value) == 8
+    y = nn.relu(nn.batch_norm(conv, g, b, m, v))
+    P = {w: common.rand(rng, 5, 3, 3, 3), g: common.rand(rng, 5), b: common.rand(rng, 5),
+         m: common.rand(rng, 5), v: common.rand(rng, 5, positive=True)}
+    net = td.compile([y], inputs=[x], params=P)
+    assert [f.what for f in net.folded] == ["constant", "batch_norm"]
+    kernel = _kernel_of(net, "conv2d_sum")
+    assert "conv2d" not in kernel.stages and "w" not in net.constants
+    xa = rng.standard_normal((1, 3, 7, 7)).astype(np.float32)
+    want = np.maximum(common.np_batch_norm(common.np_conv2d(xa, P[w], 1), P[g], P[b], P[m],
+                                           P[v]), 0)
+    np.testing.assert_allclose(net(xa), want, rtol=2e-4, atol=2e-4)

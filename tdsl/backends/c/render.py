@@ -29,6 +29,7 @@ C_TYPES = {
 NARROW = ("int8", "int16", "uint8", "uint16", "float16")   # C computes these in int/float
 STACK_LIMIT = 64 * 1024        # private buffers up to this many bytes live on the stack
 UNROLL_LIMIT = 64              # constant trip counts up to this are unrolled in the source
+SCALAR_TAIL = 3               # vectorized loops this short are unrolled as scalars
 UNROLL_TOTAL = 512             # ... while nested unrolling makes at most this many copies
 
 ERR_ALLOC = 1                  # the kernel's return codes; 2 (an index out of bounds) is
@@ -242,6 +243,11 @@ class StmtRenderer:
                     rest = ir.For(s.var, simplify_index(s.start + covered), s.stop, s.body,
                                   "vectorize")
                     return vector + self.loop(rest)
+                if trip <= SCALAR_TAIL and _straight_line(s.body):
+                    # a few lanes left over (a 14-wide tile: 8 + 4 + 2): scalar statements
+                    # at constant offsets, so a register tile stays in registers (a loop
+                    # would keep it in memory)
+                    return self.stmts(unroll_loop(s, trip))
             if self.simd_depth == 0:
                 pragmas.append(c.Pragma("omp simd"))
             self.simd_depth += 1
@@ -370,3 +376,13 @@ def render_function(kernel: ir.Kernel, target=None) -> str:
     body.append(c.Statement("return tdsl_err"))
     fn = c.FunctionBody(c.FunctionDeclaration(c.Value("int", kernel.name), params), c.Block(body))
     return str(fn)
+
+
+def _straight_line(s: ir.Stmt) -> bool:
+    """A body of stores only (no loops, tests or allocations)."""
+    match s:
+        case ir.Seq(stmts=stmts):
+            return all(_straight_line(x) for x in stmts)
+        case ir.Store():
+            return True
+    return False

@@ -1,0 +1,249 @@
+"""The tiling rules of `td.auto_schedule` on the CPU (a mixin of rules.py's `_CpuRules`).
+
+Register tiles for reductions with reuse (matmul, convolution: rows unrolled, columns
+vectorized, held over the whole reduction), dot-product tiles for operands that all run
+along the reduction (dense), column reductions (vectors of independent sums, windows
+sliding with the output), two-level transpose tiles; and the epilogue rule: an
+elementwise stage that reads such a reduction at its own index is tiled instead, and the
+reduction computed per tile (TVM computes a conv at its epilogue's tile, the epilogue
+playing the role of cache_write's copy stage).
+"""
+
+from __future__ import annotations
+
+from ..errors import ScheduleError
+from ..examples import register_tile_shape
+from ..lang.expr import Const
+from ..lang.tensor import UpdateOp
+from .analysis import StageInfo
+
+
+class NotApplicable(ScheduleError):
+    """A rule that does not fit a stage (not a refusal by isl)."""
+
+
+class TileRules:
+    """Methods of `_CpuRules` (rules.py): `self.s`, `self.t`, `self.infos`, `self.lanes`,
+    `self.placed`, `self.inlined`, `self.outputs`, `choose`, `stage`, `_vector_inner`,
+    `_parallel_outer` come from there."""
+
+    # -- 4. epilogues in the register tile ---------------------------------------------
+    def _epilogue_host(self, op):
+        """The stage that applies `op`'s epilogue (bias, batch_norm, relu, a residual add,
+        inlined into it), when it reads `op` at its own index and nothing else reads `op`:
+        its loops are tiled as `op`'s would be and `op` is computed per tile (TVM's
+        cache_write stage is then the epilogue itself), so each tile of the output is
+        finished while it is in registers, with no second pass over the output."""
+        cur = op
+        while True:
+            info = self.infos[cur]
+            if len(info.readers) != 1 or cur in self.outputs:
+                return None
+            reader = info.readers[0]
+            at = info.reads_at.get(reader, ())
+            if isinstance(reader, UpdateOp) or len(at) != 1 or \
+                    len(reader.axis) != len(op.axis) or \
+                    not all(_at_axis(i, a) for i, a in zip(at[0], reader.axis)) or \
+                    not all(_same_extent(a, b) for a, b in zip(reader.axis, op.axis)):
+                return None
+            if reader in self.inlined:
+                cur = reader
+                continue
+            if reader in self.placed or self.infos[reader].kind != "injective":
+                return None
+            return reader
+
+    def _column_reduction(self, op, host=None) -> None:
+        """A reduction whose innermost data axis is contiguous: the reduction loops go
+        outside it, so the innermost loop is a vector of independent sums. With `host`
+        (its epilogue), the host's rows are cut in pieces of that many vectors and the
+        reduction computed per piece, its sums held in registers."""
+        vectors = self.choose(op, "column_vectors", (1, 2, 4, 8), 4)
+        if host is not None:
+            hs = self.stage(host)
+            jo, ji = hs.split(host.axis[-1], factor=vectors * self.lanes)
+            outer = [*host.axis[:-1], jo]
+            hs.reorder(*outer, ji)
+            hs.vectorize(ji)
+            last = self._parallel_outer(hs, outer)
+            stage = self.stage(op)
+            stage.compute_at(hs, last)
+            stage.reorder(*op.axis[:-1], *op.reduce_axis, op.axis[-1])
+            stage.vectorize(op.axis[-1])
+            return
+        stage = self.stage(op)
+        inner = op.axis[-1]
+        jo, ji = stage.split(inner, factor=vectors * self.lanes)
+        data = _without(stage.leaf_iter_vars, *op.reduce_axis, ji)
+        stage.reorder(*data, *op.reduce_axis, ji)
+        stage.vectorize(ji)
+        self._parallel_outer(stage, data)
+
+    def _transpose_tiles(self, op) -> None:
+        """Two levels of tiles: blocks of 128 x 128 (a block's pages stay in the TLB),
+        and inside them tiles of one vector by one vector, rows unrolled."""
+        stage = self.stage(op)
+        y, x = op.axis[-2], op.axis[-1]
+        block = self.choose(op, "block", (32, 64, 128, 256), 128)
+        yo, xo, yi, xi = stage.tile(y, x, block, block)
+        yio, yii = stage.split(yi, factor=self.lanes)
+        xio, xii = stage.split(xi, factor=self.lanes)
+        stage.reorder(yo, xo, xio, yio, yii, xii)
+        stage.unroll(yii)
+        stage.vectorize(xii)
+        self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, xio, yio, yii, xii))
+
+    def _register_tile(self, op, info: StageInfo, host=None) -> None:
+        """A register tile of `op` (cache_write: rows unrolled, columns vectorized, held
+        over the whole reduction); with `host` (its epilogue, `_epilogue_host`), the
+        host's loops are tiled and `op` itself is the tile computed at them."""
+        rows, cols = register_tile_shape(self.t)
+        width = info.col_axis.extent
+        if isinstance(width, Const) and width.value < cols:
+            if width.value % self.lanes == 0:
+                # whole vectors, fewer of them per row: more rows, as many accumulators
+                budget = rows * cols // self.lanes
+                cols = width.value
+                rows = budget // (cols // self.lanes)
+            else:
+                # a row narrower than the tile (a 14 x 14 or 7 x 7 feature map): each row
+                # of accumulators is a vector, narrower ones and scalars (14 = 8 + 4 + 1 +
+                # 1); fewer rows keep them all in registers
+                rows = max(1, min(rows, self.t.vector_registers // _registers(width.value,
+                                                                              self.lanes)))
+        rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 8, 12), rows)
+        cols = self.lanes * self.choose(op, "tile_vectors", (1, 2, 3, 4), cols // self.lanes)
+        if host is None:
+            stage, local = self.stage(op), self.s.cache_write(op.output(0), "local")
+            row, col, axes = info.row_axis, info.col_axis, op.axis
+        else:
+            stage, local, axes = self.stage(host), op.output(0), host.axis
+            row, col = _same_position(host.axis, op.axis, info.row_axis, info.col_axis)
+        ro, ri = stage.split(row, factor=rows)
+        co, ci = stage.split(col, factor=cols)
+        outer = [ro if a is row else co if a is col else a for a in axes]
+        panel = _panel_operand(op, info)
+        if panel is not None and not self.choose(op, "pack", (True, False), True):
+            panel = None
+        if panel is not None:
+            # B of a matmul walks down its columns: copy the tile's panel of columns into
+            # contiguous local storage once per column tile (cache_read), and run the row
+            # tiles inside, reusing it from L2 (GotoBLAS's packed panel, TVM's tutorial)
+            outer = [a for a in outer if a is not ro]
+            outer.insert(next(k for k, a in enumerate(outer) if a is co) + 1, ro)
+        stage.reorder(*outer, ri, ci)
+        stage.vectorize(ci)
+        # the innermost tile loop stays a loop of its own (its ragged last tile is a range
+        # isl splits off); the loops outside it are fused for the threads
+        last = outer[-1]
+        # (with a panel, the column tile is the last of these: fused into the parallel
+        # loop when there is a batch axis, the panel's copy goes to the fused loop)
+        panel_at = self._parallel_outer(stage, outer[:-1]) if outer[:-1] else None
+        ls = self.s[local]
+        ls.compute_at(stage, last)
+        lrow, lcol = _same_position(local.op.axis, op.axis, info.row_axis, info.col_axis)
+        others = [a for a in local.op.axis if a is not lrow and a is not lcol]
+        col_outer, col_inner = ls.split(lcol, factor=self.lanes)
+        ls.reorder(*others, *local.op.reduce_axis, lrow, col_outer, col_inner)
+        ls.unroll(lrow)
+        ls.unroll(col_outer)
+        ls.vectorize(col_inner)
+        if panel is not None:
+            copy = self.s.cache_read(panel.tensor, "local", [local])
+            cs = self.s[copy]
+            cs.compute_at(stage, panel_at if panel_at is not None else co)
+            self._vector_inner(cs, copy.op.axis[-1])
+
+    def _dot_tile(self, op, info: StageInfo, host=None) -> None:
+        """A register tile of dot products for `C[i, j] = sum_k x[i, k] * w[j, k]` (a
+        dense layer): the reduction is factored into vector lanes along k (rfactor), so
+        every operand is a contiguous vector load; a tile of rows x columns of C keeps
+        one vector of partial sums each in registers over the whole k loop (4 x 3: 12
+        accumulators fed by 7 loads per step), and C sums each vector's lanes at the
+        end. At batch 1 (a matrix-vector product) the tile is one row of 8 columns:
+        w streams once, in parallel over the column tiles."""
+        k = info.dot_axis
+        if not isinstance(k.extent, Const) or k.extent.value % self.lanes or \
+                not self.choose(op, "dot", (True, False), True):
+            raise NotApplicable("not a dot-product tile")
+        row, col = info.row_axis, info.col_axis
+        nrows = row.extent.value if isinstance(row.extent, Const) else None
+        rows = self.choose(op, "dot_rows", (1, 2, 3, 4, 6), 1 if nrows == 1 else 4)
+        cols = self.choose(op, "dot_cols", (2, 3, 4, 6, 8), 8 if rows == 1 else 12 // rows)
+        _, k_inner = self.stage(op).split(k, factor=self.lanes)
+        partial = self.s.rfactor(op.output(0), k_inner, factor_axis=len(op.axis))
+        stage = self.stage(op if host is None else host)
+        prow, pcol = _same_position(partial.op.axis, op.axis, row, col)
+        if host is not None:
+            row, col = _same_position(host.axis, op.axis, row, col)
+        ro, ri = stage.split(row, factor=rows)
+        co, ci = stage.split(col, factor=cols)
+        # column tiles outside row tiles: a tile's rows of w stay in L1 while the rows of
+        # x (the smaller operand) stream past them
+        outer = [co if a is row else ro if a is col else a
+                 for a in (op.axis if host is None else host.axis)]
+        stage.reorder(*outer, ri, ci)
+        last = self._parallel_outer(stage, outer)
+        if host is not None:
+            self._vector_inner(stage, ci)
+            self.stage(op).compute_at(stage, last)
+        ps = self.s[partial]
+        ps.compute_at(stage, last)
+        lane = partial.op.axis[-1]
+        others = [a for a in partial.op.axis[:-1] if a is not prow and a is not pcol]
+        ps.reorder(*others, *partial.op.reduce_axis, prow, pcol, lane)
+        ps.unroll(prow)
+        ps.unroll(pcol)
+        ps.vectorize(lane)
+
+
+def _panel_operand(op, info: StageInfo):
+    """The load of a reduction with reuse whose vectors are read down a reduction axis
+    (`B[k, j]`: the last index runs with the column alone, an earlier one with a reduction
+    axis) from an input of the kernel; None if there is none (a convolution's input moves
+    with its reduction in the last index too)."""
+    from ..lang.tensor import PlaceholderOp
+    from ..lang.visit import free_vars, loads
+    reduce_axes = op.reduce_axis
+    for ld in loads(op.body.body):
+        if not isinstance(ld.tensor.op, PlaceholderOp) or len(ld.indices) < 2:
+            continue
+        last = free_vars(ld.indices[-1])
+        if len(last) != 1 or last[0] is not info.col_axis:
+            continue
+        if any(v is r for i in ld.indices[:-1] for v in free_vars(i) for r in reduce_axes):
+            return ld
+    return None
+
+
+def _at_axis(index, axis) -> bool:
+    """`index` is `axis`, or 0 on an axis of extent 1 (NumPy broadcasting's read)."""
+    return index is axis or (isinstance(index, Const) and index.value == 0 and
+                             isinstance(axis.extent, Const) and axis.extent.value == 1)
+
+
+def _same_extent(a, b) -> bool:
+    return a.extent is b.extent or (isinstance(a.extent, Const) and
+                                    isinstance(b.extent, Const) and
+                                    a.extent.value == b.extent.value)
+
+
+def _registers(width: int, lanes: int) -> int:
+    """Registers one row of `width` accumulators takes: whole vectors, then halves down
+    to 4 lanes, then scalars (as the C backend emits them)."""
+    count, rest = width // lanes, width % lanes
+    while lanes > 4:
+        lanes //= 2
+        count, rest = count + rest // lanes, rest % lanes
+    return count + rest
+
+
+def _without(loops, *excluded) -> list:
+    """`loops` less `excluded`, by identity (axes compare as expressions)."""
+    return [a for a in loops if not any(a is x for x in excluded)]
+
+
+def _same_position(new_axes, old_axes, *wanted):
+    """The axes of `new_axes` at the positions of `wanted` among `old_axes`."""
+    positions = [next(k for k, a in enumerate(old_axes) if a is w) for w in wanted]
+    return [new_axes[p] for p in positions]
