@@ -328,7 +328,7 @@ CELLS = [
         return [dz1.T @ xb, dz1.sum(0), dz2.T @ h, dz2.sum(0)]
 
     want = numpy_grads(xb.astype(np.float64), tb, *[p.astype(np.float64) for p in weights])
-    for p, got, ref in zip(params, dws, want):
+    for _, got, ref in zip(params, dws, want):
         np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-6 * np.abs(ref).max())
     print("every gradient matches NumPy")
 
