@@ -1,4 +1,5 @@
-"""`import tdsl` makes OpenMP's waiting threads sleep unless the user chose a policy."""
+"""`import tdsl` makes OpenMP's waiting threads spin briefly (GOMP_SPINCOUNT=5000) unless the
+user chose a policy."""
 
 import os
 import subprocess
@@ -10,9 +11,10 @@ SHOW = "import os, tdsl; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get
 
 
 @pytest.mark.parametrize("given,expected", [
-    ({}, "passive None"),
+    ({}, "None 5000"),
     ({"OMP_WAIT_POLICY": "active"}, "active None"),
     ({"GOMP_SPINCOUNT": "10000"}, "None 10000"),
+    ({"OMP_WAIT_POLICY": "passive"}, "passive None"),
 ])
 def test_wait_policy_default_and_the_users_choice(given, expected):
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
