@@ -26,52 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-C_SOURCE = r"""
-#include <omp.h>
-#include <stddef.h>
+# The probes of td.machine (one C source for the tutorials' peak and this limit row):
+# CHAINS independent FMA chains of one vector (VBYTES bytes) per thread, and the triad.
+from tdsl.machine import PROBE_SOURCE as C_SOURCE  # noqa: E402
 
-/* The vector of the target: VBYTES bytes of float (GCC vector extensions, so the probe
-   compiles for any x86-64 level and any other ISA; -march picks the instructions). */
-typedef float vfloat __attribute__((vector_size(VBYTES)));
-#define LANES (VBYTES / 4)
-
-int limit_threads(void) { return omp_get_max_threads(); }
-int limit_lanes(void) { return LANES; }
-
-/* CHAINS independent FMA chains of one vector each per thread (enough to cover the FMA
-   latency with the target's registers). Returns a value that depends on every chain so
-   nothing can be optimized away. */
-float fma_peak(long iters) {
-    float total = 0.0f;
-    #pragma omp parallel reduction(+:total)
-    {
-        vfloat acc[CHAINS];
-        const vfloat mul = (vfloat){} + 0.999999f, add = (vfloat){} + 1e-7f;
-        #pragma GCC unroll 32
-        for (int j = 0; j < CHAINS; j++) acc[j] = (vfloat){} + (float)(j + omp_get_thread_num());
-        for (long i = 0; i < iters; i++) {
-            #pragma GCC unroll 32
-            for (int j = 0; j < CHAINS; j++) acc[j] = acc[j] * mul + add;
-        }
-        vfloat s = acc[0];
-        #pragma GCC unroll 32
-        for (int j = 1; j < CHAINS; j++) s += acc[j];
-        for (int l = 0; l < LANES; l++) total += s[l];
-    }
-    return total;
-}
-
-void triad_init(float *a, float *b, float *c, long n) {
-    #pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++) { a[i] = 0.0f; b[i] = 1.0f; c[i] = 2.0f; }
-}
-
-void triad(float *restrict a, const float *restrict b, const float *restrict c, float s,
-           long n) {
-    #pragma omp parallel for simd schedule(static)
-    for (long i = 0; i < n; i++) a[i] = b[i] + s * c[i];
-}
-"""
 
 CFLAGS = ["-O3", "-fopenmp", "-shared", "-fPIC", "-ffp-contract=fast"]
 
@@ -114,13 +72,13 @@ def _load(target=None):
                                                 f"-DCHAINS={chains}"))
         lib.chains = chains
         lib.flags = " ".join(t.cflags)
-        lib.limit_lanes.restype = ctypes.c_int
-        lib.limit_threads.restype = ctypes.c_int
-        lib.fma_peak.restype = ctypes.c_float
-        lib.fma_peak.argtypes = [ctypes.c_long]
+        lib.probe_lanes.restype = ctypes.c_int
+        lib.probe_threads.restype = ctypes.c_int
+        lib.probe_fma.restype = ctypes.c_float
+        lib.probe_fma.argtypes = [ctypes.c_long]
         fp = ctypes.POINTER(ctypes.c_float)
-        lib.triad_init.argtypes = [fp, fp, fp, ctypes.c_long]
-        lib.triad.argtypes = [fp, fp, fp, ctypes.c_float, ctypes.c_long]
+        lib.probe_triad_init.argtypes = [fp, fp, fp, ctypes.c_long]
+        lib.probe_triad.argtypes = [fp, fp, fp, ctypes.c_float, ctypes.c_long]
         _libs[str(t)] = lib
     return _libs[str(t)]
 
@@ -139,10 +97,10 @@ class Limit:
 
 def fma_limit(iters: int = 2_000_000, target=None) -> Limit:
     lib = _load(target)
-    threads, lanes = lib.limit_threads(), lib.limit_lanes()
+    threads, lanes = lib.probe_threads(), lib.probe_lanes()
 
     def run():
-        lib.fma_peak(iters)
+        lib.probe_fma(iters)
     return Limit("fma", "GFLOP/s", 2.0 * lib.chains * lanes * threads * iters, run,
                  f"FMA peak: {threads} threads x {lib.chains} chains of {lanes}-lane FMAs "
                  f"(gcc {lib.flags})")
@@ -157,13 +115,13 @@ def triad_limit(n: int = 16 * 1024 * 1024, target=None) -> Limit:
     if n not in _triad_arrays:
         arrs = [np.empty(n, np.float32) for _ in range(3)]
         ptrs = [a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)) for a in arrs]
-        lib.triad_init(*ptrs, n)      # first touch by the threads that will use the pages
+        lib.probe_triad_init(*ptrs, n)      # first touch by the threads that will use the pages
         _triad_arrays[n] = (arrs, ptrs)
     _, (pa, pb, pc) = _triad_arrays[n]
     s = ctypes.c_float(3.0)
 
     def run():
-        lib.triad(pa, pb, pc, s, n)
+        lib.probe_triad(pa, pb, pc, s, n)
     return Limit("triad", "GB/s", 3.0 * 4 * n, run,
                  f"STREAM triad, 3 x {n * 4 >> 20} MiB float32 arrays (gcc {lib.flags})")
 
