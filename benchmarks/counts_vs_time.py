@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -33,7 +32,7 @@ sys.path.insert(0, str(HERE.parent))
 import tdsl as td  # noqa: E402
 from tdsl.analysis import Machine  # noqa: E402
 
-from benchmarks import limits  # noqa: E402
+from benchmarks import limits, report  # noqa: E402
 from benchmarks.schedules import _common, auto  # noqa: E402
 from benchmarks.tdsl_schedules import find_module  # noqa: E402
 from benchmarks.workloads import WORKLOADS  # noqa: E402
@@ -371,13 +370,7 @@ def _size_mb(n: int) -> str:
 def write_results(text: str, path: Path) -> None:
     """Replace this script's section of RESULTS.md (or append it); the rest is untouched."""
     section = f"{BEGIN}\n## Counts vs measured time (benchmarks/counts_vs_time.py)\n\n{text}\n{END}"
-    old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, old,
-                     flags=re.S)
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(new)
+    report.replace_section(path, BEGIN, END, section)
 
 
 def main() -> None:

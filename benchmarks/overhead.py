@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import re
 import statistics
 import sys
 import threading
@@ -27,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tdsl as td  # noqa: E402
+from benchmarks import report  # noqa: E402
 
 BEFORE = ("Before the runtime (commit c132549, Python checks and ctypes, same machine, quiet: "
           "load 1.2): numpy ufunc 0.62 µs, bare ctypes 1.37 µs, tdsl 3 arguments 138.6 µs "
@@ -201,13 +201,7 @@ def markdown(calls_rows, thread_rows) -> str:
 def write_results(text: str, path: Path) -> None:
     """Replace the delimited section of RESULTS.md (or append it); the rest is untouched."""
     section = f"{BEGIN}\n## Call overhead (benchmarks/overhead.py)\n\n{BEFORE}\n\n{text}\n{END}"
-    old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, old,
-                     flags=re.S)
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(new)
+    report.replace_section(path, BEGIN, END, section)
 
 
 def main() -> None:

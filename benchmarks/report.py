@@ -12,6 +12,11 @@ run replaces its own target's section and keeps the others.
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
+from pathlib import Path
+
 from .harness import Impl, Stats
 
 COLUMNS = ["median ms", "p10 ms", "IQR ms", "perf", "unit", "vs numpy", "% limit",
@@ -262,3 +267,20 @@ def merge_json(old: str, key: str, doc: dict) -> dict:
     runs = dict(prev.get("targets", {})) if isinstance(prev, dict) else {}
     runs[key] = doc
     return {"targets": runs}
+
+
+def replace_section(path: Path, begin: str, end: str, section: str) -> None:
+    """Put `section` (which starts with `begin` and ends with `end`) in place of the text
+    between those markers in `path`, or append it; the rest of the file is kept. Written
+    to a temporary file and renamed, so a killed run leaves the old file whole."""
+    path = Path(path)
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old:
+        new = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: section, old,
+                     flags=re.S)
+    else:
+        new = old.rstrip("\n") + "\n\n" + section + "\n"
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(new)
+    os.replace(tmp, path)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -223,13 +222,8 @@ which is why the CNN uses the plain rules."""
 def write_results(text: str, path: Path) -> None:
     """Replace the delimited section of RESULTS.md (or append it); the rest is untouched."""
     section = f"{BEGIN}\n## Training (benchmarks/training.py)\n\n{text}\n{END}"
-    old = path.read_text() if path.exists() else ""
-    if BEGIN in old and END in old:
-        new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: section, old,
-                     flags=re.S)
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(new)
+    from benchmarks import report
+    report.replace_section(path, BEGIN, END, section)
 
 
 def main(argv: list[str] | None = None) -> int:
