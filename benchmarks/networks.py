@@ -242,7 +242,8 @@ def markdown(records: list[dict], info: dict, args, seconds: float) -> str:
              f"{info['date']}: {info['cpu']}, gcc -march=native = {info['march']}, "
              f"{info['cores']} cores, {THREADS} threads; onnxruntime {info['onnxruntime']}, "
              f"jax {info['jax']}, TVM {info['tvm']}; OMP_WAIT_POLICY="
-             f"{info['omp_wait_policy']}; load average at the end "
+             f"{info['omp_wait_policy']}, GOMP_SPINCOUNT={info['gomp_spincount']}; "
+             f"load average at the end "
              f"{info['load']}; {seconds:.0f} s in all.{quick}", "",
              "Latency per inference, median ms (10th percentile), float32; every row was "
              "checked against ONNX Runtime first. Lower is better.", "",
@@ -345,7 +346,9 @@ def describe() -> dict:
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cpu": _cpu_model(), "march": _native_march(), "cores": os.cpu_count(),
             "onnxruntime": ver("onnxruntime"), "jax": ver("jax"), "tvm": ver("apache-tvm"),
-            "load": _loadavg(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset")}
+            "load": _loadavg(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
+            # tdsl's default (tdsl/runtime) when neither variable was set
+            "gomp_spincount": os.environ.get("GOMP_SPINCOUNT", "unset")}
 
 
 def log(msg: str) -> None:
