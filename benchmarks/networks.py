@@ -242,7 +242,7 @@ def markdown(records: list[dict], info: dict, args, seconds: float) -> str:
              f"{info['date']}: {info['cpu']}, gcc -march=native = {info['march']}, "
              f"{info['cores']} cores, {THREADS} threads; onnxruntime {info['onnxruntime']}, "
              f"jax {info['jax']}, TVM {info['tvm']}; OMP_WAIT_POLICY="
-             f"{info['omp_wait_policy']}, GOMP_SPINCOUNT={info['gomp_spincount']}; "
+             f"{info['omp_wait_policy']}, GOMP_SPINCOUNT={info.get('gomp_spincount', 'unset')}; "
              f"load average at the end "
              f"{info['load']}; {seconds:.0f} s in all.{quick}", "",
              "Latency per inference, median ms (10th percentile), float32; every row was "
