@@ -43,10 +43,11 @@ def matmul(tile_i: int | None = None, tile_j: int | None = None, target=None):
     return s, [A, B, C]
 
 
-def register_tile(s, C, tile_i: int, tile_j: int):
+def register_tile(s, C, tile_i: int, tile_j: int, parallel: bool = True):
     """Schedule the 2-D reduction C (a matmul) as a `tile_i x tile_j` register tile: C is
     computed into a local tile (cache_write) per tile of C, the tile's rows unrolled, its
-    columns vectorized, over the whole reduction; tiles of rows in parallel."""
+    columns vectorized, over the whole reduction; tiles of rows in parallel (unless
+    `parallel=False`: the single-thread schedule of notebook 2, section 7)."""
     CL = s.cache_write(C, "local")
     i, j = C.op.axis
     io, jo, ii, ji = s[C].tile(i, j, tile_i, tile_j)
@@ -56,7 +57,8 @@ def register_tile(s, C, tile_i: int, tile_j: int):
     s[CL].unroll(ic)
     s[CL].vectorize(jc)
     s[C].vectorize(ji)
-    s[C].parallel(io)
+    if parallel:
+        s[C].parallel(io)
 
 
 def softmax():

@@ -50,16 +50,7 @@ def _matmul(n, rows, cols):
     k = td.reduce_axis(n, name="k")
     C = td.compute((n, n), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
     s = td.create_schedule(C)                         # notebook 2, section 7
-    CL = s.cache_write(C, "local")
-    i, j = C.op.axis
-    io, jo, _, ji = s[C].tile(i, j, rows, cols)
-    s[CL].compute_at(s[C], jo)
-    ic, jc = CL.op.axis
-    (kc,) = CL.op.reduce_axis
-    s[CL].reorder(kc, ic, jc)
-    s[CL].unroll(ic)
-    s[CL].vectorize(jc)
-    s[C].vectorize(ji)
+    td.examples.register_tile(s, C, rows, cols, parallel=False)
     return s, [A, B, C]
 
 
