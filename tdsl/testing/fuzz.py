@@ -122,12 +122,10 @@ def run_case(seed: int, index: int, report=lambda kind, value: None) -> Outcome:
         s = ns["s"] = td.create_schedule([t for t in args if not isinstance(t.op, PlaceholderOp)])
         inputs = [t.name for t in args if isinstance(t.op, PlaceholderOp)]
         if index % 10 == AUTO_CASE:
-            code = _auto_move(args, rng)
+            s, code = _auto_schedule(args, rng)
+            ns["s"] = s
+            out.moves.append((code, "applied"))
             report("move", code)
-            out.moves.append((code, "failed"))
-            exec(code, ns)                  # a refusal here is a finding: rules are checked
-            s = ns["s"]
-            out.moves[-1] = (code, "applied")
             report("status", "applied")
         for _ in range(0 if index % 10 == AUTO_CASE else int(rng.integers(1, 9))):
             move = random_move(s, inputs, rng)
@@ -156,21 +154,27 @@ def run_case(seed: int, index: int, report=lambda kind, value: None) -> Outcome:
     return out
 
 
-def _auto_move(args, rng) -> str:
-    """The code of an automatic schedule with a random configuration of its knobs (what
-    `td.tune` measures): the rules' space for this program, one option drawn per knob."""
+def _auto_schedule(args, rng):
+    """An automatic schedule with a random configuration of its knobs (what `td.tune`
+    measures), each knob drawn as the rules offer it (one pass of the rules), and the
+    code that makes it again from the configuration drawn."""
     from ..auto.knobs import Knobs
     from ..auto.rules import apply_rules
     from ..lang.tensor import PlaceholderOp
-    outputs = [t for t in args if not isinstance(t.op, PlaceholderOp)]
-    knobs = Knobs()
-    apply_rules(outputs, knobs=knobs)
-    config = {name: options[int(rng.integers(len(options)))]
-              for name, (options, _) in sorted(knobs.space.items())}
-    return ("from tdsl.auto.knobs import Knobs\nfrom tdsl.auto.rules import apply_rules\n"
+
+    class Drawn(Knobs):
+        def choose(self, name, options, default):
+            options = tuple(dict.fromkeys((default, *options)))
+            self.config[name] = options[int(rng.integers(len(options)))]
+            return super().choose(name, options, default)
+
+    knobs = Drawn()
+    s = apply_rules([t for t in args if not isinstance(t.op, PlaceholderOp)], knobs=knobs)
+    code = ("from tdsl.auto.knobs import Knobs\nfrom tdsl.auto.rules import apply_rules\n"
             "from tdsl.lang.tensor import PlaceholderOp\n"
             "s = apply_rules([t for t in args if not isinstance(t.op, PlaceholderOp)], "
-            f"knobs=Knobs({config!r}))")
+            f"knobs=Knobs({dict(sorted(knobs.chosen.items()))!r}))")
+    return s, code
 
 
 def _apply(s, move, ns) -> str:
