@@ -32,6 +32,7 @@ def _conv(x, w):
 
 CASES = {
     "gemm-packed": (lambda: w1_gemm.gemm(37, 64, 29, 6, 16), lambda f: f[0] @ f[1]),
+    "gemm-packed-padded": (lambda: w1_gemm.gemm(37, 75, 29, 4, 24), lambda f: f[0] @ f[1]),
     "gemm-unpacked": (lambda: w1_gemm.gemm(20, 40, 9, 8, 32, pack=False),
                       lambda f: f[0] @ f[1]),
     "conv2d": (lambda: w2_conv2d.conv2d(1, 5, 9, 30, 32, 8, 12), lambda f: _conv(f[0], f[1])),

@@ -15,13 +15,19 @@ import tdsl as td
 from ._common import prepare_kernel
 
 def gemm(n: int, m: int, l: int, tile_i: int, tile_j: int, pack: bool = True):
-    """(schedule, args) of C = A @ B for A (n, l), B (l, m); m must divide by tile_j."""
+    """(schedule, args) of C = A @ B for A (n, l), B (l, m). Where tile_j does not divide
+    m, the last panel is zero-padded (TVM's packedB) and the last column tile is ragged."""
     A = td.placeholder((n, l), name="A")
     B = td.placeholder((l, m), name="B")
     k = td.reduce_axis(l, name="k")
     if pack:
-        Bp = td.compute((m // tile_j, l, tile_j), lambda jo, kk, ji: B[kk, jo * tile_j + ji],
-                        name="Bp")
+        panels = -(-m // tile_j)
+        if m % tile_j:
+            Bp = td.compute((panels, l, tile_j), lambda jo, kk, ji: td.select(
+                jo * tile_j + ji < m, B[kk, jo * tile_j + ji], 0.0), name="Bp")
+        else:
+            Bp = td.compute((panels, l, tile_j), lambda jo, kk, ji: B[kk, jo * tile_j + ji],
+                            name="Bp")
         C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * Bp[j // tile_j, k, j % tile_j],
                                                    axis=k), name="C")
     else:
@@ -43,14 +49,17 @@ def _prepare(inputs, pack: bool, tile_i: int, tile_j: int):
 
 def _variants():
     """The register tiles for the target: the default shape of td.examples (2 vectors per
-    row), another shape, and the default without packing."""
+    row), two other shapes, and the default without packing. The three-vector tile is
+    TVM's x86 tile (4 x 24 on AVX2, 8 x 48 on AVX-512): 1024 is not a multiple of its
+    columns, so its last panel is zero-padded as in TVM's schedule."""
     rows, cols = td.examples.register_tile_shape()
     lanes = td.target().lanes()
-    # the panels need m % columns == 0 (1024): 4 x 16 on AVX2, 6 x 64 on AVX-512
-    wide = (4, 2 * lanes) if td.target().vector_registers < 32 else (6, 4 * lanes)
+    narrow = (4, 2 * lanes) if td.target().vector_registers < 32 else (6, 4 * lanes)
+    wide = (4, 3 * lanes) if td.target().vector_registers < 32 else (8, 3 * lanes)
     return {
         f"packed-{rows}x{cols}": lambda inputs: _prepare(inputs, True, rows, cols),
         f"unpacked-{rows}x{cols}": lambda inputs: _prepare(inputs, False, rows, cols),
+        f"packed-{narrow[0]}x{narrow[1]}": lambda inputs: _prepare(inputs, True, *narrow),
         f"packed-{wide[0]}x{wide[1]}": lambda inputs: _prepare(inputs, True, *wide),
     }
 

@@ -125,10 +125,13 @@ class TileRules:
         panel = _panel_operand(op, info)
         if panel is not None and not self.choose(op, "pack", (True, False), True):
             panel = None
-        if panel is not None:
+        if panel is not None or \
+                self.choose(op, "tile_order", ("rows", "columns"), "rows") == "columns":
             # B of a matmul walks down its columns: copy the tile's panel of columns into
             # contiguous local storage once per column tile (cache_read), and run the row
-            # tiles inside, reusing it from L2 (GotoBLAS's packed panel, TVM's tutorial)
+            # tiles inside, reusing it from L2 (GotoBLAS's packed panel, TVM's tutorial).
+            # Without a panel the order is the search's choice: rows of tiles outside
+            # reuse a block of A rows, columns of tiles outside a panel of B
             outer = [a for a in outer if a is not ro]
             outer.insert(next(k for k, a in enumerate(outer) if a is co) + 1, ro)
         stage.reorder(*outer, ri, ci)

@@ -7,6 +7,13 @@ tile whose data should stay in cache); extents are evaluated at the workload's s
 Every knob is a feature too (yes/no as 0/1, numbers as log2). Features are a dict, so
 candidates with different stages (a stage inlined in one, not in another) compare by
 name; the model fills what a candidate lacks with NaN.
+
+`isl_features` adds what isl counts exactly in the whole kernel (`td.counts`): flops,
+loads and stores, the bytes each level of cache must bring in under its reuse model
+(the per-loop footprints: a loop whose distinct lines fit in the cache moves them once),
+the flops per byte into L1 and L2, the shares of work that is vectorized and parallel,
+and the parallel tasks and the work in each. The tuner adds them where counting is cheap
+(search.py: `ISL_FEATURE_SECONDS`).
 """
 
 from __future__ import annotations
@@ -48,6 +55,28 @@ def features(candidate, sizes: dict) -> dict[str, float]:
         out[f"{prefix}.parallel"] = _log(parallel)
         out[f"{prefix}.tile"] = _log(math.prod(extents[-3:]))
         out[f"{prefix}.work"] = _log(math.prod(extents))
+    return out
+
+
+# the caches the footprint features are counted for: L1, L2 and a slice of L3
+CACHE_BYTES = {"l1": 32 * 1024, "l2": 512 * 1024, "l3": 8 * 1024 * 1024}
+
+
+def isl_features(schedule, args, sizes: dict) -> dict[str, float]:
+    """What isl counts of `schedule`'s kernel at `sizes` (module docstring), as features."""
+    from ..analysis import counts
+    c = counts(schedule, args, sizes)
+    out = {"isl:flops": _log(c.flops), "isl:loads": _log(sum(c.loads.values())),
+           "isl:stores": _log(sum(c.stores.values())),
+           "isl:footprint": _log(sum(c.footprint.values())),
+           "isl:vector_fraction": c.vector_fraction,
+           "isl:parallel_fraction": c.parallel_fraction,
+           "isl:parallel_tasks": _log(c.parallel_tasks),
+           "isl:parallel_work": _log(c.parallel_work)}
+    for level, size in CACHE_BYTES.items():
+        moved = c.total_traffic(size)
+        out[f"isl:traffic_{level}"] = _log(moved)
+        out[f"isl:intensity_{level}"] = _log(c.flops / moved) if moved and c.flops else 0.0
     return out
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ScheduleError, TdslError, TdslValueError
 from . import log as logmod
-from .features import features
+from .features import features, isl_features
 from .model import CostModel
 from .runner import make_runner
 from .space import Candidate, Space, config_key
@@ -27,6 +27,11 @@ from .workload import Workload
 SEARCHES = ("evolutionary", "random")
 EXPLORE = 0.25                 # share of each batch measured at random, not by the model
 ELITE = 8                      # the fastest candidates evolution breeds from
+# isl's counts join the features when counting the rules' default candidate takes less
+# than this: counting is exact but grows with the loop tree (a 3x3 convolution's takes
+# about a second), and every candidate a round proposes is counted before the model
+# ranks it
+ISL_FEATURE_SECONDS = 0.5
 
 
 @dataclass
@@ -113,6 +118,7 @@ class _Tuner:
         self.tried: set[str] = set()               # config keys measured or refused
         self.realized: dict[str, Candidate] = {}   # config key -> its candidate
         self.refused = self.errors = self.wrong = 0
+        self.count_with_isl: bool | None = None    # decided at the first candidate
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, trials: int) -> TuneResult:
@@ -180,7 +186,7 @@ class _Tuner:
                 self._refuse(candidate, "; ".join(candidate.refused))
                 continue
             if not candidate.features:
-                candidate.features = features(candidate, self.workload.sizes)
+                candidate.features = self._features(candidate)
             (default if not config else fresh).append(candidate)
         rest = fresh
         if not rest and not default:
@@ -199,6 +205,21 @@ class _Tuner:
         for c in batch:                 # the others may be proposed again in a later round
             self.tried.add(c.config_key)
         return batch
+
+    def _features(self, candidate: Candidate) -> dict:
+        found = features(candidate, self.workload.sizes)
+        if self.count_with_isl is False or self.search != "evolutionary":
+            return found
+        import time
+        start = time.perf_counter()
+        try:
+            found.update(isl_features(candidate.schedule, self.workload.args,
+                                      self.workload.sizes))
+        except TdslError:             # a construct td.counts does not count: loop features
+            pass
+        if self.count_with_isl is None:
+            self.count_with_isl = time.perf_counter() - start < ISL_FEATURE_SECONDS
+        return found
 
     def _elite(self) -> list[dict]:
         timed = sorted((r for r in self.history if "seconds" in r["result"]),

@@ -346,3 +346,32 @@ def test_softmax_over_the_last_axis_computes_per_fused_row(shape):
     mod(a, got)
     e = np.exp(a.astype(np.float64) - a.max(-1, keepdims=True))
     np.testing.assert_allclose(got, e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("order", ["rows", "columns"])
+def test_register_tile_order_is_a_knob(order):
+    """Without a panel the order of the tile loops is the search's choice (a knob with
+    the rows outside by default); either order computes the same matmul, ragged tiles
+    included."""
+    from tdsl.auto.knobs import Knobs
+    from tdsl.auto.rules import apply_rules
+    n, l, m = td.var("n"), td.var("l"), td.var("m")
+    A = td.placeholder((n, l), name="A")
+    B = td.placeholder((l, m), name="B")
+    k = td.reduce_axis(l, name="k")
+    C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
+    knobs = Knobs({"C.pack": False, "C.tile_order": order})
+    s = apply_rules(C, None, knobs)
+    assert not knobs.refused and knobs.chosen["C.tile_order"] == order
+    assert knobs.space["C.tile_order"] == (("rows", "columns"), "rows")
+    loops = [line.split()[1] for line in str(td.lower(s, [A, B, C])).splitlines()
+             if line.lstrip().startswith("for ") and "_outer" in line]
+    assert loops[:2] == (["i_outer", "j_outer"] if order == "rows" else ["j_outer", "i_outer"])
+    mod = td.build(s, [A, B, C])
+    rng = np.random.default_rng(4)
+    for shape in [(29, 13, 70), (6, 5, 16)]:
+        a = rng.standard_normal(shape[:2]).astype(np.float32)
+        b = rng.standard_normal(shape[1:]).astype(np.float32)
+        c = np.empty((shape[0], shape[2]), np.float32)
+        mod(a, b, c)
+        np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)

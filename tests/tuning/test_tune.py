@@ -68,6 +68,15 @@ def test_tune_logs_resumes_and_applies(tmp_path):
     key = Workload([C], [A, B, C], SIZES).key
     assert all(r["workload"]["key"] == key and r["workload"]["sizes"] == SIZES
                for r in records)
+    # the cost model sees isl's exact counts: 2 n m l flops, at least every byte of A, B
+    # and C brought in (whole cache lines, and any local copy, on top)
+    flops = 2 * SIZES["n"] * SIZES["l"] * SIZES["m"]
+    data = 4 * (SIZES["n"] * SIZES["l"] + SIZES["l"] * SIZES["m"] + SIZES["n"] * SIZES["m"])
+    for r in records:
+        assert r["features"]["isl:flops"] == pytest.approx(np.log2(flops))
+        assert r["features"]["isl:footprint"] >= np.log2(data)
+        assert r["features"]["isl:traffic_l1"] >= r["features"]["isl:traffic_l3"]
+        assert 0 <= r["features"]["isl:vector_fraction"] <= 1
     # the first candidate is the auto schedule's (all defaults)
     assert records[0]["choices"] == Space(Workload([C], [A, B, C], SIZES)).realize({}).choices
     check_matmul(result.build())                       # any size: the sizes stay symbolic
