@@ -29,6 +29,10 @@ CASES = [pytest.param(pair, target, i, id=f"{pair.name}-{target}-{'x'.join(map(s
 def test_parity_schedule_matches_numpy(pair, target_name, size):
     target = TARGETS[target_name]
     sizes = pair.test_sizes[size]
+    if not target.runs_here() and size > 0:
+        # a target this CPU cannot run is compiled at the first test size (below); the
+        # other sizes would only compile the same schedule again
+        pytest.skip(f"{target.tdsl}: compiled at the first size only; this CPU cannot run it")
     s, args = pair.tdsl(target, sizes)
     mod = build_tdsl(s, args, target)                # always compiled
     if not target.runs_here():

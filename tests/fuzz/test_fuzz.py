@@ -12,7 +12,7 @@ import os
 
 from tdsl.testing.fuzz import fuzz, reproducer, summary
 
-CASES = int(os.environ.get("TDSL_FUZZ_CASES", 240))
+CASES = int(os.environ.get("TDSL_FUZZ_CASES", 200))
 FIXED_SEED = 16
 
 
