@@ -31,16 +31,24 @@ def cache_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
+RUNTIME_RUNS: list = []          # the runtime object's compiles, counted by gcc_runs
+
+
 @pytest.fixture
 def gcc_runs(monkeypatch):
-    """The list of compile commands run (not `cc --version`)."""
+    """The list of library builds run (not `cc --version`, nor the runtime object's compile:
+    `runtime_runs`)."""
     runs = []
     real = subprocess.run
 
     def counting(cmd, *args, **kwargs):
-        if any(str(part).endswith(".c") for part in cmd):
+        if "kernel.c" in cmd:
             runs.append(list(cmd))
+        elif "runtime.c" in cmd:
+            RUNTIME_RUNS.append(list(cmd))
         return real(cmd, *args, **kwargs)
+
+    RUNTIME_RUNS.clear()
 
     monkeypatch.setattr(cbuild.subprocess, "run", counting)
     return runs
@@ -91,6 +99,20 @@ def test_rebuild_hits_the_cache(cache_dir, gcc_runs):
     assert again.library_path == first.library_path
     assert (entry / "kernel.so").stat().st_mtime_ns == stamp
     _check(again)
+
+
+def test_the_runtime_is_compiled_once_and_linked_into_every_library(cache_dir, gcc_runs):
+    for scale in (3.0, 4.0):
+        s, args = _kernel(scale)
+        _check(td.build(s, args), scale)
+    assert len(gcc_runs) == 2 and len(RUNTIME_RUNS) == 1
+    assert "-c" in RUNTIME_RUNS[0] and "-shared" not in RUNTIME_RUNS[0]
+    runtime = [part for part in gcc_runs[0] if part.endswith("runtime.o")]
+    assert len(runtime) == 1 and all(runtime[0] in run for run in gcc_runs)
+    # another target's flags get their own runtime object
+    s, args = _kernel(5.0)
+    _check(td.build(s, args, target="c -mcpu=x86-64"), 5.0)
+    assert len(RUNTIME_RUNS) == 2 and "-march=x86-64" in RUNTIME_RUNS[1]
 
 
 def test_different_kernel_is_a_different_entry(cache_dir, gcc_runs):

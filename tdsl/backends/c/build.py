@@ -68,14 +68,41 @@ def _cpu_identity() -> str:
 
 def compile_shared(source: str, target=None) -> Path:
     """The path of a shared library built from `source` for `target` (from the cache
-    when possible)."""
+    when possible), the runtime object (`runtime_object`) linked in."""
+    from .entry import RUNTIME
     cc, flags = compiler(), cflags(target)
-    key = cache.digest(source, _compiler_identity(cc), " ".join(flags), _cpu_identity(),
-                       platform.machine())
+    key = cache.digest(source, RUNTIME, _compiler_identity(cc), " ".join(flags),
+                       _cpu_identity(), platform.machine())
     entry = cache.lookup(key, "c")
     if entry is None:
-        entry = cache.store(key, "c", lambda tmp: _gcc(cc, flags, source, tmp))
+        runtime = runtime_object(target)
+        entry = cache.store(key, "c", lambda tmp: _gcc(cc, flags, source, tmp, runtime))
     return entry / "kernel.so"
+
+
+def runtime_object(target=None) -> Path:
+    """The object file of the runtime every library links (entry.RUNTIME: checked entry
+    points, the fork proxy, the CPU check), compiled once per compiler, flags and CPU."""
+    from .entry import RUNTIME
+    cc, flags = compiler(), cflags(target)
+    key = cache.digest("runtime-object", RUNTIME, _compiler_identity(cc), " ".join(flags),
+                       _cpu_identity(), platform.machine())
+    entry = cache.lookup(key, "c-runtime")
+    if entry is None:
+        entry = cache.store(key, "c-runtime", lambda tmp: _compile_object(cc, flags, RUNTIME,
+                                                                        tmp))
+    return entry / "runtime.o"
+
+
+def _compile_object(cc: str, flags: list[str], source: str, tmp: Path) -> list[str]:
+    (tmp / "runtime.c").write_text(source)
+    command = [cc, *[f for f in flags if f != "-shared"], "-c", "runtime.c", "-o", "runtime.o"]
+    result = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CompileError(f"{cc} failed to compile tdsl's runtime (exit {result.returncode}):"
+                           f"\n{result.stderr.strip()[:4000]}", source=source,
+                           output=result.stderr, command=" ".join(command))
+    return ["runtime.c", "runtime.o"]
 
 
 def toolchain_identity(target=None) -> str:
@@ -116,9 +143,10 @@ def recall(fingerprint: str, target=None):
     return library, record["name"], record["sizes"]
 
 
-def _gcc(cc: str, flags: list[str], source: str, tmp: Path) -> list[str]:
+def _gcc(cc: str, flags: list[str], source: str, tmp: Path, runtime: Path) -> list[str]:
     (tmp / "kernel.c").write_text(source)
-    command = [cc, *flags, "kernel.c", "-o", "kernel.so", "-lm"]
+    # -pipe: no temporary files between gcc's passes
+    command = [cc, *flags, "-pipe", "kernel.c", str(runtime), "-o", "kernel.so", "-lm"]
     result = subprocess.run(command, cwd=tmp, capture_output=True, text=True)
     if result.returncode != 0:
         raise CompileError(f"{cc} failed to compile the generated C (exit {result.returncode}):\n"

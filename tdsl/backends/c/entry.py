@@ -25,17 +25,38 @@ ERR_ARGUMENT = 3      # codes 1 and 2 are the kernel's own (render.py); runtime/
 ERR_THREAD = 4        # maps them all to exceptions, runtime/library.py's header to names
 ERR_CPU = 5
 
+# What every library's entry points call. It is one translation unit of its own, compiled
+# once per compiler, flags and CPU into an object that the cache keeps (build.py) and
+# linked into every library, instead of being compiled again with each kernel (it was
+# half of the compile time of a small kernel). A library still carries its own copy: its
+# fork state and CPU check are per library, and an exported library needs nothing else.
+# The functions the entries call are hidden (not exported from the library); the two the
+# Python runtime looks up are exported.
+RUNTIME_DECLARATIONS = r"""
+/* ---- tdsl runtime: declared here, linked in from the runtime object (build.py) ---- */
+#include <stdio.h>
+#define TDSL_HIDDEN __attribute__((visibility("hidden")))
+TDSL_HIDDEN int tdsl_error(char* err, size_t len, int code, const char* fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+TDSL_HIDDEN const char* tdsl_dims(char* buf, size_t len, const int64_t* dims, int rank);
+TDSL_HIDDEN int tdsl_run(int (*run)(void*), void* job, int threads, char* err, size_t len);
+TDSL_HIDDEN int tdsl_extent(const void* p, const int64_t* dims, int rank, int64_t item,
+                            const char** lo, const char** hi);
+"""
+
 RUNTIME = r"""
 /* ---- tdsl runtime: checked entry points ------------------------------------------- */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <pthread.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#define TDSL_HIDDEN __attribute__((visibility("hidden")))
 
-static int tdsl_error(char* err, size_t len, int code, const char* fmt, ...) {
+TDSL_HIDDEN int tdsl_error(char* err, size_t len, int code, const char* fmt, ...) {
   if (err && len) {
     va_list ap;
     va_start(ap, fmt);
@@ -46,7 +67,7 @@ static int tdsl_error(char* err, size_t len, int code, const char* fmt, ...) {
 }
 
 /* "(3, 5)" into buf: the message of a shape mismatch. */
-static const char* tdsl_dims(char* buf, size_t len, const int64_t* dims, int rank) {
+TDSL_HIDDEN const char* tdsl_dims(char* buf, size_t len, const int64_t* dims, int rank) {
   size_t used = (size_t)snprintf(buf, len, "(");
   for (int d = 0; d < rank && used < len; ++d)
     used += (size_t)snprintf(buf + used, len - used, d ? ", %lld" : "%lld", (long long)dims[d]);
@@ -179,7 +200,7 @@ static int tdsl_on_proxy(tdsl_task* t) {
   return 1;
 }
 
-static int tdsl_run(int (*run)(void*), void* job, int threads, char* err, size_t len) {
+TDSL_HIDDEN int tdsl_run(int (*run)(void*), void* job, int threads, char* err, size_t len) {
   tdsl_task t = {run, job, threads, 0};
   if (tdsl_lacking)
     return tdsl_error(err, len, 5, "this library was compiled for a CPU with %s; this CPU "
@@ -202,8 +223,8 @@ static int tdsl_run(int (*run)(void*), void* job, int threads, char* err, size_t
 }
 
 /* [lo, hi) of an argument's bytes; 0 when its size overflows. */
-static int tdsl_extent(const void* p, const int64_t* dims, int rank, int64_t item,
-                       const char** lo, const char** hi) {
+TDSL_HIDDEN int tdsl_extent(const void* p, const int64_t* dims, int rank, int64_t item,
+                            const char** lo, const char** hi) {
   int64_t bytes = item;
   for (int d = 0; d < rank; ++d)
     if (dims[d] < 0 || __builtin_mul_overflow(bytes, dims[d], &bytes)) return 0;
@@ -366,6 +387,7 @@ def entry_source(sig: Signature) -> str:
 
 def library_source(kernel_sources: list[str], signatures: list[Signature],
                    manifest: dict) -> str:
-    """One library: the kernels, the runtime helpers, an entry per signature, the manifest."""
-    return "\n".join(kernel_sources) + RUNTIME + "\n" + \
+    """One library: the kernels, the runtime helpers' declarations (their definitions are
+    linked in, `RUNTIME`), an entry per signature, the manifest."""
+    return "\n".join(kernel_sources) + RUNTIME_DECLARATIONS + "\n" + \
         "\n".join(entry_source(s) for s in signatures) + manifest_source(manifest)
