@@ -30,6 +30,7 @@ from ..lang.reduce import sum as sum_reducer
 from ..lang.tensor import ComputeOp, Tensor, update
 from ..lang.visit import free_vars, loads, same, substitute, transform
 from .affine import Form, axis_bounds, occurs, parse, provably_nonneg
+from .correlate import correlate
 from .stages import axis_names, fresh_reduce_axis, named_compute
 
 _SYMBOLIC = 1 << 62          # the "extent" of a symbolic axis when choosing what to solve
@@ -43,6 +44,9 @@ class Piece:
     source: str                                # the consumer's name
     at: Callable[[tuple[Expr, ...]], Expr] | None = None
     stage: Callable[[str], Tensor] | None = None
+    # For a gather stage: its reduction read at any indices of the tensor (a crop reads
+    # the adjoint of a padding at y + p: the sum is then made at the crop's indices).
+    reduce_at: Callable[[tuple[Expr, ...]], Expr] | None = None
 
 
 @dataclass
@@ -223,18 +227,29 @@ def _piece(source: str, target: Tensor, axes: list[IterVar], free: list[IterVar]
     if not free:
         return Piece(source, at=lambda indices: placed(body, indices))
 
+    # The guards without reads are where=, not a select in the body: isl turns their
+    # affine parts into loop bounds, and the loop body stays free of tests (a select
+    # there kept a convolution's input adjoint from vectorizing). When they are only the
+    # bounds of a factor (a convolution's head), that factor is zero-padded instead and
+    # the sum runs over a box (correlate.py).
+    guarded = select(inner, value, 0) if inner is not None else value
+
+    def reduce_at(indices) -> Expr:
+        axes_now = {r: fresh_reduce_axis(r, set()) for r in free}
+        summand = substitute(placed(guarded, indices), axes_now)
+        conditions = [substitute(placed(g, indices), axes_now) for g in plain]
+        rewritten = correlate(summand, conditions, list(axes_now.values()))
+        if rewritten is not None:
+            summand, over = rewritten
+            return sum_reducer(summand, axis=over)
+        return sum_reducer(summand, axis=list(axes_now.values()),
+                           where=all_of(*conditions) if conditions else None)
+
     def stage(name: str) -> Tensor:
-        # The guards without reads are where=, not a select in the body: isl turns their
-        # affine parts into loop bounds, and the loop body stays free of tests (a select
-        # there kept a convolution's input adjoint from vectorizing).
-        guarded = select(inner, value, 0) if inner is not None else value
+        return named_compute(target.shape, lambda *indices: reduce_at(indices),
+                             [a.name for a in axes], name)
 
-        def gather(*indices):
-            return sum_reducer(placed(guarded, indices), axis=free,
-                               where=placed(outer, indices) if outer is not None else None)
-        return named_compute(target.shape, gather, [a.name for a in axes], name)
-
-    return Piece(source, stage=stage)
+    return Piece(source, stage=stage, reduce_at=reduce_at)
 
 
 def _extent_rank(v: IterVar) -> int:
