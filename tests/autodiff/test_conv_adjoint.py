@@ -202,3 +202,36 @@ def test_second_read_at_the_heads_index_keeps_the_gather():
         for rr in range(3):
             want[:, i + rr] += hv[:, i] * zv[:, i] * kv[rr]
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# Windows no larger than their stride: each input element is in at most one window, so
+# td.grad solves s y + r == a for both (y = a // s, r = a % s) and the adjoint is
+# elementwise, with no sum over the window and no divisibility guard.
+
+def _no_reduction(t) -> bool:
+    return not isinstance(t.op.body, Reduce)
+
+
+@pytest.mark.parametrize("shape, pool, stride", [((2, 3, 8, 8), 2, 2), ((1, 2, 7, 6), 2, 2),
+                                                 ((1, 2, 9, 8), (2, 1), (3, 2))])
+def test_max_pool_with_stride_at_least_the_window_is_elementwise(shape, pool, stride):
+    x = td.placeholder(shape, "float64", name="x")
+    y = nn.max_pool2d(nn.tanh(x, name="t"), pool, stride=stride, name="mp")
+    dx = td.grad(y, [x], head=td.placeholder(y.shape, "float64", name="head"))[0]
+    assert all(_no_reduction(op.output(0)) for op in topo_order([dx])
+               if op.name.startswith("t_grad")), [op for op in topo_order([dx])]
+    gradcheck(y, [x], {x: random(shape, 11)}, schedules=("default",))
+
+
+def test_conv_with_kernel_equal_to_stride_is_a_sum_over_filters_only():
+    """A 2 x 2 convolution with stride 2 (patches): the input adjoint sums over the
+    output channels alone, against NumPy."""
+    x, w, head, dx, dw = _grads((2, 3, 7, 8), (4, 3, 2, 2), 2, 0, 1, 1)
+    mod = td.build(td.create_schedule([dx, dw]), [x, w, head, dx, dw])
+    xv, wv = random((2, 3, 7, 8), 1), random((4, 3, 2, 2), 2)
+    hv = random(conv_numpy(xv, wv, 2, 0, 1, 1).shape, 3)
+    got_dx, got_dw = np.full(xv.shape, np.nan), np.full(wv.shape, np.nan)
+    mod(xv, wv, hv, got_dx, got_dw)
+    want_dx, want_dw = conv_adjoints_numpy(xv, wv, hv, 2, 0, 1, 1)
+    np.testing.assert_allclose(got_dx, want_dx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got_dw, want_dw, rtol=1e-10, atol=1e-12)
