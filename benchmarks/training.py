@@ -193,30 +193,30 @@ def table(results, threads: int, wait_policy: str) -> str:
 
 
 # What the profile of the CNN step showed (each stage built alone, one thread, batch 256;
-# 2026-12-02), kept with the table because it explains the rows where tdsl is slower.
+# 2026-12-03), kept with the table because it explains the rows where tdsl is slower.
 WHERE_TIME_GOES = """\
-**Where tdsl loses time.** Measured on this machine (2026-12-02). (1) *Threads on a
+**Where tdsl loses time.** Measured on this machine (2026-12-02/03). (1) *Threads on a
 shared machine.* Every parallel stage of a step ends at an OpenMP barrier, which waits
 for the team's other thread. With GNU OpenMP's default (idle threads spin) and the load
 average above the two cores, that thread was often off its core: in a run without
 `OMP_WAIT_POLICY` the CNN's two-thread medians were 14.2 ms (batch 64) and 164 ms (256)
 for p10s of 2.0 and 46.6 ms, against JAX's 3.1 and 13.5 ms. Sleeping threads (passive,
-this table) fix that, but waking them costs more than the second thread saves on the
-MLP's tiny kernels: there the one-thread rows are tdsl's best, and faster than JAX (in
-the spinning run the two-thread MLP rows were too: 1.02x and 1.44x). (2) *Speed per
-core, the CNN.* One thread spends about 11 ms of CPU per step at batch 256: 3.6 ms in
-`conv2_pad_grad` (the input gradient of the second convolution), 3.0 ms in `w2_grad`,
-1.4 ms in the forward `conv2_sum` (each stage built alone and timed). In the generated C
-of `conv2_pad_grad` (examples/schedules.py, rule 2) every FMA on a row of 8 floats sits
-between an unaligned vector load and store of that row: the accumulated row shifts with
-the filter offset `rx`, so it cannot stay in registers. It also computes the gradient of
-the whole padded input (10 x 10) of which the crop `act1_grad` reads the 8 x 8 interior
-(computing it at the crop's channel loop, so only the interior, saved 1.1 of 12.2 ms of
-CPU per step). Closing the gap needs td.grad to write that gradient as a correlation of
-the zero-padded head with the flipped kernel (an accumulator tile that does not shift,
-register-tiled like the forward convolution), and a `td.auto_schedule` whose tiles fit 8
-x 8 images: on this step it took 170 s and its kernel was slower than the default loops,
-which is why the CNN uses the plain rules."""
+this table) fix that, but waking them costs more than the second thread saves on small
+kernels: the one-thread rows are often tdsl's best. (2) *Speed per core, the CNN.*
+td.grad now writes the second convolution's input gradient as a correlation of the
+zero-padded head with the flipped kernel, made directly at the 8 x 8 interior
+(`act1_grad`, tdsl/autodiff/correlate.py), and the pool's adjoint as an elementwise
+select; examples/schedules.py register-tiles the convolutions (an output channel's 8
+rows in registers) and the filter gradients (9 taps' partial sums in registers). One
+thread then spends about 6.3 ms per step at batch 256 (each stage built alone, on a
+loaded machine; 18.5 ms before, same conditions): 1.5 ms in `w2_grad`, 1.1 ms in
+`act1_grad`, 0.8 ms in the forward `conv2_sum`, 0.8 ms in `act2_grad` (the pool's
+adjoint: elementwise, but its `i // 2`, `i % 2` reads keep the vectorized row from being
+contiguous), 0.5 ms in `fc_matmul`, 0.4 ms in `pool_argmax`. The convolutions run at
+about 30-45 GFLOP/s of a core's ~100: each filter tap loads one unaligned row per output
+row (one load per FMA), and `w2_grad` re-reads the padded input from L3 once per output
+filter; a tile over several output channels, and a `td.auto_schedule` whose tiles fit
+8 x 8 images, are what is left."""
 
 
 def write_results(text: str, path: Path) -> None:

@@ -30,6 +30,7 @@ from ..lang.reduce import sum as sum_reducer
 from ..lang.tensor import ComputeOp, Tensor, update
 from ..lang.visit import free_vars, loads, same, substitute, transform
 from .affine import Form, axis_bounds, occurs, parse, provably_nonneg
+from .correlate import correlate
 from .stages import axis_names, fresh_reduce_axis, named_compute
 
 _SYMBOLIC = 1 << 62          # the "extent" of a symbolic axis when choosing what to solve
@@ -43,6 +44,9 @@ class Piece:
     source: str                                # the consumer's name
     at: Callable[[tuple[Expr, ...]], Expr] | None = None
     stage: Callable[[str], Tensor] | None = None
+    # For a gather stage: its reduction read at any indices of the tensor (a crop reads
+    # the adjoint of a padding at y + p: the sum is then made at the crop's indices).
+    reduce_at: Callable[[tuple[Expr, ...]], Expr] | None = None
 
 
 @dataclass
@@ -54,6 +58,34 @@ class _System:
     solutions: dict[IterVar, Expr]
     divisible: list[Expr]                     # guards of solutions with a stride
     strides: dict[IterVar, tuple[Expr, int]] = field(default_factory=dict)  # v = num / c
+    digits: list[tuple[Expr, Expr, int]] = field(default_factory=list)  # (atom, m, s)
+
+    def eliminate_digits(self) -> None:
+        """Solve `s y + r == m` for both y and r when r runs over [0, K) with K <= s (a
+        window no larger than its stride: a 2 x 2 pool with stride 2): y = m // s and
+        r = m % s, one solution or none, instead of a sum over r guarded by
+        (m - r) % s == 0. Only where nothing else unknown is in the equation."""
+        for d, form in list(self.equations.items()):
+            unknown = [(v, form.coefficient(v)) for v in self.unknowns
+                       if form.coefficient(v) != 0]
+            if len(unknown) != 2 or any(occurs(v, atom) for v in self.unknowns
+                                        for atom, _ in form.without(unknown[0][0])
+                                        .without(unknown[1][0]).terms):
+                continue
+            (a, ca), (b, cb) = sorted(unknown, key=lambda t: abs(t[1]))
+            if abs(ca) != 1 or abs(cb) < 2 or (ca > 0) != (cb > 0) or \
+                    not (isinstance(a.start, Const) and a.start.value == 0) or \
+                    not isinstance(a.extent, Const) or int(a.extent.value) > abs(cb):
+                continue
+            stride = abs(cb)
+            m = (-(form.without(a).without(b)) * ca).expr()   # ca (b sign) stride y + r == m
+            quotient, remainder = m // stride, m % stride
+            self.digits += [(quotient, m, stride), (remainder, m, stride)]
+            del self.equations[d]
+            for v, solution in ((b, quotient), (a, remainder)):
+                self.unknowns = [u for u in self.unknowns if u is not v]
+                self._replace(v, solution)
+                self.solutions[v] = solution
 
     def eliminate(self) -> bool:
         """Solve one equation for one variable (the largest range first); False if none."""
@@ -112,6 +144,7 @@ def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | N
     pairs = {d: pair for d, pair in pairs.items() if pair is not None}
     system = _System({d: parse(lhs) - parse(rhs) for d, (lhs, rhs) in pairs.items()},
                      list(variables), {}, [])
+    system.eliminate_digits()
     while system.eliminate():
         pass
     taken = set(names)
@@ -125,11 +158,39 @@ def contribution(consumer: ComputeOp, load: Load, adjoint: Expr, where: Expr | N
         return _scatter(consumer, load, adjoint, where, variables)
     bounds = {id(a): (Form(), parse(a.extent) - Form((), 1)) for a in axes}
     bounds |= {id(r): b for r in free.values() if (b := axis_bounds(r)) is not None}
+    bounds |= _digit_bounds(system.digits, bounds)
     guards = _solution_guards(system, mapping, unsolved, bounds) + residual
     if where is not None:
         guards.append(substitute(where, mapping))
     body = _drop_true_conditions(substitute(adjoint, mapping), bounds)
     return _piece(consumer.name, target, axes, list(free.values()), guards, body)
+
+
+def _digit_bounds(digits, bounds) -> dict:
+    """Bounds of the digits m // s and m % s of eliminate_digits, for proving guards."""
+    found = {}
+    for atom, m, s in digits:
+        if atom.op == "mod":
+            found[id(atom)] = (Form(), Form((), s - 1))
+            continue
+        lo, hi = _lowest(parse(m), bounds), _lowest(-parse(m), bounds)
+        if lo is not None and hi is not None:
+            found[id(atom)] = (Form((), lo // s), Form((), -hi // s))
+    return found
+
+
+def _lowest(form: Form, bounds) -> int | None:
+    """The least value of form over constant axis bounds, or None."""
+    total = form.const
+    for atom, c in form.terms:
+        if id(atom) not in bounds:
+            return None
+        lo, hi = bounds[id(atom)]
+        end = lo if c > 0 else hi
+        if not end.is_const:
+            return None
+        total += c * end.const
+    return total
 
 
 def _digit(e: Expr) -> tuple[Expr, int, int | None] | None:
@@ -223,18 +284,29 @@ def _piece(source: str, target: Tensor, axes: list[IterVar], free: list[IterVar]
     if not free:
         return Piece(source, at=lambda indices: placed(body, indices))
 
+    # The guards without reads are where=, not a select in the body: isl turns their
+    # affine parts into loop bounds, and the loop body stays free of tests (a select
+    # there kept a convolution's input adjoint from vectorizing). When they are only the
+    # bounds of a factor (a convolution's head), that factor is zero-padded instead and
+    # the sum runs over a box (correlate.py).
+    guarded = select(inner, value, 0) if inner is not None else value
+
+    def reduce_at(indices) -> Expr:
+        axes_now = {r: fresh_reduce_axis(r, set()) for r in free}
+        summand = substitute(placed(guarded, indices), axes_now)
+        conditions = [substitute(placed(g, indices), axes_now) for g in plain]
+        rewritten = correlate(summand, conditions, list(axes_now.values()))
+        if rewritten is not None:
+            summand, over = rewritten
+            return sum_reducer(summand, axis=over)
+        return sum_reducer(summand, axis=list(axes_now.values()),
+                           where=all_of(*conditions) if conditions else None)
+
     def stage(name: str) -> Tensor:
-        # The guards without reads are where=, not a select in the body: isl turns their
-        # affine parts into loop bounds, and the loop body stays free of tests (a select
-        # there kept a convolution's input adjoint from vectorizing).
-        guarded = select(inner, value, 0) if inner is not None else value
+        return named_compute(target.shape, lambda *indices: reduce_at(indices),
+                             [a.name for a in axes], name)
 
-        def gather(*indices):
-            return sum_reducer(placed(guarded, indices), axis=free,
-                               where=placed(outer, indices) if outer is not None else None)
-        return named_compute(target.shape, gather, [a.name for a in axes], name)
-
-    return Piece(source, stage=stage)
+    return Piece(source, stage=stage, reduce_at=reduce_at)
 
 
 def _extent_rank(v: IterVar) -> int:

@@ -23,6 +23,7 @@ from ..lang.graph import topo_order
 from ..lang.tensor import ComputeOp, Operation, Tensor, UpdateOp, shape_str
 from ..lang.visit import same
 from .adjoint import Piece, contribution
+from .affine import parse
 from .derivatives import partials
 from .reductions import seed
 from .stages import axis_names, named_compute
@@ -67,17 +68,24 @@ def grad(output: Tensor, inputs: Sequence[Tensor] | Tensor, head: Tensor | None 
     readers: dict[int, Reader] = {id(output.op): _head_reader(output, head)}
     pieces: dict[int, list[Piece]] = {}
     results: dict[int, Tensor] = {}
+    gathers: dict[int, Piece] = {}     # a gather stage's op -> its piece (reduce_at)
     for op in reversed(order):
         if id(op) not in depends or (id(op) not in readers and id(op) not in pieces):
             continue                               # no adjoint reaches it
         if isinstance(op, UpdateOp):
             raise _recurrence_error(op, output)
         if id(op) not in readers:
-            adjoint = _accumulate(op, pieces.pop(id(op)), copy=id(op) in wanted_ops)
+            parts = pieces.pop(id(op))
+            adjoint = _accumulate(op, parts, copy=id(op) in wanted_ops, gathers=gathers)
             readers[id(op)] = _reader(adjoint)
             results[id(op)] = adjoint
+            if len(parts) == 1 and parts[0].reduce_at is not None and \
+                    id(op) not in wanted_ops:
+                gathers[id(adjoint.op)] = parts[0]
         if isinstance(op, ComputeOp):
-            _propagate(op, readers[id(op)], depends, pieces)
+            made = _propagate(op, readers[id(op)], depends, pieces)
+            if made != 1 and id(op) in results:
+                gathers.pop(id(results[id(op)].op), None)   # read by several pieces
     if id(output.op) in wanted_ops:
         results[id(output.op)] = _materialize(output, readers[id(output.op)])
     grads = [results[id(t.op)] if id(t.op) in results else _zeros(t) for t in wanted]
@@ -85,8 +93,9 @@ def grad(output: Tensor, inputs: Sequence[Tensor] | Tensor, head: Tensor | None 
 
 
 def _propagate(op: ComputeOp, adjoint_at: Reader, depends: set[int],
-               pieces: dict[int, list[Piece]]) -> None:
-    """Sweep op's body with its adjoint; add a piece to each input read on the path."""
+               pieces: dict[int, list[Piece]]) -> int:
+    """Sweep op's body with its adjoint; add a piece to each input read on the path.
+    Returns how many pieces it added."""
     start = seed(op, adjoint_at)
     live = lambda load: id(load.tensor.op) in depends and load.tensor.op is not op  # noqa: E731
     values = {} if isinstance(op.body, Reduce) else {id(op.body): op.output(0)[tuple(op.axis)]}
@@ -101,12 +110,17 @@ def _propagate(op: ComputeOp, adjoint_at: Reader, depends: set[int],
             merged.append((load, g))
     for load, g in merged:
         pieces.setdefault(id(load.tensor.op), []).append(contribution(op, load, g, start.where))
+    return len(merged)
 
 
-def _accumulate(op: Operation, parts: list[Piece], copy: bool) -> Tensor:
+def _accumulate(op: Operation, parts: list[Piece], copy: bool,
+                gathers: dict[int, Piece] | None = None) -> Tensor:
     """One tensor `<name>_grad`: the sum of the pieces. A lone stage piece is itself; a lone
     piece that reads another computed tensor element for element is that tensor (a reshape
-    with nothing to add), unless `copy` (an input's adjoint: a stage of its own)."""
+    with nothing to add), unless `copy` (an input's adjoint: a stage of its own); a lone
+    piece that reads a gather stage at shifted indices, and is its only reader, is that
+    gather's sum made at those indices (the crop of a padding's adjoint: the interior only).
+    """
     t = op.output(0)
     name = f"{op.name}_grad"
     if len(parts) == 1 and parts[0].stage is not None:
@@ -115,6 +129,10 @@ def _accumulate(op: Operation, parts: list[Piece], copy: bool) -> Tensor:
         same_as = _whole_read(parts[0], t)
         if same_as is not None:
             return same_as
+    if len(parts) == 1 and gathers:
+        composed = _composed(parts[0], t, name, gathers)
+        if composed is not None:
+            return composed
     readers: list[Reader] = []
     for n, part in enumerate(parts):
         if part.stage is not None:
@@ -144,6 +162,27 @@ def _whole_read(part: Piece, t: Tensor) -> Tensor | None:
             all(_same_size(a, b) for a, b in zip(e.tensor.shape, t.shape)):
         return e.tensor
     return None
+
+
+def _composed(part: Piece, t: Tensor, name: str, gathers: dict[int, Piece]) -> Tensor | None:
+    """t's adjoint when `part` is one read of a gather stage G at t's axes shifted by
+    constants, G[i + c] (a crop), and G has no other reader: sum_r body(i + c, r) over t's
+    axes directly. (A reshape's read, G[i // 16, ...], stays a read: the sum is better
+    made over G's own axes.)"""
+    axes = tuple(IterVar(f"i{d}", Const(0, dtypes.INDEX), s, "data") for d, s in
+                 enumerate(t.shape))
+    e = part.at(axes)
+    if not (isinstance(e, Load) and id(e.tensor.op) in gathers and e.dtype == t.dtype and
+            len(e.indices) == len(axes) and
+            all(dtypes.is_int(i.dtype) and parse(i).without(a).is_const and
+                parse(i).coefficient(a) == 1 for i, a in zip(e.indices, axes))):
+        return None
+    gather = gathers.pop(id(e.tensor.op))       # one reader: made once
+
+    def total(*indices):
+        return gather.reduce_at(part.at(indices).indices)
+
+    return named_compute(t.shape, total, axis_names(t), name)
 
 
 def _repeated(parts: list[Piece], part: Piece) -> bool:

@@ -28,6 +28,13 @@ def cnn():
     return digits.Trainer(train_cnn.model(), batch=64, how="default")
 
 
+@pytest.fixture(scope="module")
+def cnn_plain():
+    """The benchmark's CNN kernels: examples/schedules.py's rules (register tiles of the
+    convolutions and of the filter gradients, rfactor, cache_write), at a smaller batch."""
+    return digits.Trainer(train_cnn.model(), batch=64, how="plain")
+
+
 def _trains(trainer, image_shape, epochs, lr, reach):
     data = digits.load(image_shape)
     history = digits.train(trainer, data, epochs=epochs, lr=lr, log=None)
@@ -46,12 +53,13 @@ def test_cnn_learns_the_digits(cnn):
     _trains(cnn, train_cnn.IMAGE, epochs=3, lr=0.1, reach=0.80)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "cnn_plain"])
 def test_step_matches_numpy_by_hand(kind, request):
     """On one batch: the loss and every gradient of the tdsl step kernel equal the NumPy
     chain rule (in float64; the kernels run in float32), and the sgd kernel writes
     p - lr * dp."""
     trainer = request.getfixturevalue(kind)
+    kind = kind.removesuffix("_plain")
     grads_fn = {"mlp": training_peers.mlp_grads, "cnn": training_peers.cnn_grads}[kind]
     rng = np.random.default_rng(5)
     shape = {"mlp": (64,), "cnn": train_cnn.IMAGE}[kind]
