@@ -162,5 +162,28 @@ def innermost_stride_ok(op: ComputeOp) -> bool:
     return True
 
 
+def blocked_index(indices, axes) -> tuple[int, int] | None:
+    """(position, L) when `indices` read a blocked layout at `axes`:
+    `(a0, .., a_p // L, .., a_last, a_p % L)`, each other index its own axis (a
+    convolution computed in blocks of L output channels, read back in NCHW); else None."""
+    from ..lang.expr import BinOp, Const
+    if len(indices) != len(axes) + 1:
+        return None
+    last = indices[-1]
+    if not (isinstance(last, BinOp) and last.op == "mod" and isinstance(last.a, IterVar) and
+            isinstance(last.b, Const)):
+        return None
+    split, block, position = last.a, last.b.value, None
+    for k, (i, a) in enumerate(zip(indices[:-1], axes)):
+        if a is split:
+            if not (isinstance(i, BinOp) and i.op == "floordiv" and i.a is split and
+                    isinstance(i.b, Const) and i.b.value == block):
+                return None
+            position = k
+        elif i is not a:
+            return None
+    return None if position is None else (position, block)
+
+
 def is_load_of(e: Expr, op: Operation) -> bool:
     return isinstance(e, Load) and e.tensor.op is op

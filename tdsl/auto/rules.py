@@ -133,9 +133,15 @@ class _CpuRules(TileRules, _Rules):
                     len(op.axis) < 2:
                 continue
             host = self._epilogue_host(op)
-            if host is None or not self.choose(op, "epilogue_in_tile", (True, False), True):
+            blocked = self._blocked_host(op) if host is None and info.kind == "reuse" \
+                else None
+            if (host is None and blocked is None) or \
+                    not self.choose(op, "epilogue_in_tile", (True, False), True):
                 continue
-            if info.kind == "reduction":
+            if blocked is not None:
+                host = blocked[0]
+                done = self.attempt(self._blocked_tile, op, info, *blocked)
+            elif info.kind == "reduction":
                 done = self.attempt(self._column_reduction, op, host)
             else:
                 done = (info.dot_axis is not None and

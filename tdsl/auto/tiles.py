@@ -15,7 +15,7 @@ from ..errors import ScheduleError
 from ..examples import register_tile_shape
 from ..lang.expr import Const
 from ..lang.tensor import UpdateOp
-from .analysis import StageInfo
+from .analysis import StageInfo, blocked_index
 
 
 class NotApplicable(ScheduleError):
@@ -52,6 +52,76 @@ class TileRules:
             if reader in self.placed or self.infos[reader].kind != "injective":
                 return None
             return reader
+
+    def _blocked_host(self, op):
+        """(host, position, L) for a convolution computed in blocks of L output channels
+        (graph/layout.py: `blk[n, fo, y, x, fi]`) whose one reader is its NCHW view
+        `blk[n, f // L, y, x, f % L]`, followed by the chain of stages of its epilogue
+        read at their own index (bias, residual add, relu, inlined); the host is the
+        last of them, the stage that writes the output. None otherwise."""
+        info = self.infos[op]
+        if len(info.readers) != 1 or op in self.outputs:
+            return None
+        view = info.readers[0]
+        at = info.reads_at.get(view, ())
+        if isinstance(view, UpdateOp) or len(at) != 1:
+            return None
+        found = blocked_index(at[0], list(view.axis))
+        if found is None or found[1] != op.axis[-1].extent.value:
+            return None
+        cur = view
+        while cur in self.inlined:
+            vi = self.infos[cur]
+            if len(vi.readers) != 1 or cur in self.outputs:
+                return None
+            reader = vi.readers[0]
+            at = vi.reads_at.get(reader, ())
+            if isinstance(reader, UpdateOp) or len(at) != 1 or \
+                    len(reader.axis) != len(view.axis) or \
+                    not all(_at_axis(i, a) for i, a in zip(at[0], reader.axis)) or \
+                    not all(_same_extent(a, b) for a, b in zip(reader.axis, view.axis)):
+                return None
+            cur = reader
+        if cur in self.placed or self.infos[cur].kind != "injective":
+            return None
+        return cur, found[0], found[1]
+
+    def _blocked_tile(self, op, info: StageInfo, host, position: int, block: int) -> None:
+        """The register tile of a convolution in channel blocks, at its epilogue: the
+        host's channels split by the block (a tile's channels are then one block, `fi`
+        vectorized) and its row into strips of pixels (unrolled); the block is computed
+        per (channel block, row, strip), over the whole reduction, and the host writes
+        the strip's pixels of each channel from it. A strip of 7 when the row is a
+        multiple of 7 and not of 6 (7, 14, 28, 56: no ragged last strip)."""
+        row, col = info.row_axis, info.col_axis
+        axes = list(op.axis)
+        k = next(i for i, a in enumerate(axes) if a is row)
+        if k == position or col is not axes[-1]:
+            raise NotApplicable("the tile's row is the channel block")
+        hs = self.stage(host)
+        haxes = list(host.axis)
+        channel, hrow = haxes[position], haxes[k]
+        width = hrow.extent.value if isinstance(hrow.extent, Const) else None
+        rows, _ = register_tile_shape(self.t)
+        if width is not None:
+            if width <= rows + 1:
+                rows = width
+            elif width % rows and width % (rows + 1) == 0:
+                rows = rows + 1
+        rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 7, 8, 12, 14), rows)
+        fo, fi = hs.split(channel, factor=block)
+        ro, ri = hs.split(hrow, factor=rows)
+        outer = [fo if a is channel else ro if a is hrow else a for a in haxes]
+        hs.reorder(*outer, fi, ri)
+        self._parallel_outer(hs, outer[:-1])
+        bs = self.stage(op)
+        bs.compute_at(hs, outer[-1])
+        others = [a for a in axes if a is not row and a is not col]
+        co, ci = bs.split(col, factor=self.lanes)
+        bs.reorder(*others, *op.reduce_axis, row, co, ci)
+        bs.unroll(row)
+        bs.unroll(co)
+        bs.vectorize(ci)
 
     def _column_reduction(self, op, host=None) -> None:
         """A reduction whose innermost data axis is contiguous: the reduction loops go

@@ -5,6 +5,8 @@ The pipeline, one step per module:
     check_graph        check.py     inputs, params, shapes: every mistake named
     distinct_names     rewrite.py   two `relu`s become relu and relu_1
     fold               fold.py      weight-only stages evaluated, batch_norm into conv
+    block_convolutions layout.py    convolutions in blocks of output channels, their
+                                    weights packed once
     partition          fuse.py      stages -> kernels (patterns.py, cost.py)
     _kernel            (here)       each kernel cut out as its own stage DAG, scheduled
                                     (td.apply_best from `log`, else td.auto_schedule),
@@ -36,7 +38,8 @@ from ..runtime.network import NetworkModule
 from ..runtime.signature import Signature
 from ..target import target as parse_target
 from .check import check_graph
-from .fold import Folded, fold
+from .fold import Folded, FoldResult, fold
+from .layout import block_convolutions
 from .fuse import Group, partition
 from .network import KernelInfo, Network, plan_from_json, plan_to_json
 from .patterns import work
@@ -73,7 +76,7 @@ def compile(model, inputs=None, params=None, target="c", *, name: str = "network
     found = _recall(key, start)
     if found is not None:
         return found
-    outputs, params, folding, parts = _fuse(outputs, inputs, params)
+    outputs, params, folding, parts = _fuse(outputs, inputs, params, t)
     kernels = _kernels(name, parts.groups, t, log)
     record = _assemble(name, kernels, inputs, outputs, params, folding.folded,
                        [str(c) for c in parts.choices], t)
@@ -81,13 +84,17 @@ def compile(model, inputs=None, params=None, target="c", *, name: str = "network
     return _network(record, time.perf_counter() - start, cached=False)
 
 
-def _fuse(outputs, inputs, params):
-    """Names apart, weights folded, stages partitioned into kernels."""
+def _fuse(outputs, inputs, params, target):
+    """Names apart, weights folded, convolutions' weights in channel blocks, stages
+    partitioned into kernels."""
     renamed = distinct_names(outputs, keep=inputs)
     outputs = [renamed[o] for o in outputs]
     params = {renamed[p]: v for p, v in params.items() if p in renamed}
     folding = fold(outputs, params)
-    outputs, params = list(folding.outputs), folding.params
+    folded = list(folding.folded)
+    outputs, params = block_convolutions(list(folding.outputs), folding.params, folded,
+                                         target)
+    folding = FoldResult(tuple(outputs), params, tuple(folded))
     return outputs, params, folding, partition(outputs, topo_order(outputs))
 
 
@@ -101,7 +108,8 @@ class Task:
     work: int                        # points of its iteration domains
 
 
-def tasks(outputs, inputs, params=None, *, name: str = "network") -> list[Task]:
+def tasks(outputs, inputs, params=None, *, name: str = "network",
+          target="c") -> list[Task]:
     """The kernels `td.compile` would build for this network, cut out and ready to tune;
     a log with their records makes `td.compile(..., log=log)` use the tuned schedules.
 
@@ -110,7 +118,7 @@ def tasks(outputs, inputs, params=None, *, name: str = "network") -> list[Task]:
     >>> net = td.compile([y], inputs=[x], params=params, log="net.jsonl")
     """
     outputs, inputs, params = check_graph(outputs, inputs, params)
-    outputs, params, _, parts = _fuse(outputs, inputs, params)
+    outputs, params, _, parts = _fuse(outputs, inputs, params, parse_target(target))
     taken: set[str] = set()
     found = []
     for g in parts.groups:

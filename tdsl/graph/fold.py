@@ -34,13 +34,15 @@ from .rewrite import consumers, rebuild
 class Folded:
     """One folding: what was computed at compile time and what it became."""
 
-    what: str            # "constant" | "batch_norm"
+    what: str            # "constant" | "batch_norm" | "layout" (graph/layout.py)
     stages: tuple[str, ...]
     into: str
 
     def __str__(self) -> str:
         if self.what == "batch_norm":
             return f"batch_norm {self.stages[0]} folded into {self.into} (weights and bias)"
+        if self.what == "layout":
+            return f"{self.stages[0]} computed with {self.into}"
         return f"{', '.join(self.stages)} evaluated at compile time -> {self.into}"
 
 

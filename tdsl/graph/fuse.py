@@ -2,7 +2,8 @@
 FuseOps and XLA, with SystemML's recompute-or-materialize choice where they conflict.
 
 1. Epilogues (XLA's output fusion): a conv/dense/matmul (`out_fusable`) takes the chain
-   of elementwise and broadcast stages after it, as long as each link has one reader.
+   of elementwise and broadcast stages after it, as long as each link has one reader
+   (a convolution computed in channel blocks, layout.py, first its view in NCHW).
 2. Producers, consumers first: a stage whose readers all lie in one kernel joins it if
    its pattern allows (injective chains into any consumer, elementwise prologues into
    reductions, reductions into kernels without a conv/dense); a cheap injective stage
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from ..errors import TdslError
 from ..lang.tensor import Operation, PlaceholderOp, Tensor
 from .cost import Choice, recompute_or_materialize
-from .patterns import Pattern, pattern
+from .patterns import Pattern, blocked_view, pattern
 from .rewrite import consumers
 
 MAX_STAGES = 256          # TVM's limit on a fused group
@@ -71,7 +72,8 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
         g, cur = start(op), op
         while id(cur) not in outs and len(readers[cur]) == 1:
             nxt = readers[cur][0]
-            if nxt in member or pat[nxt] > Pattern.BROADCAST:
+            if nxt in member or (pat[nxt] > Pattern.BROADCAST and
+                                 blocked_view(nxt) is not cur):
                 break
             join(nxt, g)
             cur = nxt

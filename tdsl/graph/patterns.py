@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from ..auto.analysis import analyze
+from ..auto.analysis import analyze, blocked_index
 from ..lang.expr import Const, IterVar, Load, Reduce
 from ..lang.tensor import ComputeOp, Operation, PlaceholderOp
 from ..lang.visit import loads, walk
@@ -99,6 +99,16 @@ def _data_dependent(ld: Load) -> bool:
     return any(isinstance(n, Load) for i in ld.indices for n in walk(i))
 
 
+def blocked_view(op: Operation):
+    """The operation `op` views in blocks, for `out[n, f, y, x] = blk[n, f // L, y, x, f % L]`
+    (a convolution computed in blocks of L channels, graph/layout.py), else None: the
+    view belongs to the convolution's epilogue."""
+    if not isinstance(op, ComputeOp) or not isinstance(op.body, Load) or \
+            blocked_index(op.body.indices, list(op.axis)) is None:
+        return None
+    return op.body.tensor.op
+
+
 def work(op: Operation) -> int:
     """Points of the stage's iteration domain (data axes x reduction axes) at constant
     sizes: the count isl gives for a rectangular domain, the unit of the cost model."""
@@ -111,4 +121,4 @@ def work(op: Operation) -> int:
     return count
 
 
-__all__ = ["Pattern", "pattern", "work"]
+__all__ = ["Pattern", "pattern", "work", "blocked_view"]
