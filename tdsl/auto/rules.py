@@ -325,7 +325,14 @@ class _CpuRules(TileRules, _Rules):
             self._vector_inner(stage, inner)
             return
         self._vector_inner(stage, op.axis[-1])
-        self._parallel_outer(stage, list(op.axis[:-1]))
+        outer = list(op.axis[:-1])
+        # the grain of the threads' work: every row a task (the default), or strips of
+        # rows (a hand schedule's `split(i, 16)` + `parallel`: fewer, longer streams)
+        rows = self.choose(op, "rows_per_task", (1, 4, 16, 64), 1)
+        if rows > 1:
+            strip, _ = stage.split(outer[0], factor=rows)
+            outer = [strip]
+        self._parallel_outer(stage, outer)
 
     # -- helpers -------------------------------------------------------------------
     def _vector_inner(self, stage, axis) -> None:

@@ -375,3 +375,27 @@ def test_register_tile_order_is_a_knob(order):
         c = np.empty((shape[0], shape[2]), np.float32)
         mod(a, b, c)
         np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows", [1, 4, 16])
+def test_elementwise_rows_per_task_is_a_knob(rows):
+    """The threads' grain of an elementwise stage: a row per task by default, strips of
+    rows as a knob; every choice computes the same result at ragged symbolic sizes."""
+    from tdsl.auto.knobs import Knobs
+    from tdsl.auto.rules import apply_rules
+    n, m = td.var("n"), td.var("m")
+    a = td.placeholder((n, m), name="a")
+    b = td.placeholder((n, m), name="b")
+    y = td.compute((n, m), lambda i, j: td.maximum(a[i, j] * b[i, j] + 1.0, 0.0), name="y")
+    knobs = Knobs({"y.rows_per_task": rows})
+    s = apply_rules(y, None, knobs)
+    assert not knobs.refused and knobs.space["y.rows_per_task"] == ((1, 4, 16, 64), 1)
+    text = "\n".join(s.history)
+    assert (f"s[y].split(i, factor={rows})" in text) == (rows > 1)
+    mod = td.build(s, [a, b, y])
+    rng = np.random.default_rng(rows)
+    for shape in [(37, 29), (3, 70)]:
+        av, bv = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+        got = np.empty(shape, np.float32)
+        mod(av, bv, got)
+        np.testing.assert_allclose(got, np.maximum(av * bv + 1.0, 0.0), rtol=1e-5, atol=1e-6)
