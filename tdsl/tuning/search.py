@@ -185,13 +185,14 @@ class _Tuner:
                 self.tried.add(ck)
                 self._refuse(candidate, "; ".join(candidate.refused))
                 continue
-            if not candidate.features:
-                candidate.features = self._features(candidate)
             (default if not config else fresh).append(candidate)
         rest = fresh
         if not rest and not default:
             return []
         if self.search == "evolutionary" and self.model.trained and rest:
+            for c in rest:                  # features: only where the model ranks them
+                if not c.features:
+                    c.features = self._features(c)
             scores = self.model.predict([c.features for c in rest])
             ranked = [rest[k] for k in np.argsort(-scores, kind="stable")]
             explore = int(round(EXPLORE * want))
@@ -204,6 +205,8 @@ class _Tuner:
         batch = (default + chosen)[:want]
         for c in batch:                 # the others may be proposed again in a later round
             self.tried.add(c.config_key)
+            if not c.features:          # what the model learns from, once measured
+                c.features = self._features(c)
         return batch
 
     def _features(self, candidate: Candidate) -> dict:
