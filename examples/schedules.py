@@ -1,9 +1,9 @@
 """A plain schedule for small training kernels, written by hand as a few rules.
 
 td.auto_schedule targets large kernels (register tiles of 6 x 16, packed panels, lanes of
-16): on the digits CNN's training step, whose tensors are 8 x 8 images, it took minutes
-to schedule and gave a slower kernel than the default loops, because its tiles do not fit
-axes of extent 3 or 8. This schedule applies these rules per stage, each a public
+16): on the digits CNN's training step, whose tensors are 8 x 8 images, it gave a slower
+kernel than the default loops (and took minutes to schedule, seconds since it proves the
+whole schedule once), because its tiles do not fit axes of extent 3 or 8. This schedule applies these rules per stage, each a public
 primitive, proven legal by isl like any other:
 
 1. a reduction whose last data axis is short (a 3 x 3 filter's gradient, a bias

@@ -29,8 +29,9 @@ splits; ragged tiles are separated by the code generator).
 from __future__ import annotations
 
 from ..errors import ScheduleError
-from ..lang.expr import Const
+from ..lang.expr import BinOp, Call, Cast, Const, Load, Reduce, Select, UnaryOp
 from ..lang.graph import as_tensor_list
+from ..lang.visit import children
 from ..lang.tensor import ComputeOp, UpdateOp
 from ..schedule import create_schedule
 from ..target import target as parse_target
@@ -40,6 +41,24 @@ from .tiles import NotApplicable as _NotApplicable
 from .tiles import TileRules, _without
 
 REDUCTIONS = ("reuse", "row", "reduction")
+
+# The grain of a parallel loop (TVM and Halide's autoschedulers parallelize only loops
+# with enough work per task; ONNX Runtime sizes a loop's team with Eigen's cost model,
+# one thread below ~100,000 cycles of work): a loop nest runs on the threads only when it
+# does at least this much work (iterations x operations per iteration, `nest_work`),
+# since a parallel region costs a wake-up and a barrier whatever it holds. Measured on a
+# shared 2-core Zen 3 (AMD EPYC, AVX2; 2026-12-02), GOMP_SPINCOUNT=5000 (the runtime's
+# default): a parallel region of a small kernel costs 2-3 us more than serial code when
+# the other core is free, ~300 us when another process holds it (the region waits for
+# its time slice; load average 3 on 2 cores); the rules' vector tiles run 0.015-0.05 ns
+# per operation (the MLP training step at batch 64, 5.8M operations, in 0.07-0.11 ms on
+# one thread; naive loops 0.1-0.35 ns). A team of two pays when half the work exceeds the
+# region's cost: from ~250,000 operations on a free core to ~30M under load; 2^22 is near
+# their geometric middle, and measured best of 2^18, 2^20, 2^22 and no threshold
+# (benchmarks/training.py, same run, two threads: MLP step at batch 64 0.61 ms with every
+# nest parallel, 0.20, 0.17, 0.09 ms; at 256 0.60, 0.50, 0.51, 0.50 ms). The
+# `<stage>.parallel` knob lets td.tune overrule it where it is wrong.
+MIN_PARALLEL_WORK = 1 << 22
 
 
 def auto_schedule(outputs, target=None):
@@ -57,9 +76,14 @@ def apply_rules(outputs, target=None, knobs: Knobs | None = None, checked: bool 
     """The schedule the rules make for `outputs` with the choices of `knobs` (defaults
     where it names none); `knobs` records the space offered and isl's refusals.
 
-    Each rule is proven legal as a whole when it ends (`Schedule.deferred_checks`), and
-    undone alone if isl refuses it. `checked=False` proves the schedule once, at the end
-    (faster still): a refusal then refuses the whole schedule (recorded in
+    Every rule is first applied with the whole schedule proven once, at the end (one
+    isl analysis of the whole program: a check costs about as much as the program is
+    large, so a check per rule made a training step of ~40 stages take minutes); if isl
+    refuses that schedule, the rules run again from the start, each proven legal when it
+    ends (`Schedule.deferred_checks`) and undone alone if isl refuses it. Either way the
+    schedule returned is proven legal. `checked=False` proves the schedule once, at the
+    end, with no second attempt (the rules still ask isl at once where they have a
+    fallback, `_parallel_outer`): a refusal then refuses the whole schedule (recorded in
     `knobs.refused`; the schedule returned has no primitives)."""
     outputs = as_tensor_list(outputs, "outputs")
     t = parse_target(target)
@@ -67,26 +91,85 @@ def apply_rules(outputs, target=None, knobs: Knobs | None = None, checked: bool 
     order = list(s.data.order)
     infos = analyze(order, [o.op for o in outputs])
     knobs = knobs if knobs is not None else Knobs()
-    rules = _GpuRules(s, t, infos, outputs, knobs) if t.kind == "cuda" else \
-        _CpuRules(s, t, infos, outputs, knobs)
-    if checked:
-        rules.run()
+
+    def rules(speculative: bool) -> _Rules:
+        kind = _GpuRules if t.kind == "cuda" else _CpuRules
+        return kind(s, t, infos, outputs, knobs, speculative)
+
+    if not checked:
+        try:
+            with s.deferred_checks():
+                rules(speculative=False).run()
+        except ScheduleError as exc:
+            knobs.refused.append(f"the whole schedule: {exc}")
         return s
+    saved = (dict(knobs.space), dict(knobs.chosen), list(knobs.refused))
     try:
         with s.deferred_checks():
-            rules.run()
-    except ScheduleError as exc:
-        knobs.refused.append(f"the whole schedule: {exc}")
+            rules(speculative=True).run()
+        return s
+    except ScheduleError:
+        pass                # deferred_checks restored the schedule the rules started from
+    knobs.space, knobs.chosen, knobs.refused = saved
+    rules(speculative=False).run()
     return s
 
 
 class _Rules:
-    def __init__(self, s, t, infos: dict, outputs, knobs: Knobs):
+    def __init__(self, s, t, infos: dict, outputs, knobs: Knobs, speculative: bool = False):
         self.s, self.t, self.infos, self.knobs = s, t, infos, knobs
+        # inside one proof of the whole schedule (`apply_rules`): no rule needs an answer
+        # from isl at once, a refusal anywhere runs every rule again one by one
+        self.speculative = speculative
         self.outputs = {o.op for o in outputs}
         self.lanes = t.lanes("float32") if t.kind == "c" else 32
         self.placed: set = set()              # ops already given a place (inline / at)
         self.inlined: set = set()
+        self.inside: dict = {}                # op -> ops a rule computes in its loops
+
+    def nest_work(self, op) -> int | None:
+        """The work of `op`'s loop nest: its iterations times its operations per
+        iteration (inlined producers' included), plus the same for the ops a rule
+        computes inside its loops (`self.inside`: an epilogue's reduction, a row
+        pipeline's producers); None when a size is unknown at schedule time."""
+        total = 0
+        for one in (op, *self.inside.get(op, ())):
+            if not isinstance(one, ComputeOp):
+                return None
+            count = 1
+            for axis in (*one.axis, *one.reduce_axis):
+                if not isinstance(axis.extent, Const):
+                    return None
+                count *= int(axis.extent.value)
+            total += count * self._operations(one)
+        return total
+
+    def _operations(self, op) -> int:
+        """Operations per iteration of `op`: arithmetic, calls, selects and loads of its
+        value (index arithmetic excluded), an inlined producer's own where it is read;
+        a reduction's combine is one more."""
+        body = op.body
+        count = 1 if isinstance(body, Reduce) else 0
+        stack = [body.body if isinstance(body, Reduce) else body]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, Load):
+                producer = e.tensor.op
+                count += self._operations(producer) if producer in self.inlined else 1
+            elif isinstance(e, (BinOp, UnaryOp, Call, Cast, Select)):
+                count += 1
+                stack.extend(children(e))
+        return max(count, 1)
+
+    def threads_pay(self, stage) -> bool:
+        """The `<stage>.parallel` knob: run `stage`'s outer loops on the threads? By
+        default yes when its nest's work (`nest_work`) reaches MIN_PARALLEL_WORK or is
+        unknown at schedule time (symbolic sizes keep their parallel loops)."""
+        key = self.s.data.key_of(stage.op)
+        op = key if key in self.infos else stage.op
+        work = self.nest_work(op)
+        return self.choose(op, "parallel", (True, False),
+                           work is None or work >= MIN_PARALLEL_WORK)
 
     def attempt(self, rule, *args) -> bool:
         """Apply `rule` as one transaction: all of it, or (if isl refuses a step) none."""
@@ -140,6 +223,8 @@ class _CpuRules(TileRules, _Rules):
                 continue
             if blocked is not None:
                 host = blocked[0]
+            self.inside[host] = [op]                # for `threads_pay`
+            if blocked is not None:
                 done = self.attempt(self._blocked_tile, op, info, *blocked)
             elif info.kind == "reduction":
                 done = self.attempt(self._column_reduction, op, host)
@@ -149,6 +234,8 @@ class _CpuRules(TileRules, _Rules):
                     self.attempt(self._register_tile, op, info, host)
             if done:
                 self.placed.update((op, host))
+            else:
+                del self.inside[host]
         for op in self.consumers_first():
             if op not in self.placed:
                 info = self.infos[op]
@@ -223,7 +310,9 @@ class _CpuRules(TileRules, _Rules):
         else:
             row = out.axis[0]
             self._vector_inner(stage, out.axis[-1])
-        stage.parallel(row)
+        self.inside[out] = local
+        if self.threads_pay(stage):
+            stage.parallel(row)
         # factor first (a factored stage starts at the root), then place consumers first:
         # each reduction, then its partial results, then what they read
         placing = []
@@ -286,6 +375,7 @@ class _CpuRules(TileRules, _Rules):
         cols = self.choose(out, "tile_vectors", (16, 32, 64, 128), 64)
         yo, xo, yi, xi = stage.tile(y, x, rows, cols * self.lanes)
         stage.vectorize(xi)
+        self.inside[out] = producers
         self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, yi, xi))
         for op in producers:
             self.stage(op).compute_at(stage, xo)
@@ -321,7 +411,8 @@ class _CpuRules(TileRules, _Rules):
         if len(op.axis) == 1:
             vectors = self.choose(op, "chunk_vectors", (16, 64, 256), 64)
             outer, inner = stage.split(op.axis[0], factor=vectors * self.lanes)
-            stage.parallel(outer)
+            if self.threads_pay(stage):
+                stage.parallel(outer)
             self._vector_inner(stage, inner)
             return
         self._vector_inner(stage, op.axis[-1])
@@ -346,16 +437,20 @@ class _CpuRules(TileRules, _Rules):
 
     def _parallel_outer(self, stage, loops: list):
         """Parallelize the outer loops: fused into one when their extents allow (enough
-        work for every thread), else the outermost. Returns the loop that runs last among
-        them (for compute_at)."""
+        work for every thread), else the outermost; none when the nest has too little
+        work to pay for waking the threads (`threads_pay`). Returns the loop that runs
+        last among them (for compute_at)."""
         if not loops:
             return None
+        if not self.threads_pay(stage):
+            return loops[-1]
         if len(loops) > 1 and self.choose(stage.op, "fuse_parallel", (True, False), True):
             token = self.s.checkpoint()
             try:
                 fused = stage.fuse(*loops)
                 stage.parallel(fused)
-                self.s.check()                  # now, so that the fallback below can run
+                if not self.speculative:
+                    self.s.check()              # now, so that the fallback below can run
                 return fused
             except ScheduleError:
                 self.s.restore(token)

@@ -62,7 +62,12 @@ def compute_dependences(model) -> list[Dependence]:
 
 
 def _compute(model, writes: dict, reads: dict) -> list[Dependence]:
-    before = model.reference.lex_lt_union_map(model.reference)
+    # The reference order is compared only between the statements of a pair that share
+    # an array, one pair at a time: `lex_lt_union_map` of the whole reference relates
+    # every statement to every other (57 statements of a CNN's training step: 3,249
+    # pairs, 1 s of each check), while a pair that shares an array is a handful.
+    refs = {m.get_tuple_name(isl.dim_type.in_): m for m in maps_of(model.reference)}
+    before: dict[tuple[str, str], isl.Map] = {}
     deps: list[Dependence] = []
     for array, w in writes.items():
         r = reads.get(array)
@@ -70,12 +75,14 @@ def _compute(model, writes: dict, reads: dict) -> list[Dependence]:
         if r is not None:
             pairs += [("RAW", w.apply_range(r.reverse())), ("WAR", r.apply_range(w.reverse()))]
         for kind, relation in pairs:
-            relation = relation.intersect(before)
             for m in maps_of(relation):
-                if m.is_empty():
-                    continue
                 src = m.get_tuple_name(isl.dim_type.in_)
                 dst = m.get_tuple_name(isl.dim_type.out)
+                if (src, dst) not in before:
+                    before[src, dst] = refs[src].lex_lt_map(refs[dst])
+                m = m.intersect(before[src, dst])
+                if m.is_empty():
+                    continue
                 stmt = model.stmts[src].stmt
                 reduction = src == dst and stmt.reduction and stmt.target.name == array
                 deps.append(Dependence(kind, array, src, dst, m.coalesce(), reduction))

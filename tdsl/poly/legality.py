@@ -106,12 +106,34 @@ def _carried_in_time(model, loop) -> isl.Map:
 
 
 def _carries_any(model, deps, loop) -> bool:
-    differ = _carried_in_time(model, loop)
-    for part in in_time(model, deps):
-        if part is not None and not part.intersect(
-                differ.align_params(part.get_space())).is_empty():
+    """Does `loop` carry any dependence? Only those between two statements under it can
+    be carried (the others differ from it in a sibling position), so only they are
+    mapped to time and tested, one at a time: a parallel loop of one stage of a large
+    program is not tested against every dependence of the program."""
+    inside = {sm.name for sm in model.statements_under(loop)}
+    differ = None
+    for dep in deps:
+        if dep.source not in inside or dep.sink not in inside:
+            continue
+        timed = _dep_in_time(model, dep)
+        if differ is None:
+            differ = _carried_in_time(model, loop).align_params(timed.get_space())
+        if not timed.intersect(differ).is_empty():
             return True
     return False
+
+
+def _dep_in_time(model, dep: Dependence) -> isl.Map:
+    """`dep`'s relation between time vectors (cached on the model)."""
+    if not hasattr(model, "_dep_time"):
+        model._dep_time = {}
+        model._stmt_time = {m.get_tuple_name(isl.dim_type.in_): m for m in maps_of(model.time)}
+    timed = model._dep_time.get(id(dep))
+    if timed is None:
+        timed = dep.relation.apply_domain(model._stmt_time[dep.source]) \
+            .apply_range(model._stmt_time[dep.sink])
+        model._dep_time[id(dep)] = timed
+    return timed
 
 
 def carried_relations(model, deps: list[Dependence], loop) -> list[tuple[Dependence, isl.Map]]:

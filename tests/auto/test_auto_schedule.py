@@ -34,7 +34,9 @@ def test_auto_schedule_of_every_schedule_test_program(name):
 @pytest.mark.parametrize("target", ["c -mcpu=x86-64-v3", "c -mcpu=x86-64-v4"],
                          ids=["avx2", "avx512"])
 @pytest.mark.parametrize("n,m,l", [(64, 96, 32), (37, 50, 19)], ids=["dividing", "ragged"])
-def test_matmul_gets_a_register_tile(n, m, l, target):
+def test_matmul_gets_a_register_tile(n, m, l, target, monkeypatch):
+    from tdsl.auto import rules
+    monkeypatch.setattr(rules, "MIN_PARALLEL_WORK", 0)   # threads at any size (grain rule)
     A = td.placeholder((n, l), name="A")
     B = td.placeholder((l, m), name="B")
     k = td.reduce_axis(l, name="k")
@@ -248,12 +250,14 @@ def test_conv_epilogue_is_computed_in_the_register_tile(stride, size):
         np.testing.assert_allclose(got, np.maximum(want + arrays[3], 0), rtol=1e-4, atol=1e-4)
 
 
-def test_depthwise_conv_is_a_column_reduction():
+def test_depthwise_conv_is_a_column_reduction(monkeypatch):
     """A window sliding with the output (`x[.., xx + rx]`) is not a row reduction: the
     output's columns are the vectors, the 3 x 3 window loops outside them, and the
     output's other loops run in parallel (not factored into lanes of a 3-wide axis)."""
     from tdsl import nn
+    from tdsl.auto import rules
     from tdsl.auto.analysis import analyze
+    monkeypatch.setattr(rules, "MIN_PARALLEL_WORK", 0)   # threads at any size (grain rule)
     x = td.placeholder((1, 8, 12, 19), name="x")
     w = td.placeholder((8, 1, 3, 3), name="w")
     y = nn.conv2d(x, w, padding=1, groups=8)
