@@ -13,6 +13,7 @@ import numpy as np
 
 import tdsl as td
 
+from ..schedules._common import packed_panels
 from .common import Pair, Target, hl, hvars, image, random_inputs
 
 # (rows, vectors per row) of each GEMM pair's register tile, per target
@@ -31,13 +32,7 @@ def _gemm_tdsl(t: Target, sz: dict, tile: str, pack: bool, fused: bool):
     B = td.placeholder((l, m), name="B")
     k = td.reduce_axis(l, name="k")
     if pack:                      # panels Bp[j // cols, k, j % cols], zero past the edge
-        panels = -(-m // cols)
-        if m % cols:
-            Bp = td.compute((panels, l, cols), lambda jo, kk, ji: td.select(
-                jo * cols + ji < m, B[kk, jo * cols + ji], 0.0), name="Bp")
-        else:
-            Bp = td.compute((panels, l, cols), lambda jo, kk, ji: B[kk, jo * cols + ji],
-                            name="Bp")
+        Bp = packed_panels(B, cols)
         C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * Bp[j // cols, k, j % cols],
                                                    axis=k), name="C")
     else:

@@ -19,6 +19,18 @@ def prepare_kernel(schedule, args, inputs: list[np.ndarray], out_shape) -> tuple
     return run, (lambda: out), compile_s
 
 
+def packed_panels(B, cols: int, name: str = "Bp"):
+    """B (l, m) re-laid out as column panels `Bp[j // cols, k, j % cols]`, each panel's
+    rows contiguous; where cols does not divide m the last panel is zero past the edge
+    (TVM's packedB). W1's schedules and the parity GEMM pairs read their B through it."""
+    l, m = (d.value for d in B.shape)
+    panels = -(-m // cols)
+    if m % cols:
+        return td.compute((panels, l, cols), lambda jo, kk, ji: td.select(
+            jo * cols + ji < m, B[kk, jo * cols + ji], 0.0), name=name)
+    return td.compute((panels, l, cols), lambda jo, kk, ji: B[kk, jo * cols + ji], name=name)
+
+
 def reduce_in_lanes(s, red, lanes: int):
     """Factor the row reduction `red` into `lanes` partial results (rfactor): the partial
     stage runs over the row with its lanes innermost and vectorized, so they stay in

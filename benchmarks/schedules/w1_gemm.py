@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tdsl as td
 
-from ._common import prepare_kernel
+from ._common import packed_panels, prepare_kernel
 
 def gemm(n: int, m: int, l: int, tile_i: int, tile_j: int, pack: bool = True):
     """(schedule, args) of C = A @ B for A (n, l), B (l, m). Where tile_j does not divide
@@ -21,13 +21,7 @@ def gemm(n: int, m: int, l: int, tile_i: int, tile_j: int, pack: bool = True):
     B = td.placeholder((l, m), name="B")
     k = td.reduce_axis(l, name="k")
     if pack:
-        panels = -(-m // tile_j)
-        if m % tile_j:
-            Bp = td.compute((panels, l, tile_j), lambda jo, kk, ji: td.select(
-                jo * tile_j + ji < m, B[kk, jo * tile_j + ji], 0.0), name="Bp")
-        else:
-            Bp = td.compute((panels, l, tile_j), lambda jo, kk, ji: B[kk, jo * tile_j + ji],
-                            name="Bp")
+        Bp = packed_panels(B, tile_j)
         C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * Bp[j // tile_j, k, j % tile_j],
                                                    axis=k), name="C")
     else:

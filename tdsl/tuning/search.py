@@ -11,6 +11,7 @@ it arrives; a log that already holds candidates of this workload is resumed.
 
 from __future__ import annotations
 
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -213,7 +214,6 @@ class _Tuner:
         found = features(candidate, self.workload.sizes)
         if self.count_with_isl is False or self.search != "evolutionary":
             return found
-        import time
         start = time.perf_counter()
         try:
             found.update(isl_features(candidate.schedule, self.workload.args,
