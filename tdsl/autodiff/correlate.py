@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from ..lang import dtypes
 from ..lang.expr import BinOp, Cast, Const, Expr, IterVar, Load, UnaryOp, all_of, select
 from ..lang.tensor import Tensor
-from ..lang.visit import free_vars, same, substitute, transform, walk
+from ..lang.visit import free_vars, substitute, transform, walk
 from .affine import Form, axis_bounds, parse, provably_nonneg
 from .stages import axis_names, fresh_reduce_axis, named_compute
 

@@ -22,6 +22,20 @@ import islpy as isl
 from ..errors import ScheduleError
 
 
+@contextmanager
+def operation_budget(ctx: isl.Context, operations: int):
+    """Inside the block, isl may take at most `operations` (its own unit of work) before
+    its calls raise `isl.Error`; for questions whose answer is optional, or whose
+    exact answer can take hours for a few pathological sets."""
+    ctx.reset_operations()
+    ctx.set_max_operations(operations)
+    try:
+        yield
+    finally:
+        ctx.set_max_operations(0)
+        ctx.reset_operations()
+
+
 def max_val(pa: isl.PwAff) -> isl.Val:
     """The largest value of `pa` over its domain (and parameters): an integer, or
     infinity when there is no constant bound, NaN when the domain is empty.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import islpy as isl
 
 from . import coverage
-from .bounds import max_val
+from .bounds import max_val, operation_budget
 from .model import Model, _map_from_affs, maps_of
 from .program import Loop, Statement, loops
 
@@ -227,6 +227,14 @@ def _isolate_all(model: Model, node: isl.ScheduleNode, marks: Marks,
     return node
 
 
+# isl operations the fullness of one loop may take: a few milliseconds for most loops, up
+# to ~20 s where the sets carry huge coefficients (one op is then bignum work). Separating full
+# tiles only makes code faster, and for some loops of a tile-local stage under a fused
+# loop (values like `j_c - floor(f/3) + 8 floor(f/24)`) isl's exact extent took hours:
+# the gradient of the digits CNN's second convolution, auto-scheduled at batch 64.
+ISOLATION_BUDGET = 200_000
+
+
 def _isolation_requests(model: Model) -> dict[int, isl.Map]:
     """Where to separate full tiles, by loop: `{id(loop): [outer loops] -> [loop]}`.
 
@@ -242,12 +250,16 @@ def _isolation_requests(model: Model) -> dict[int, isl.Map]:
     for loop, _ in loops(model.program.body):
         if loop.kind not in ISOLATED_KINDS:
             continue
-        found = _full_prefixes(model, loop)
-        if found is None:
-            continue
-        full, prefixes = found
+        try:
+            with operation_budget(model.ctx, ISOLATION_BUDGET):
+                found = _full_prefixes(model, loop)
+                if found is None:
+                    continue
+                full, prefixes = found
+                depth = _deepest_dependency(full, prefixes)
+        except isl.Error:
+            continue        # no split: the loop keeps its general bounds (correct, slower)
         path = (*model.loop_paths[id(loop)], loop)
-        depth = _deepest_dependency(full, prefixes)
         # In a GPU kernel the split stays on the loop itself: a loop bound to blocks or
         # threads is one launch or one thread region, and the backend sizes per-thread
         # storage from `min` bounds, which an if/else around the loop would hide.

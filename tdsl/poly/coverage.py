@@ -18,6 +18,7 @@ import math
 import islpy as isl
 
 from ..errors import ScheduleError
+from .bounds import operation_budget
 
 
 # isl operations one statement's check may take (about 5 s); a domain with `%` conditions
@@ -51,16 +52,11 @@ def lost(model, executed: dict[str, isl.Set]) -> list[str]:
 
 def _within_budget(want: isl.Set, got: isl.Set) -> bool | None:
     """want <= got, or None when isl needs more than CHECK_BUDGET operations to say."""
-    ctx = want.get_ctx()
-    ctx.reset_operations()
-    ctx.set_max_operations(CHECK_BUDGET)
     try:
-        return want.is_subset(got)
+        with operation_budget(want.get_ctx(), CHECK_BUDGET):
+            return want.is_subset(got)
     except isl.Error:
         return None
-    finally:
-        ctx.set_max_operations(0)
-        ctx.reset_operations()
 
 
 def partitioned(domain: isl.Set, n_outer: int, most: int = 64) -> isl.Set:

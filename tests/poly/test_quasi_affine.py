@@ -101,6 +101,32 @@ def test_isolation_of_fused_split_loops_symbolic(kind):
     check(*_fused_split((None, 5, 3), 4, (3, 4), 1, kind))
 
 
+def _ragged_register_tile():
+    A = td.placeholder((37, 11), name="A")
+    B = td.placeholder((11, 29), name="B")
+    k = td.reduce_axis((0, 11), name="k")
+    C = td.compute((37, 29), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
+    s = td.create_schedule(C)
+    io, jo, ii, ji = s[C].tile(*C.op.axis, 4, 8)
+    s[C].unroll(ii)
+    s[C].vectorize(ji)
+    return s, [A, B, C]
+
+
+def test_isolation_out_of_its_isl_budget_keeps_the_general_loop(monkeypatch, tmp_path):
+    """Separating full tiles is only for speed: where isl's exact extent of a loop would
+    take more than `ISOLATION_BUDGET` operations (hours, for a tile-local stage of the
+    digits CNN's weight gradient under a fused loop), the loop keeps its general bounds:
+    one version of the tile instead of full and partial ones, computing the same."""
+    from tdsl.poly import codegen
+    isolated = str(td.lower(*_ragged_register_tile())).count("for ")
+    monkeypatch.setattr(codegen, "ISOLATION_BUDGET", 1)
+    s, args = _ragged_register_tile()
+    assert str(td.lower(s, args)).count("for ") < isolated
+    monkeypatch.setenv("TDSL_CACHE_DIR", str(tmp_path))     # not the isolated library
+    check(s, args)
+
+
 @pytest.mark.parametrize("symbolic", [False, True], ids=["const", "sym"])
 def test_compute_at_floordiv_and_mod_indices(symbolic):
     n = td.var("n") if symbolic else 24
