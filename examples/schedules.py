@@ -3,8 +3,9 @@
 td.auto_schedule targets large kernels (register tiles of 6 x 16, packed panels, lanes of
 16): on the digits CNN's training step, whose tensors are 8 x 8 images, it gave a slower
 kernel than the default loops (and took minutes to schedule, seconds since it proves the
-whole schedule once), because its tiles do not fit axes of extent 3 or 8. This schedule applies these rules per stage, each a public
-primitive, proven legal by isl like any other:
+whole schedule once), because its tiles do not fit axes of extent 3 or 8. This schedule
+applies these rules per stage, each a public primitive, proven legal by isl like any
+other:
 
 1. a reduction whose last data axis is short (a 3 x 3 filter's gradient, a bias
    gradient) but whose last reduction axis spans whole vectors is factored (`rfactor`)
