@@ -1,2 +1,2 @@
 """Programs that use tdsl end to end: training networks on the digits data set
-(`python -m examples.train_mlp`, `python -m examples.train_cnn`)."""
+(`python examples/train_mlp.py`, `python examples/train_cnn.py`, or with `-m`)."""

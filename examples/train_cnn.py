@@ -1,6 +1,6 @@
 """Train a small convolutional network on the digits with tdsl kernels end to end.
 
-    python -m examples.train_cnn --epochs 20
+    python examples/train_cnn.py --epochs 20
 
 (1, 8, 8) image -> conv 3x3 (8 filters, padding 1) -> relu -> conv 3x3 (16 filters,
 padding 1) -> relu -> max pool 2x2 -> flatten (256) -> dense(10) -> softmax cross-entropy.
@@ -11,6 +11,7 @@ update are tdsl kernels compiled once (examples/digits.py: `Trainer`).
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 
 import numpy as np
@@ -18,7 +19,10 @@ import numpy as np
 import tdsl as td
 from tdsl import nn
 
-from . import digits
+if __package__ in (None, ""):          # run as a file: python examples/train_cnn.py
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from examples import digits  # noqa: E402
 
 IMAGE = (1, 8, 8)
 

@@ -1,6 +1,6 @@
 """Train a multilayer perceptron on the digits with tdsl kernels end to end.
 
-    python -m examples.train_mlp --epochs 30
+    python examples/train_mlp.py --epochs 30
 
 64 pixels -> dense(128) -> relu -> dense(10) -> softmax cross-entropy. The forward pass,
 the loss, the backward pass (td.grad) and the SGD update are tdsl kernels compiled once,
@@ -11,6 +11,7 @@ the loss, the held-out accuracy and the time per step after each epoch.
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 
 import numpy as np
@@ -18,7 +19,10 @@ import numpy as np
 import tdsl as td
 from tdsl import nn
 
-from . import digits
+if __package__ in (None, ""):          # run as a file: python examples/train_mlp.py
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from examples import digits  # noqa: E402
 
 HIDDEN = 128
 
