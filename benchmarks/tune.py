@@ -125,7 +125,7 @@ def _write(md: Path, rows, cpu: str, args) -> None:
              f"the workload in TE, from benchmarks/tuning/metaschedule.jsonl. Each curve is "
              f"in its own tuner's timing (MetaSchedule: its runner's mean of 3 runs of at "
              f"least 100 ms, caches flushed for GB/s workloads); 'minutes' is the whole "
-             f"tuning run (MetaSchedule's includes ~1-2 min of start-up: importing TVM's "
+             f"tuning run (MetaSchedule's includes ~1-3 min of start-up: importing TVM's "
              f"tensor intrinsics). run.py's tdsl:tuned and tvm:metaschedule rows time the "
              f"winners side by side.", ""]
     header = "| workload | search | " + " | ".join(f"N={n}" for n in CHECKPOINTS) + \

@@ -272,7 +272,9 @@ def versions() -> str:
 
 def _failure(wid: str, proc) -> str:
     lines = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
-    msg = " / ".join(lines[-4:])[-600:] or "no message"
+    # the lines that say what failed: an exception, TVM's segfault banner and native frames
+    key = [ln for ln in lines if "Error" in ln or "Segfault" in ln or "tvm::" in ln]
+    msg = " / ".join((key or lines)[-4:])[-600:] or "no message"
     if proc.returncode < 0:
         try:
             how = f"killed by {signal.Signals(-proc.returncode).name}"
