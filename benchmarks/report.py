@@ -140,6 +140,18 @@ def _text_block(title: str, head: list[str], rows: list[list[str]]) -> str:
 
 
 AUTO_HEAD = ["workload", "tdsl:auto", *AUTO_NAMES, "tdsl:auto vs best autoscheduler"]
+TUNER_NAMES = ("tvm:metaschedule",)     # searches with a trial budget, against tdsl:tuned
+TUNER_HEAD = ["tdsl:tuned", *TUNER_NAMES, "tdsl:tuned vs tvm:metaschedule"]
+
+
+def _has_tuner(results: dict) -> bool:
+    return any(n in recs for recs in results.values() for n in TUNER_NAMES)
+
+
+def auto_head(results: dict) -> list[str]:
+    """The columns of the automatic-schedules table: MetaSchedule's (and tdsl:tuned's)
+    only when a workload has a tvm:metaschedule row."""
+    return AUTO_HEAD + (TUNER_HEAD if _has_tuner(results) else [])
 
 
 def _perf_cell(rec: dict | None) -> str:
@@ -155,9 +167,9 @@ def auto_rows(results: dict) -> list[list[str]]:
     other: tdsl's td.auto_schedule ("tdsl:auto") and Halide's autoschedulers (perf), and
     the best autoscheduler's median / tdsl:auto's (>= 1.00: tdsl:auto is at least as
     fast)."""
-    rows = []
+    rows, tuner = [], _has_tuner(results)
     for wid, recs in results.items():
-        if not any(n in recs for n in AUTO_NAMES):
+        if not any(n in recs for n in AUTO_NAMES + TUNER_NAMES):
             continue
         td_rec = recs.get("tdsl:auto")
         autos = {n: recs[n] for n in AUTO_NAMES if n in recs and recs[n].get("median_s")}
@@ -165,14 +177,21 @@ def auto_rows(results: dict) -> list[list[str]]:
         ratio = "-"
         if best is not None and td_rec and td_rec.get("median_s"):
             ratio = f"{autos[best]['median_s'] / td_rec['median_s']:.2f}x ({best})"
-        rows.append([wid, _perf_cell(td_rec), *(_perf_cell(recs.get(n)) for n in AUTO_NAMES),
-                     ratio])
+        row = [wid, _perf_cell(td_rec), *(_perf_cell(recs.get(n)) for n in AUTO_NAMES), ratio]
+        if tuner:                     # tdsl:tuned vs MetaSchedule: medians, both tuned
+            tuned, ms_rec = recs.get("tdsl:tuned"), recs.get("tvm:metaschedule")
+            vs = "-"
+            if tuned and tuned.get("median_s") and ms_rec and ms_rec.get("median_s"):
+                vs = f"{ms_rec['median_s'] / tuned['median_s']:.2f}x"
+            row += [_perf_cell(tuned), _perf_cell(ms_rec), vs]
+        rows.append(row)
     return rows
 
 
 def auto_text(target: str, results: dict) -> str:
-    return _text_block(f"Automatic schedules [{target}]: tdsl:auto vs Halide's autoschedulers",
-                       AUTO_HEAD, auto_rows(results))
+    return _text_block(f"Automatic schedules [{target}]: tdsl:auto vs Halide's autoschedulers"
+                       + (", tdsl:tuned vs MetaSchedule" if _has_tuner(results) else ""),
+                       auto_head(results), auto_rows(results))
 
 
 TITLE = "# Benchmark results"
@@ -195,10 +214,14 @@ def markdown_section(key: str, description: str, results: dict, titles: dict, ma
     out += ["| " + " | ".join(r) + " |" for r in summary_rows(results)]
     autos = auto_rows(results)
     if autos:
+        head = auto_head(results)
+        tuner = (" Tuned with a trial budget: tdsl:tuned (td.tune's log) vs TVM's "
+                 "MetaSchedule (ratio: MetaSchedule's median / tdsl:tuned's)."
+                 if _has_tuner(results) else "")
         out += ["", "Automatic schedules: tdsl:auto (td.auto_schedule) vs Halide's "
                 "autoschedulers on the same algorithms (perf; not part of the comparison "
-                "above; ratio: the best autoscheduler's median / tdsl:auto's):", "",
-                "| " + " | ".join(AUTO_HEAD) + " |", "|---" * len(AUTO_HEAD) + "|"]
+                "above; ratio: the best autoscheduler's median / tdsl:auto's)." + tuner, "",
+                "| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
         out += ["| " + " | ".join(r) + " |" for r in autos]
     out += ["", "All rows:", "",
            "| workload | impl | " + " | ".join(COLUMNS) + " |",

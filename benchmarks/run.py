@@ -14,8 +14,11 @@ tdsl's implementations are found in benchmarks/schedules/w1_gemm.py ... w8_layer
 (`prepare(inputs) -> (run, result, compile_s)`); a missing one is reported as "not
 available". Besides Halide's hand schedules ("halide"), the peers include Halide's
 autoschedulers on the same algorithms ("halide:mullapudi2016", "halide:adams2019",
-peers/halide_auto.py), which are not counted as the best peer. See benchmarks/README.md for
-the method and the columns.
+peers/halide_auto.py), which are not counted as the best peer. TVM's MetaSchedule
+("tvm:metaschedule", peers/tvm_metaschedule.py) is opt-in: `--peers ...,tvm:metaschedule
+--trials 300` tunes each workload with that budget (minutes per workload) unless
+benchmarks/tuning/metaschedule.jsonl holds a record of it (`--retune` tunes anyway). See
+benchmarks/README.md for the method and the columns.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ REPO = HERE.parent
 THREAD_VARS = ("OMP_NUM_THREADS", "TVM_NUM_THREADS", "HL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 PEERS = ("numpy", "tvm", "halide", "halide:mullapudi2016", "halide:adams2019")
+OPT_IN = ("tvm:metaschedule",)       # slow (a tuning run per workload): only via --peers
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -49,7 +53,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="threads for every implementation (default: all cores)")
     p.add_argument("--json", default=str(HERE / "out" / "results.json"), help="JSON output")
     p.add_argument("--md", default=str(HERE / "out" / "RESULTS.md"), help="Markdown output")
-    p.add_argument("--peers", default=",".join(PEERS), help="peers to run (default: all)")
+    p.add_argument("--peers", default=",".join(PEERS),
+                   help="peers to run (default: all but the opt-in " + ", ".join(OPT_IN) + ")")
+    p.add_argument("--trials", type=int, default=300,
+                   help="tvm:metaschedule: MetaSchedule's trial budget per workload (default "
+                        "300, td.tune's budget in benchmarks/tune.py)")
+    p.add_argument("--retune", action="store_true",
+                   help="tvm:metaschedule: tune even where benchmarks/tuning/metaschedule.jsonl "
+                        "holds a record for this workload, target, CPU and budget")
+    p.add_argument("--ms-records", default=str(HERE / "tuning" / "metaschedule.jsonl"),
+                   help="tvm:metaschedule: the records read and appended ('none': neither)")
     p.add_argument("--rounds", type=int, help="rounds of the rotation (default 10, quick 4)")
     p.add_argument("--calls", type=int, help="timed calls per impl per round (default 3, quick 5)")
     p.add_argument("--settle", type=float,
@@ -167,11 +180,15 @@ def main(argv=None) -> int:
     log(f"target: {target.describe()}; CPU: {targets.cpu()}")
 
     from benchmarks import harness, limits, machine, report, tdsl_schedules
-    from benchmarks.peers import halide_auto, halide_impl, numpy_impl, tvm_impl
+    from benchmarks.peers import (halide_auto, halide_impl, numpy_impl, tvm_impl,
+                                  tvm_metaschedule)
     from benchmarks.workloads import WORKLOADS
 
+    metaschedule = tvm_metaschedule.MetaSchedule(
+        trials=args.trials, retune=args.retune,
+        records=None if args.ms_records == "none" else Path(args.ms_records))
     peer_mods = {"numpy": numpy_impl, "tvm": tvm_impl, "halide": halide_impl,
-                 **halide_auto.PEERS}
+                 **halide_auto.PEERS, "tvm:metaschedule": metaschedule}
     peers = [p.strip() for p in args.peers.split(",") if p.strip()]
     bad = [p for p in peers if p not in peer_mods]
     if bad:
@@ -221,6 +238,10 @@ def main(argv=None) -> int:
         for name, auto in halide_auto.PEERS.items():     # what the autoscheduler chose
             if name in recs and wid in auto.sources:
                 recs[name]["schedule_source"] = auto.sources[wid]
+        if metaschedule.row in recs and wid in metaschedule.sources:   # its trace and curve
+            recs[metaschedule.row]["schedule_source"] = metaschedule.sources[wid]
+            recs[metaschedule.row]["tuning"] = {**metaschedule.info[wid],
+                                                "curve_s": metaschedule.curves[wid]}
         results[wid] = recs
         note = "  [L3 flushed before each timed call]" if flushes(args.flush, w) else ""
         print(report.text_table(wid, f"{w.title}  [{target}]{note}", recs), flush=True)
@@ -246,7 +267,9 @@ def main(argv=None) -> int:
     schedules = {"numpy": numpy_impl.schedules(), "tvm": tvm_impl.schedules(),
                  "halide": halide_impl.schedules(),
                  **{name: auto.schedules() for name, auto in halide_auto.PEERS.items()
-                    if name in peers}}
+                    if name in peers},
+                 **({metaschedule.row: metaschedule.schedules()}
+                    if metaschedule.row in peers else {})}
     doc = {"target": str(target), "target_description": target.describe(),
            "cpu": targets.cpu(), "workloads": results, "workload_info": {
                wid: {"title": WORKLOADS[wid].title, "unit": WORKLOADS[wid].unit,

@@ -2,15 +2,24 @@
 """Tune W1-W8 with td.tune and write the tuning curves into benchmarks/RESULTS.md.
 
     python benchmarks/tune.py [--workloads W3,W7] [--trials 300] [--target native]
-                              [--baseline random]
+                              [--baseline random,metaschedule] [--logs DIR]
 
 Each workload's algorithm is the one of benchmarks/schedules/auto.py (as a user writes
 it), at the sizes of benchmarks/workloads.py. The evolutionary search appends to
 benchmarks/tuning/log.jsonl (the log the `tdsl:tuned` rows of benchmarks/run.py replay
 with td.apply_best; the workload key names the CPU and target, so logs of several
 machines share the file) and the random-search baseline to benchmarks/tuning/random.jsonl.
-A run resumes what the logs already hold. The curve (best time after N trials) of both
-goes into the "Tuning" section of RESULTS.md, with the CPU it ran on.
+A run resumes what the logs already hold. The third curve is TVM's MetaSchedule with the
+same trial budget on the same workload defined in TE (benchmarks/peers/tvm_metaschedule.py:
+tune_tir with its defaults, XGBoost cost model, in a child process, num-cores =
+TVM_NUM_THREADS or the number of cores); its record (best trace, curve) goes to
+benchmarks/tuning/metaschedule.jsonl, where run.py's `tvm:metaschedule` row finds it, and a
+record for the same workload, target, CPU and budget is reused instead of tuning again.
+MetaSchedule's curve is in its own runner's times (the mean of 3 runs of at least 100 ms,
+caches flushed for the GB/s workloads), td.tune's in td.tune's: compare the shapes and
+each curve's end against run.py's interleaved timing of the winners.
+The curves (best time after N trials) go into the "Tuning" section of RESULTS.md, with the
+CPU it ran on.
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-LOGS = {"evolutionary": HERE / "tuning" / "log.jsonl", "random": HERE / "tuning" / "random.jsonl"}
+LOG_NAMES = {"evolutionary": "log.jsonl", "random": "random.jsonl",
+             "metaschedule": "metaschedule.jsonl"}
+LOGS = {k: HERE / "tuning" / v for k, v in LOG_NAMES.items()}
 MARK_BEGIN, MARK_END = "<!-- tuning: begin -->", "<!-- tuning: end -->"
 CHECKPOINTS = (1, 10, 25, 50, 100, 200, 300)
 
@@ -34,7 +45,13 @@ def main(argv=None) -> None:
     p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,W7,W8")
     p.add_argument("--trials", type=int, default=300)
     p.add_argument("--target", default=None, help="tdsl target (default: this CPU)")
-    p.add_argument("--baseline", default="random", help="'random' or 'none'")
+    p.add_argument("--baseline", default="random,metaschedule",
+                   help="comma-separated baselines to td.tune's evolutionary search: random "
+                        "(td.tune's random search), metaschedule (TVM's MetaSchedule), or "
+                        "'none'")
+    p.add_argument("--logs", default=None,
+                   help="directory of the logs (default benchmarks/tuning/, the committed "
+                        "ones; another directory for a smoke run)")
     p.add_argument("--md", default=str(HERE / "RESULTS.md"))
     args = p.parse_args(argv)
 
@@ -45,8 +62,15 @@ def main(argv=None) -> None:
     from benchmarks.schedules import auto
     from benchmarks.workloads import WORKLOADS
 
+    logs = LOGS if args.logs is None else {k: Path(args.logs) / v for k, v in LOG_NAMES.items()}
+    baselines = [b.strip() for b in args.baseline.split(",") if b.strip() not in ("", "none")]
+    bad = [b for b in baselines if b not in ("random", "metaschedule")]
+    if bad:
+        p.error(f"unknown baseline(s) {bad}")
+    if args.target:                       # MetaSchedule's target follows tdsl's
+        os.environ["TDSL_TARGET"] = args.target
     rows = []
-    searches = ["evolutionary"] + ([] if args.baseline == "none" else ["random"])
+    searches = ["evolutionary"] + [b for b in baselines if b == "random"]
     for wid in args.workloads.split(","):
         w = WORKLOADS[wid]
         inputs = w.make_inputs(np.random.default_rng(0))
@@ -55,16 +79,39 @@ def main(argv=None) -> None:
             tensors, _ = auto.ALGORITHMS[wid](inputs)
             start = time.perf_counter()
             result = td.tune(tensors[-1], tensors, trials=args.trials, target=args.target,
-                             log=LOGS[search], search=search, seed=0)
+                             log=logs[search], search=search, seed=0)
             minutes = (time.perf_counter() - start) / 60
             curves[search] = (result.curve(), minutes, result.refused, result.errors,
                               result.wrong)
             print(f"{wid} {search}: best {result.seconds * 1e3:.3f} ms "
                   f"({w.perf(result.seconds):.1f} {w.unit}), {minutes:.1f} min, "
                   f"refused {result.refused}, errors {result.errors}", flush=True)
+        if "metaschedule" in baselines:
+            curves["metaschedule"] = _metaschedule(w, inputs, args.trials, logs)
         rows.append((w, curves))
     _write(Path(args.md), rows, f"{machine._cpu_model()}, -march=native = "
            f"{machine._native_march()}, {os.cpu_count()} cores", args)
+
+
+def _metaschedule(w, inputs, trials: int, logs: dict):
+    """MetaSchedule's curve on workload `w` with `trials`, as (curve, minutes, refused,
+    errors, wrong): from its record, or tuned now (in a child process) and recorded. An
+    error (MetaSchedule failed or is not installed) is printed and gives an empty curve
+    with the reason."""
+    from benchmarks.peers import PeerUnavailable, tvm_metaschedule
+    shapes = {k: v.shape for k, v in inputs.items()}
+    try:
+        rec, fresh = tvm_metaschedule.tuned(w.id, shapes, trials, records=logs["metaschedule"])
+    except (PeerUnavailable, tvm_metaschedule.MetaScheduleError) as e:
+        print(f"{w.id} metaschedule: {type(e).__name__}: {e}", flush=True)
+        return [], 0.0, "-", str(e)[:200].replace("|", "/"), 0
+    curve = [float("inf") if c is None else c for c in rec["curve"]]
+    minutes = rec["tuning_s"] / 60
+    print(f"{w.id} metaschedule: best {rec['best_s'] * 1e3:.3f} ms "
+          f"({w.perf(rec['best_s']):.1f} {w.unit}), {minutes:.1f} min"
+          f"{'' if fresh else ' (recorded ' + rec.get('date', '') + ')'}, "
+          f"{rec['measured']} measured, errors {rec['errors']}", flush=True)
+    return curve, minutes, "-", rec["errors"], 0
 
 
 def _write(md: Path, rows, cpu: str, args) -> None:
@@ -73,7 +120,14 @@ def _write(md: Path, rows, cpu: str, args) -> None:
              f"{args.workloads} --trials {args.trials}`; best time "
              f"(ms) after N measured candidates, td.tune's evolutionary search with its "
              f"LightGBM model against random search over the same space, each from its log "
-             f"(a resumed run counts the trials of earlier runs).", ""]
+             f"(a resumed run counts the trials of earlier runs), and TVM's MetaSchedule "
+             f"(tune_tir, XGBoost cost model, evolutionary search) with the same budget on "
+             f"the workload in TE, from benchmarks/tuning/metaschedule.jsonl. Each curve is "
+             f"in its own tuner's timing (MetaSchedule: its runner's mean of 3 runs of at "
+             f"least 100 ms, caches flushed for GB/s workloads); 'minutes' is the whole "
+             f"tuning run (MetaSchedule's includes ~1-3 min of start-up: importing TVM's "
+             f"tensor intrinsics). run.py's tdsl:tuned and tvm:metaschedule rows time the "
+             f"winners side by side.", ""]
     header = "| workload | search | " + " | ".join(f"N={n}" for n in CHECKPOINTS) + \
         " | minutes | refused | errors |"
     lines += [header, "|" + "---|" * (len(CHECKPOINTS) + 5)]
@@ -81,8 +135,9 @@ def _write(md: Path, rows, cpu: str, args) -> None:
         for search, (curve, minutes, refused, errors, wrong) in curves.items():
             cells = [f"{curve[n - 1] * 1e3:.3f}" if len(curve) >= n else "-"
                      for n in CHECKPOINTS]
+            bad = errors + wrong if isinstance(errors, int) else errors
             lines.append(f"| {w.id} | {search} | " + " | ".join(cells) +
-                         f" | {minutes:.1f} | {refused} | {errors + wrong} |")
+                         f" | {minutes:.1f} | {refused} | {bad} |")
     lines += ["", MARK_END]
     text = md.read_text() if md.exists() else ""
     block = "\n".join(lines)
