@@ -184,7 +184,8 @@ class VectorLoop:
             case Cast(dtype=dt, value=v) if dt in VECTOR_TYPES and v.dtype in VECTOR_TYPES and \
                     (_width(dt) == _width(v.dtype) or
                      {dt, v.dtype} == {"float32", "float64"} and
-                     self.lanes in declared_lanes("float64", self.vector_bytes)):
+                     all(self.lanes in declared_lanes(d, self.vector_bytes)
+                         for d in (dt, v.dtype))):
                 x = self._as_vector(self.expr(v, v.dtype), v.dtype)
                 return f"__builtin_convertvector({x}, {_vtype(dt, self.lanes)})", True
         return self._by_lane(e), True

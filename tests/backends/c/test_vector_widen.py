@@ -42,3 +42,19 @@ def test_float64_inside_a_float32_vector_loop(target, width):
         np.testing.assert_array_equal(got, ref)
     erf = np.vectorize(math.erf)(a.astype(np.float64))
     assert np.abs(outs[1] - erf).max() < 1e-7
+
+
+def test_a_float64_loop_reading_float32_of_two_lanes():
+    """A float64 loop of 2 lanes reading float32 (there is no 2-lane float32 vector): its
+    float32 lanes are built one by one, as before."""
+    n = td.var("n")
+    A = td.placeholder((n, 12), name="A")
+    k = td.reduce_axis((3, 9), name="k")
+    C = td.compute((n,), lambda i: td.min(A[i, k] - k, axis=k), name="C")
+    s = td.auto_schedule(C)
+    mod = td.build(s, [A, C])
+    a = np.random.default_rng(0).standard_normal((6, 12)).astype("float32")
+    out = np.empty(6, C.dtype)
+    mod(a, out)
+    want = (a[:, 3:9].astype(np.float64) - np.arange(3, 9)).min(1)
+    np.testing.assert_allclose(out, want, rtol=1e-6)
