@@ -59,6 +59,10 @@ REDUCTIONS = ("reuse", "row", "reduction")
 # nest parallel, 0.20, 0.17, 0.09 ms; at 256 0.60, 0.50, 0.51, 0.50 ms). The
 # `<stage>.parallel` knob lets td.tune overrule it where it is wrong.
 MIN_PARALLEL_WORK = 1 << 22
+# Iterations of a parallel loop: enough for schedule(guided) to balance two threads (and
+# a few more cores) when one of them loses its core for a while; outer loops are fused
+# up to this many, not further (`_parallel_outer`).
+MIN_PARALLEL_TASKS = 64
 
 
 def auto_schedule(outputs, target=None):
@@ -444,18 +448,36 @@ class _CpuRules(TileRules, _Rules):
             return None
         if not self.threads_pay(stage):
             return loops[-1]
-        if len(loops) > 1 and self.choose(stage.op, "fuse_parallel", (True, False), True):
+        # fuse only as many outer loops as the threads need tasks: the loops inside keep
+        # their own indices (a fused index is taken apart with divisions and remainders
+        # in every iteration, which a small body such as a padding copy pays for)
+        count = _loops_for_tasks(loops, MIN_PARALLEL_TASKS)
+        fuse = loops[:count]
+        if len(fuse) > 1 and self.choose(stage.op, "fuse_parallel", (True, False), True):
             token = self.s.checkpoint()
             try:
-                fused = stage.fuse(*loops)
+                fused = stage.fuse(*fuse)
                 stage.parallel(fused)
                 if not self.speculative:
                     self.s.check()              # now, so that the fallback below can run
-                return fused
+                return fused if count == len(loops) else loops[-1]
             except ScheduleError:
                 self.s.restore(token)
         stage.parallel(loops[0])
         return loops[-1]
+
+
+def _loops_for_tasks(loops, tasks: int) -> int:
+    """How many of the outer `loops` make at least `tasks` iterations together (all of
+    them when an extent is unknown at schedule time)."""
+    product = 1
+    for k, loop in enumerate(loops):
+        if not isinstance(loop.extent, Const):
+            return len(loops)
+        product *= int(loop.extent.value)
+        if product >= tasks:
+            return k + 1
+    return len(loops)
 
 
 class _GpuRules(_Rules):

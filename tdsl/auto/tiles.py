@@ -104,10 +104,7 @@ class TileRules:
         width = hrow.extent.value if isinstance(hrow.extent, Const) else None
         rows, _ = register_tile_shape(self.t)
         if width is not None:
-            if width <= rows + 1:
-                rows = width
-            elif width % rows and width % (rows + 1) == 0:
-                rows = rows + 1
+            rows = _rows_without_ragged_tile(width, rows)
         rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 7, 8, 12, 14), rows)
         fo, fi = hs.split(channel, factor=block)
         ro, ri = hs.split(hrow, factor=rows)
@@ -129,6 +126,9 @@ class TileRules:
         (its epilogue), the host's rows are cut in pieces of that many vectors and the
         reduction computed per piece, its sums held in registers."""
         vectors = self.choose(op, "column_vectors", (1, 2, 4, 8), 4)
+        if host is not None and self._narrow_columns(op, host):
+            self._column_tile(op, host)
+            return
         if host is not None:
             hs = self.stage(host)
             jo, ji = hs.split(host.axis[-1], factor=vectors * self.lanes)
@@ -148,6 +148,38 @@ class TileRules:
         stage.reorder(*data, *op.reduce_axis, ji)
         stage.vectorize(ji)
         self._parallel_outer(stage, data)
+
+    def _narrow_columns(self, op, host) -> bool:
+        """Are `op`'s rows (its last axis) at most two vectors long, with a constant row
+        before them (a depthwise convolution in channel blocks, `out[n, cb, y, x, ci]`)?"""
+        if len(op.axis) < 2 or len(host.axis) != len(op.axis):
+            return False
+        last, row = op.axis[-1].extent, op.axis[-2].extent
+        return isinstance(last, Const) and last.value <= 2 * self.lanes and \
+            isinstance(row, Const) and not any(r is op.axis[-2] for r in op.reduce_axis)
+
+    def _column_tile(self, op, host) -> None:
+        """A register tile of a column reduction whose rows are short (a depthwise
+        convolution in channel blocks: 16 channels, a window of 3 x 3 taps): a strip of
+        pixels along the axis before the row, unrolled, by the row's vectors, held over
+        the whole reduction; each operand read once per tap and pixel, the window's
+        weights (the same for every pixel) once per tap."""
+        hs = self.stage(host)
+        *outer, x, c = host.axis
+        width = x.extent.value
+        rows = self.choose(op, "tile_rows", (2, 4, 6, 7, 8), _rows_without_ragged_tile(width, 6))
+        xo, xi = hs.split(x, factor=rows)
+        hs.reorder(*outer, xo, xi, c)
+        self._vector_inner(hs, c)
+        last = self._parallel_outer(hs, [*outer, xo])
+        stage = self.stage(op)
+        stage.compute_at(hs, last)
+        *others, ox, oc = op.axis
+        co, ci = stage.split(oc, factor=self.lanes)
+        stage.reorder(*others, *op.reduce_axis, ox, co, ci)
+        stage.unroll(ox)
+        stage.unroll(co)
+        stage.vectorize(ci)
 
     def _transpose_tiles(self, op) -> None:
         """Two levels of tiles: blocks of 128 x 128 (a block's pages stay in the TLB),
@@ -181,7 +213,9 @@ class TileRules:
                 # 1); fewer rows keep them all in registers
                 rows = max(1, min(rows, self.t.vector_registers // _registers(width.value,
                                                                               self.lanes)))
-        rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 8, 12), rows)
+        elif isinstance(info.row_axis.extent, Const):
+            rows = _rows_without_ragged_tile(info.row_axis.extent.value, rows)
+        rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 7, 8, 12), rows)
         cols = self.lanes * self.choose(op, "tile_vectors", (1, 2, 3, 4), cols // self.lanes)
         if host is None:
             stage, local = self.stage(op), self.s.cache_write(op.output(0), "local")
@@ -193,6 +227,8 @@ class TileRules:
         co, ci = stage.split(col, factor=cols)
         outer = [ro if a is row else co if a is col else a for a in axes]
         panel = _panel_operand(op, info)
+        if panel is not None and _packed_already(panel, cols):
+            panel = None
         if panel is not None and not self.choose(op, "pack", (True, False), True):
             panel = None
         if panel is not None or \
@@ -287,6 +323,25 @@ def _panel_operand(op, info: StageInfo):
         if any(v is r for i in ld.indices[:-1] for v in free_vars(i) for r in reduce_axes):
             return ld
     return None
+
+
+def _rows_without_ragged_tile(width: int, rows: int) -> int:
+    """Rows of a register tile along a row of `width`: all of it when it is at most one
+    more than `rows`, else one more than `rows` when that leaves no ragged last tile and
+    `rows` does (7, 14, 28, 56: strips of 7, 14 accumulators of 16 channels)."""
+    if width <= rows + 1:
+        return width
+    if width % rows and width % (rows + 1) == 0:
+        return rows + 1
+    return rows
+
+
+def _packed_already(panel, cols: int) -> bool:
+    """Is the panel a tile's columns would copy already contiguous: the operand's rows
+    exactly one column tile wide (a convolution's weights packed in channel blocks at
+    compile time, `wb[fo, c, ky, kx, fi]`), so a copy would only duplicate them?"""
+    last = panel.tensor.shape[-1]
+    return isinstance(last, Const) and last.value == cols
 
 
 def _at_axis(index, axis) -> bool:

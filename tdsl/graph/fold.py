@@ -34,7 +34,7 @@ from .rewrite import consumers, rebuild
 class Folded:
     """One folding: what was computed at compile time and what it became."""
 
-    what: str            # "constant" | "batch_norm" | "layout" (graph/layout.py)
+    what: str            # "constant" | "batch_norm" | "layout" | "blocks" (graph/layout.py)
     stages: tuple[str, ...]
     into: str
 
@@ -43,6 +43,8 @@ class Folded:
             return f"batch_norm {self.stages[0]} folded into {self.into} (weights and bias)"
         if self.what == "layout":
             return f"{self.stages[0]} computed with {self.into}"
+        if self.what == "blocks":
+            return f"{', '.join(self.stages)} computed in {self.into}"
         return f"{', '.join(self.stages)} evaluated at compile time -> {self.into}"
 
 

@@ -3,7 +3,9 @@ FuseOps and XLA, with SystemML's recompute-or-materialize choice where they conf
 
 1. Epilogues (XLA's output fusion): a conv/dense/matmul (`out_fusable`) takes the chain
    of elementwise and broadcast stages after it, as long as each link has one reader
-   (a convolution computed in channel blocks, layout.py, first its view in NCHW).
+   (a convolution computed in channel blocks, layout.py, first its view in NCHW); so
+   does a reduction read by one elementwise stage at its own index (a depthwise
+   convolution's bias and activation).
 2. Producers, consumers first: a stage whose readers all lie in one kernel joins it if
    its pattern allows (injective chains into any consumer, elementwise prologues into
    reductions, reductions into kernels without a conv/dense); a cheap injective stage
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 from ..errors import TdslError
 from ..lang.tensor import Operation, PlaceholderOp, Tensor
+from ..lang.visit import loads
 from .cost import Choice, recompute_or_materialize
 from .patterns import Pattern, blocked_view, pattern
 from .rewrite import consumers
@@ -65,9 +68,10 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
         groups[g].append(op)
         member.setdefault(op, []).append(g)
 
-    # 1. epilogues of conv / dense / matmul
+    # 1. epilogues of conv / dense / matmul, and of a reduction read at its own index
     for op in order:
-        if pat[op] is not Pattern.OUT_FUSABLE or op in member:
+        if op in member or not (pat[op] is Pattern.OUT_FUSABLE or
+                                _has_epilogue(op, pat, readers)):
             continue
         g, cur = start(op), op
         while id(cur) not in outs and len(readers[cur]) == 1:
@@ -104,6 +108,27 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
         else:
             start(op)
     return Partition(_ordered(groups, order, readers, outs), tuple(choices))
+
+
+def _has_epilogue(op: Operation, pat: dict, readers) -> bool:
+    """A reduction (a depthwise convolution, a pooling window) whose one reader is
+    elementwise on it, reading it at its own index: its bias and activation are applied
+    in the reduction's loops (`TileRules._column_reduction` with a host) instead of being
+    pulled into the next kernel as a prologue, so the reduction is written out once,
+    finished."""
+    if pat[op] is not Pattern.REDUCTION or len(readers[op]) != 1:
+        return False
+    reader = readers[op][0]
+    if pat[reader] > Pattern.BROADCAST or len(reader.axis) != len(op.axis):
+        return False
+    return all(len(ld.indices) == len(op.axis) and
+               all(i is a for i, a in zip(ld.indices, reader.axis))
+               for ld in loads(reader.body) if ld.tensor.op is op) and \
+        all(_extent(a) == _extent(b) for a, b in zip(reader.axis, op.axis))
+
+
+def _extent(axis):
+    return getattr(axis.extent, "value", axis.extent)
 
 
 def _may_join(op: Operation, pat: dict, group: list[Operation]) -> bool:

@@ -73,12 +73,15 @@ def test_cnn_folds_batch_norm_into_the_conv(nets):
 def test_residual_block_materializes_the_shared_producer(nets):
     net = nets["residual"][0]
     first, second = net.kernels
-    assert first.stages == ("conv2d_pad", "conv2d", "batch_norm", "relu")
+    # both convolutions in blocks of 8 channels (layout.py): the first writes its relu in
+    # blocks, which the second convolution sums over
+    assert first.stages == ("conv2d_pad", "conv2d_blk", "batch_norm_blk", "relu_blk")
     # relu is read by the second conv and by the add: written once, read by one kernel
-    assert first.outputs == ("relu",)
-    assert second.stages == ("conv2d_pad_1", "conv2d_1", "relu_1", "add", "relu_2")
-    assert second.inputs == ("relu", "w2")
-    assert [s.name for s in net.plan.slots] == ["relu"]
+    assert first.outputs == ("relu_blk",)
+    assert second.stages == ("conv2d_pad_1_blk", "conv2d_1_blk", "conv2d_1", "relu_1",
+                             "relu", "add", "relu_2")
+    assert second.inputs == ("relu_blk", "w2_blk8x8")
+    assert [s.name for s in net.plan.slots] == ["relu_blk"]
 
 
 def test_transformer_choices_by_cost(nets):
@@ -98,16 +101,19 @@ def test_transformer_choices_by_cost(nets):
 
 
 def test_depthwise_block_keeps_its_epilogue(nets):
-    """The depthwise conv (a reduction without reuse) takes its bias and relu6; the
-    projection would read each of their elements 8 times: cheaper to write them once."""
+    """The depthwise conv (a reduction without reuse) takes its bias and relu6 (fusion
+    rule 1: a reduction read at its own index by an elementwise chain)."""
     net = nets["inverted_residual"][0]
     assert len([f for f in net.folded if f.what == "batch_norm"]) == 3
+    # (in channel blocks, layout.py: the expansion and the depthwise convolution in
+    # blocks of 16, the projection sums over them)
     assert [k.stages for k in net.kernels] == [
-        ("conv2d", "batch_norm", "maximum", "minimum"),
-        ("conv2d_pad", "conv2d_1", "batch_norm_1", "maximum_1", "minimum_1"),
-        ("conv2d_2", "batch_norm_2", "add")]
+        ("conv2d_blk", "batch_norm_blk", "maximum_blk", "minimum_blk"),
+        ("conv2d_pad_blk", "conv2d_1_blk", "batch_norm_1_blk", "maximum_1_blk",
+         "minimum_1_blk"),
+        ("conv2d_2_blk", "conv2d_2", "batch_norm_2", "add")]
     assert net.kernels[1].patterns[1] == "reduction"
-    assert net.choices == ("minimum_1: materialize (recompute 76,800 vs materialize 35,200)",)
+    assert net.kernels[2].inputs[0] == "minimum_1_blk"
 
 
 def test_memory_plan_shares_buffers(nets):
@@ -126,9 +132,10 @@ def test_print_shows_kernels_schedules_shares_and_plan(nets):
     net(*_inputs(inputs, 3))
     text = str(net)
     assert text.startswith("network network: (x) -> (relu_2), 2 kernels, 3 weights embedded")
-    assert "kernel 0: network_conv2d  [" in text and "% of the time]" in text
+    assert "kernel 0: network_conv2d_blk  [" in text and "% of the time]" in text
     # the conv is computed at its epilogue's register tile (the relu's tile loop)
-    assert "schedule (td.auto_schedule):" in text and "s[conv2d].compute_at(s[relu" in text
+    assert "schedule (td.auto_schedule):" in text and \
+        "s[conv2d_blk].compute_at(s[relu_blk]" in text
     assert "memory plan: 1 intermediates in one arena of 2.0 KiB" in text
     assert sum(net.kernel_seconds()) > 0
 

@@ -71,6 +71,7 @@ class VectorLoop:
         self.loop, self.trip, self.scalar = loop, trip, scalar
         self.var = loop.var
         self.stores = list(_stores(loop.body, self.var))
+        self.vector_bytes = vector_bytes
         self.lanes = lanes_for(self.stores, vector_bytes)
         width = vector_bytes // self.lanes
         # a loop narrower than the native vector uses a narrower vector (not below 16 bytes)
@@ -181,7 +182,10 @@ class VectorLoop:
                 return f"tdsl_vselect_{VECTOR_TYPES[e.dtype]}x{self.lanes}({mask}, {x}, {y})", \
                     True
             case Cast(dtype=dt, value=v) if dt in VECTOR_TYPES and v.dtype in VECTOR_TYPES and \
-                    _width(dt) == _width(v.dtype):
+                    (_width(dt) == _width(v.dtype) or
+                     {dt, v.dtype} == {"float32", "float64"} and
+                     all(self.lanes in declared_lanes(d, self.vector_bytes)
+                         for d in (dt, v.dtype))):
                 x = self._as_vector(self.expr(v, v.dtype), v.dtype)
                 return f"__builtin_convertvector({x}, {_vtype(dt, self.lanes)})", True
         return self._by_lane(e), True
@@ -316,16 +320,32 @@ def vector_lanes(dtype: str, vector_bytes: int) -> list[int]:
     return [n for n in (2, 4, 8, 16) if MIN_VECTOR_BYTES <= n * width <= vector_bytes]
 
 
+def declared_lanes(dtype: str, vector_bytes: int) -> list[int]:
+    """The vector lengths of `dtype` the prelude declares: `vector_lanes`, and for the
+    64-bit types also as many lanes as a native float32 vector has (two native vectors,
+    which GCC splits), so that a float32 loop computing in float64 (gelu's erf) converts
+    its lanes with `__builtin_convertvector` instead of building them one by one."""
+    lanes = vector_lanes(dtype, vector_bytes)
+    if _width(dtype) == 8:
+        wide = vector_bytes // 4
+        if wide not in lanes:
+            lanes = [*lanes, wide]
+    return lanes
+
+
 def vector_prelude(native: bool = False, vector_bytes: int = 32) -> str:
     """Vector typedefs and helpers for the vector lengths the target has; `native` min/max
     use the x86 instructions (immintrin.h costs ~0.1 s of compile time, so only kernels
     that use vector min/max include it)."""
     lines = ["#if defined(__x86_64__)", "#include <immintrin.h>", "#endif"] if native else []
+    # (the float64 vectors twice the native width, `declared_lanes`, are passed to static
+    # inline helpers only: GCC's note that their ABI differs is about nothing here)
+    lines.append('#pragma GCC diagnostic ignored "-Wpsabi"')
     for dtype, short in VECTOR_TYPES.items():
         ctype = {"float32": "float", "float64": "double", "int32": "int32_t",
                  "int64": "int64_t"}[dtype]
         mask = "int32_t" if _width(dtype) == 4 else "int64_t"
-        for lanes in vector_lanes(dtype, vector_bytes):
+        for lanes in declared_lanes(dtype, vector_bytes):
             size = lanes * _width(dtype)
             t = f"tdsl_{short}x{lanes}"
             m = f"tdsl_m{_width(dtype) * 8}x{lanes}"
@@ -334,6 +354,11 @@ def vector_prelude(native: bool = False, vector_bytes: int = 32) -> str:
                          f"aligned({_width(dtype)}), may_alias));")
             lines.append(f"typedef {mask} {m}_{short} __attribute__((vector_size({size})));")
             mt = f"{m}_{short}"
+            if lanes not in vector_lanes(dtype, vector_bytes):
+                # wider than the target: lane by lane, which GCC turns into native vector
+                # instructions (gcc 12 crashes on the masks below at this width)
+                lines += _wide_helpers(t, mt, short, lanes)
+                continue
             lines.append(f"static inline {t} tdsl_vselect_{short}x{lanes}({mt} k, {t} a, {t} b) "
                          f"{{ return ({t})((k & ({mt})a) | (~k & ({mt})b)); }}")
             native_op = _NATIVE_MINMAX.get((dtype, lanes)) if native else None
@@ -352,6 +377,18 @@ def vector_prelude(native: bool = False, vector_bytes: int = 32) -> str:
     for lanes in vector_lanes("float32", vector_bytes):
         lines.append(_exp_template().replace("LANES", str(lanes)))
     return "\n".join(lines) + "\n"
+
+
+def _wide_helpers(t: str, mt: str, short: str, lanes: int) -> list[str]:
+    """select, min and max of a vector type wider than the target's (`declared_lanes`),
+    one lane at a time (the same values as the masked forms: NaN gives the second)."""
+    loop = f"{t} r; for (int i = 0; i < {lanes}; ++i) r[i] = "
+    return [f"static inline {t} tdsl_vselect_{short}x{lanes}({mt} k, {t} a, {t} b) "
+            f"{{ {loop}k[i] ? a[i] : b[i]; return r; }}",
+            f"static inline {t} tdsl_vmin_{short}x{lanes}({t} a, {t} b) "
+            f"{{ {loop}a[i] < b[i] ? a[i] : b[i]; return r; }}",
+            f"static inline {t} tdsl_vmax_{short}x{lanes}({t} a, {t} b) "
+            f"{{ {loop}a[i] > b[i] ? a[i] : b[i]; return r; }}"]
 
 
 def _exp_template() -> str:
