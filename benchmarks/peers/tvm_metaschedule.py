@@ -50,6 +50,7 @@ import time
 from pathlib import Path
 
 from . import PeerUnavailable
+from .tvm_impl import bound_call
 
 ROW = "tvm:metaschedule"
 DEFAULT_TRIALS = 300
@@ -403,14 +404,7 @@ class MetaSchedule:
         self.info[workload_id] = {k: rec[k] for k in ("measured", "errors", "best_s",
                                                       "tuning_s", "cost_model", "date")
                                   if k in rec} | {"from_record": not fresh}
-        dev = tvm.cpu()
-        args = [tvm.runtime.tensor(inputs[nm], dev) for nm in names]
-        out = tvm.runtime.empty(out_shape, "float32", dev)
-        args.append(out)
-
-        def run():
-            fn(*args)
-        return run, (lambda: out.numpy()), compile_s
+        return (*bound_call(tvm, fn, names, inputs, out_shape), compile_s)
 
 
 def main(argv: list[str]) -> int:
