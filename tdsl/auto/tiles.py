@@ -167,7 +167,8 @@ class TileRules:
         hs = self.stage(host)
         *outer, x, c = host.axis
         width = x.extent.value
-        rows = self.choose(op, "tile_rows", (2, 4, 6, 7, 8), _rows_without_ragged_tile(width, 6))
+        rows, _ = register_tile_shape(self.t)        # 6 on AVX2, 8 on AVX-512
+        rows = self.choose(op, "tile_rows", (2, 4, 6, 7, 8), _rows_without_ragged_tile(width, rows))
         xo, xi = hs.split(x, factor=rows)
         hs.reorder(*outer, xo, xi, c)
         self._vector_inner(hs, c)

@@ -109,10 +109,9 @@ def blocked_convolution(op: ComputeOp, weight: Load, data: Load, block: int,
             if e is weight:
                 return Load(wb, (fo, cb, *(mapping[i] for i in e.indices[2:]), ci, fi))
             if e is data:
-                rest = tuple(substitute(i, mapping) for i in e.indices[2:])
-                return Load(twin, (substitute(e.indices[0], mapping), cb, *rest, ci))
+                return _read_blocks(twin, e, mapping, cb, ci)
             return None
-    inner_body = substitute(_replace(body.body, swap), mapping)
+    inner_body = substitute(transform(body.body, swap), mapping)
     return ComputeOp(name, (bn, fo, by, bx, fi), Reduce(body.reducer, inner_body, axes,
                                                         None)).output(0)
 
@@ -140,9 +139,7 @@ def channelwise(op: ComputeOp, block: int, blocked: dict, packer: Packer,
         if not isinstance(e, Load) or not e.indices:
             return None
         if e.tensor in blocked and len(e.indices) > 1 and e.indices[1] is c:
-            twin, _ = blocked[e.tensor]
-            rest = tuple(substitute(i, mapping) for i in e.indices[2:])
-            return Load(twin, (substitute(e.indices[0], mapping), cb, *rest, ci))
+            return _read_blocks(blocked[e.tensor][0], e, mapping, cb, ci)
         dims = [k for k, i in enumerate(e.indices) if any(v is c for v in free_vars(i))]
         if e.tensor in packer.params and len(dims) == 1 and e.indices[dims[0]] is c and \
                 _value(e.tensor.shape[dims[0]]) % block == 0:
@@ -153,11 +150,11 @@ def channelwise(op: ComputeOp, block: int, blocked: dict, packer: Packer,
         return None
 
     if isinstance(body, Reduce):
-        where = None if body.where is None else substitute(_replace(body.where, swap), mapping)
-        new_body = Reduce(body.reducer, substitute(_replace(body.body, swap), mapping),
+        where = None if body.where is None else substitute(transform(body.where, swap), mapping)
+        new_body = Reduce(body.reducer, substitute(transform(body.body, swap), mapping),
                           tuple(mapping[r] for r in reduce_axes), where)
     else:
-        new_body = substitute(_replace(body, swap), mapping)
+        new_body = substitute(transform(body, swap), mapping)
     return ComputeOp(name, axes, new_body).output(0)
 
 
@@ -172,6 +169,8 @@ def view(blocks: Tensor, block: int, name: str) -> Tensor:
     return ComputeOp(name, tuple(axes), Load(blocks, index)).output(0)
 
 
-def _replace(e, swap):
-    """`transform` with `swap` seeing each Load as written (its indices untouched)."""
-    return transform(e, swap)
+def _read_blocks(twin: Tensor, load: Load, mapping: dict, cb: IterVar, ci: IterVar) -> Load:
+    """`load` (`t[i0, c, i2, ...]`, c the channel) of a tensor in blocks: `twin[i0, cb,
+    i2, ..., ci]`, its other indices renamed by `mapping`."""
+    rest = tuple(substitute(i, mapping) for i in load.indices[2:])
+    return Load(twin, (substitute(load.indices[0], mapping), cb, *rest, ci))
