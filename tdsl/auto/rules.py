@@ -219,7 +219,8 @@ class _CpuRules(TileRules, _Rules):
             if op in self.placed or info.kind not in ("reuse", "reduction") or \
                     len(op.axis) < 2:
                 continue
-            host = self._epilogue_host(op)
+            found = self._epilogue_host(op)
+            host, host_axes = found if found is not None else (None, None)
             blocked = self._blocked_host(op) if host is None and info.kind == "reuse" \
                 else None
             if (host is None and blocked is None) or \
@@ -234,8 +235,8 @@ class _CpuRules(TileRules, _Rules):
                 done = self.attempt(self._column_reduction, op, host)
             else:
                 done = (info.dot_axis is not None and
-                        self.attempt(self._dot_tile, op, info, host)) or \
-                    self.attempt(self._register_tile, op, info, host)
+                        self.attempt(self._dot_tile, op, info, host, host_axes)) or \
+                    self.attempt(self._register_tile, op, info, host, host_axes)
             if done:
                 self.placed.update((op, host))
             else:

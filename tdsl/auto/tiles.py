@@ -30,28 +30,46 @@ class TileRules:
     # -- 4. epilogues in the register tile ---------------------------------------------
     def _epilogue_host(self, op):
         """The stage that applies `op`'s epilogue (bias, batch_norm, relu, a residual add,
-        inlined into it), when it reads `op` at its own index and nothing else reads `op`:
-        its loops are tiled as `op`'s would be and `op` is computed per tile (TVM's
-        cache_write stage is then the epilogue itself), so each tile of the output is
-        finished while it is in registers, with no second pass over the output."""
-        cur = op
-        while True:
+        gelu, inlined into it), when every path of readers from `op` runs through inlined
+        stages reading at their own index to that one stage: its loops are tiled as
+        `op`'s would be and `op` is computed per tile (TVM's cache_write stage is then the
+        epilogue itself), so each tile of the output is finished while it is in
+        registers, with no second pass over the output.
+
+        A link may add or drop axes of extent 1 (ONNX's MatMul of a (1, S, D) input is a
+        2-D product reshaped to (1, S, E): the reshape reads `p[i1, i2]`). Returns (host,
+        its axes at the positions of `op`'s axes), or None."""
+        found: dict = {}
+
+        def walk(cur, axes) -> bool:
             info = self.infos[cur]
-            if len(info.readers) != 1 or cur in self.outputs:
-                return None
-            reader = info.readers[0]
-            at = info.reads_at.get(reader, ())
-            if isinstance(reader, UpdateOp) or len(at) != 1 or \
-                    len(reader.axis) != len(op.axis) or \
-                    not all(_at_axis(i, a) for i, a in zip(at[0], reader.axis)) or \
-                    not all(_same_extent(a, b) for a, b in zip(reader.axis, op.axis)):
-                return None
-            if reader in self.inlined:
-                cur = reader
-                continue
-            if reader in self.placed or self.infos[reader].kind != "injective":
-                return None
-            return reader
+            if not info.readers or cur in self.outputs:
+                return False
+            for reader in info.readers:
+                at = info.reads_at.get(reader, ())
+                if isinstance(reader, UpdateOp) or len(at) != 1:
+                    return False
+                step = _reader_axes(at[0], list(cur.axis), list(reader.axis))
+                if step is None:
+                    return False
+                mapped = [step[_position(cur.axis, a)] for a in axes]
+                if any(a is None for a in mapped):
+                    return False
+                if reader in self.inlined:
+                    if not walk(reader, mapped):
+                        return False
+                    continue
+                if reader in self.placed or self.infos[reader].kind != "injective":
+                    return False
+                if found and (reader not in found or
+                              any(a is not b for a, b in zip(found[reader], mapped))):
+                    return False
+                found[reader] = mapped
+            return True
+
+        if not walk(op, list(op.axis)) or len(found) != 1:
+            return None
+        return next(iter(found.items()))
 
     def _blocked_host(self, op):
         """(host, position, L) for a convolution computed in blocks of L output channels
@@ -196,10 +214,11 @@ class TileRules:
         stage.vectorize(xii)
         self._parallel_outer(stage, _without(stage.leaf_iter_vars, xo, xio, yio, yii, xii))
 
-    def _register_tile(self, op, info: StageInfo, host=None) -> None:
+    def _register_tile(self, op, info: StageInfo, host=None, host_axes=None) -> None:
         """A register tile of `op` (cache_write: rows unrolled, columns vectorized, held
-        over the whole reduction); with `host` (its epilogue, `_epilogue_host`), the
-        host's loops are tiled and `op` itself is the tile computed at them."""
+        over the whole reduction); with `host` (its epilogue, `_epilogue_host`, whose
+        axes at `op`'s positions are `host_axes`), the host's loops are tiled and `op`
+        itself is the tile computed at them."""
         rows, cols = register_tile_shape(self.t)
         width = info.col_axis.extent
         if isinstance(width, Const) and width.value < cols:
@@ -223,7 +242,7 @@ class TileRules:
             row, col, axes = info.row_axis, info.col_axis, op.axis
         else:
             stage, local, axes = self.stage(host), op.output(0), host.axis
-            row, col = _same_position(host.axis, op.axis, info.row_axis, info.col_axis)
+            row, col = _same_position(host_axes, op.axis, info.row_axis, info.col_axis)
         ro, ri = stage.split(row, factor=rows)
         co, ci = stage.split(col, factor=cols)
         outer = [ro if a is row else co if a is col else a for a in axes]
@@ -264,7 +283,7 @@ class TileRules:
             cs.compute_at(stage, panel_at if panel_at is not None else co)
             self._vector_inner(cs, copy.op.axis[-1])
 
-    def _dot_tile(self, op, info: StageInfo, host=None) -> None:
+    def _dot_tile(self, op, info: StageInfo, host=None, host_axes=None) -> None:
         """A register tile of dot products for `C[i, j] = sum_k x[i, k] * w[j, k]` (a
         dense layer): the reduction is factored into vector lanes along k (rfactor), so
         every operand is a contiguous vector load; a tile of rows x columns of C keeps
@@ -285,7 +304,7 @@ class TileRules:
         stage = self.stage(op if host is None else host)
         prow, pcol = _same_position(partial.op.axis, op.axis, row, col)
         if host is not None:
-            row, col = _same_position(host.axis, op.axis, row, col)
+            row, col = _same_position(host_axes, op.axis, row, col)
         ro, ri = stage.split(row, factor=rows)
         co, ci = stage.split(col, factor=cols)
         # column tiles outside row tiles: a tile's rows of w stay in L1 while the rows of
@@ -343,6 +362,43 @@ def _packed_already(panel, cols: int) -> bool:
     compile time, `wb[fo, c, ky, kx, fi]`), so a copy would only duplicate them?"""
     last = panel.tensor.shape[-1]
     return isinstance(last, Const) and last.value == cols
+
+
+def _reader_axes(index, axes, reader_axes):
+    """The reader's axis at each of `axes` (None for a unit axis it reads at 0) when it
+    reads them at `index`, or None if it reads them otherwise. At the same rank, each index
+    is the reader's axis at its position (or 0 on an axis of extent 1, NumPy
+    broadcasting's read); else each index is a reader axis, in order, of the same extent,
+    or 0 on a unit axis, the reader's other axes have extent 1 and the last index is its
+    last axis (a reshape adding or dropping unit axes)."""
+    if len(reader_axes) == len(axes):
+        if all(_at_axis(i, r) for i, r in zip(index, reader_axes)) and \
+                all(_same_extent(a, r) for a, r in zip(axes, reader_axes)):
+            return list(reader_axes)
+        return None
+    if index[-1] is not reader_axes[-1]:
+        return None
+    mapped, used = [], []
+    for i, a in zip(index, axes):
+        if isinstance(i, Const) and i.value == 0 and _unit(a):
+            mapped.append(None)
+            continue
+        k = next((k for k, r in enumerate(reader_axes) if r is i), None)
+        if k is None or (used and k <= used[-1]) or not _same_extent(a, reader_axes[k]):
+            return None
+        used.append(k)
+        mapped.append(reader_axes[k])
+    if not all(_unit(r) for k, r in enumerate(reader_axes) if k not in used):
+        return None
+    return mapped
+
+
+def _unit(axis) -> bool:
+    return isinstance(axis.extent, Const) and axis.extent.value == 1
+
+
+def _position(axes, axis) -> int:
+    return next(k for k, a in enumerate(axes) if a is axis)
 
 
 def _at_axis(index, axis) -> bool:

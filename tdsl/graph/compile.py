@@ -7,6 +7,8 @@ The pipeline, one step per module:
     fold               fold.py      weight-only stages evaluated, batch_norm into conv
     block_convolutions layout.py    convolutions in blocks of output channels, their
                                     weights packed once
+    pack_panels        panels.py    a matrix product's constant right operand packed
+                                    in register-tile panels once
     partition          fuse.py      stages -> kernels (patterns.py, cost.py)
     _kernel            (here)       each kernel cut out as its own stage DAG, scheduled
                                     (td.apply_best from `log`, else td.auto_schedule),
@@ -40,6 +42,7 @@ from ..target import target as parse_target
 from .check import check_graph
 from .fold import Folded, FoldResult, fold
 from .layout import block_convolutions
+from .panels import pack_panels
 from .fuse import Group, partition
 from .network import KernelInfo, Network, plan_from_json, plan_to_json
 from .patterns import work
@@ -94,6 +97,7 @@ def _fuse(outputs, inputs, params, target):
     folded = list(folding.folded)
     outputs, params = block_convolutions(list(folding.outputs), folding.params, folded,
                                          target)
+    outputs, params = pack_panels(outputs, params, folded, target)
     folding = FoldResult(tuple(outputs), params, tuple(folded))
     return outputs, params, folding, partition(outputs, topo_order(outputs))
 

@@ -1,11 +1,12 @@
 """Fusion: the stages of a network partitioned into kernels, by the rules of TVM's
 FuseOps and XLA, with SystemML's recompute-or-materialize choice where they conflict.
 
-1. Epilogues (XLA's output fusion): a conv/dense/matmul (`out_fusable`) takes the chain
-   of elementwise and broadcast stages after it, as long as each link has one reader
-   (a convolution computed in channel blocks, layout.py, first its view in NCHW); so
-   does a reduction read by one elementwise stage at its own index (a depthwise
-   convolution's bias and activation).
+1. Epilogues (XLA's output fusion): a conv/dense/matmul (`out_fusable`) takes the
+   elementwise and broadcast stages after it that end in one stage read elsewhere: a
+   chain (bias, relu) or a diamond that meets again (gelu reads its input twice); a
+   convolution computed in channel blocks (layout.py) first its view in NCHW. So does a
+   reduction read by one elementwise stage at its own index (a depthwise convolution's
+   bias and activation).
 2. Producers, consumers first: a stage whose readers all lie in one kernel joins it if
    its pattern allows (injective chains into any consumer, elementwise prologues into
    reductions, reductions into kernels without a conv/dense); a cheap injective stage
@@ -28,6 +29,7 @@ from .patterns import Pattern, blocked_view, pattern
 from .rewrite import consumers
 
 MAX_STAGES = 256          # TVM's limit on a fused group
+MAX_EPILOGUE = 32         # stages an epilogue may take (gelu's diamond is 5)
 
 
 @dataclass(frozen=True)
@@ -73,14 +75,9 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
         if op in member or not (pat[op] is Pattern.OUT_FUSABLE or
                                 _has_epilogue(op, pat, readers)):
             continue
-        g, cur = start(op), op
-        while id(cur) not in outs and len(readers[cur]) == 1:
-            nxt = readers[cur][0]
-            if nxt in member or (pat[nxt] > Pattern.BROADCAST and
-                                 blocked_view(nxt) is not cur):
-                break
+        g = start(op)
+        for nxt in _epilogue(op, order, readers, pat, member, outs):
             join(nxt, g)
-            cur = nxt
     # 2. producers, consumers first
     for op in reversed(order):
         if isinstance(op, PlaceholderOp) or op in member:
@@ -108,6 +105,37 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
         else:
             start(op)
     return Partition(_ordered(groups, order, readers, outs), tuple(choices))
+
+
+def _epilogue(op: Operation, order, readers, pat, member, outs) -> list[Operation]:
+    """The elementwise and broadcast stages after `op` that form its epilogue: the
+    longest run of them, in topological order, in which one stage (the last) is read
+    outside the run and every other one, `op` included, only inside it. A chain (bias,
+    relu) is such a run, and so is a diamond that meets again (gelu's `x * (1 + erf(x /
+    sqrt 2)) / 2` reads x twice); a blocked convolution's first link is its NCHW view."""
+    if id(op) in outs:
+        return []
+    inside, run, best = {id(op)}, [], []
+    frontier = {id(r) for r in readers[op]}
+    for nxt in order[order.index(op) + 1:]:
+        if not frontier or len(run) >= MAX_EPILOGUE:
+            break
+        if id(nxt) not in frontier:
+            continue
+        if nxt in member or (pat[nxt] > Pattern.BROADCAST and
+                             id(blocked_view(nxt)) not in inside):
+            break
+        run.append(nxt)
+        inside.add(id(nxt))
+        frontier.discard(id(nxt))
+        frontier |= {id(r) for r in readers[nxt]} - inside
+        exits = [m for m in (op, *run) if id(m) in outs or
+                 any(id(r) not in inside for r in readers[m])]
+        if exits == [nxt]:
+            best = list(run)
+        if id(nxt) in outs:
+            break
+    return best
 
 
 def _has_epilogue(op: Operation, pat: dict, readers) -> bool:
