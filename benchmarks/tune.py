@@ -38,6 +38,7 @@ LOG_NAMES = {"evolutionary": "log.jsonl", "random": "random.jsonl",
 LOGS = {k: HERE / "tuning" / v for k, v in LOG_NAMES.items()}
 MARK_BEGIN, MARK_END = "<!-- tuning: begin -->", "<!-- tuning: end -->"
 CHECKPOINTS = (1, 10, 25, 50, 100, 200, 300)
+PAUSE_S = 120            # a longer gap between two records is a pause between runs
 
 
 def main(argv=None) -> None:
@@ -80,6 +81,7 @@ def main(argv=None) -> None:
             start = time.perf_counter()
             result = td.tune(tensors[-1], tensors, trials=args.trials, target=args.target,
                              log=logs[search], search=search, seed=0)
+            # a resumed run: the minutes of all its runs, from the log's time stamps
             minutes = max((time.perf_counter() - start) / 60, _logged_minutes(result.history))
             curves[search] = (result.curve(), minutes, result.refused, result.errors,
                               result.wrong)
@@ -94,13 +96,13 @@ def main(argv=None) -> None:
 
 
 def _logged_minutes(history) -> float:
-    """Minutes from the first to the last time stamp of a workload's log records: the
-    tuning time of a run resumed from its log (which measures nothing again), to the
-    second; 0 when the records carry no time stamps."""
+    """Minutes of tuning in a workload's log records: the sum of the gaps between
+    consecutive time stamps, leaving out gaps over PAUSE_S (the pause between a run and
+    a later one that resumed it); to the second, 0 when the records carry no stamps."""
     import calendar
-    stamps = [calendar.timegm(time.strptime(r["time"], "%Y-%m-%dT%H:%M:%SZ"))
-              for r in history if r.get("time")]
-    return (max(stamps) - min(stamps)) / 60 if stamps else 0.0
+    stamps = sorted(calendar.timegm(time.strptime(r["time"], "%Y-%m-%dT%H:%M:%SZ"))
+                    for r in history if r.get("time"))
+    return sum(b - a for a, b in zip(stamps, stamps[1:]) if b - a <= PAUSE_S) / 60
 
 
 def _metaschedule(w, inputs, trials: int, logs: dict):
@@ -136,18 +138,21 @@ def _write(md: Path, rows, cpu: str, args) -> None:
              f"in its own tuner's timing (MetaSchedule: its runner's mean of 3 runs of at "
              f"least 100 ms, caches flushed for GB/s workloads); 'minutes' is the whole "
              f"tuning run (MetaSchedule's includes ~1-3 min of start-up: importing TVM's "
-             f"tensor intrinsics). run.py's tdsl:tuned and tvm:metaschedule rows time the "
-             f"winners side by side.", ""]
+             f"tensor intrinsics; td.tune's is counted from its log's time stamps, pauses between "
+             f"resumed runs left out). 'measured' is the candidates timed: a search stops "
+             f"before the budget when three rounds propose nothing new (the space of W3, W6 "
+             f"and W7 has fewer than 10 schedules), and '-' marks a count it did not reach. "
+             f"run.py's tdsl:tuned and tvm:metaschedule rows time the winners side by side.", ""]
     header = "| workload | search | " + " | ".join(f"N={n}" for n in CHECKPOINTS) + \
-        " | minutes | refused | errors |"
-    lines += [header, "|" + "---|" * (len(CHECKPOINTS) + 5)]
+        " | measured | minutes | refused | errors |"
+    lines += [header, "|" + "---|" * (len(CHECKPOINTS) + 6)]
     for w, curves in rows:
         for search, (curve, minutes, refused, errors, wrong) in curves.items():
             cells = [f"{curve[n - 1] * 1e3:.3f}" if len(curve) >= n else "-"
                      for n in CHECKPOINTS]
             bad = errors + wrong if isinstance(errors, int) else errors
             lines.append(f"| {w.id} | {search} | " + " | ".join(cells) +
-                         f" | {minutes:.1f} | {refused} | {bad} |")
+                         f" | {len(curve)} | {minutes:.1f} | {refused} | {bad} |")
     lines += ["", MARK_END]
     text = md.read_text() if md.exists() else ""
     block = "\n".join(lines)
