@@ -247,17 +247,21 @@ class TileRules:
         co, ci = stage.split(col, factor=cols)
         outer = [ro if a is row else co if a is col else a for a in axes]
         panel = _panel_operand(op, info)
-        if panel is not None and _packed_already(panel, cols):
+        packed = panel is not None and _packed_already(panel, cols)
+        if packed:
             panel = None
         if panel is not None and not self.choose(op, "pack", (True, False), True):
             panel = None
-        if panel is not None or \
-                self.choose(op, "tile_order", ("rows", "columns"), "rows") == "columns":
+        if panel is not None or self.choose(op, "tile_order", ("rows", "columns"),
+                                            "columns" if packed else "rows") == "columns":
             # B of a matmul walks down its columns: copy the tile's panel of columns into
             # contiguous local storage once per column tile (cache_read), and run the row
             # tiles inside, reusing it from L2 (GotoBLAS's packed panel, TVM's tutorial).
-            # Without a panel the order is the search's choice: rows of tiles outside
-            # reuse a block of A rows, columns of tiles outside a panel of B
+            # A panel packed at compile time (graph/panels.py) is read in place in the
+            # same order: with rows of tiles outside, every row tile would stream all of
+            # B again (the MLP's 784 x 512 weight is 1.6 MB, past L2). Without a panel
+            # the order is the search's choice: rows of tiles outside reuse a block of A
+            # rows, columns of tiles outside a panel of B
             outer = [a for a in outer if a is not ro]
             outer.insert(next(k for k, a in enumerate(outer) if a is co) + 1, ro)
         stage.reorder(*outer, ri, ci)

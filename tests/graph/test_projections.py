@@ -45,6 +45,8 @@ def test_packed_projection_equals_numpy(rows, k, n, target):
         text = str(kernel.schedule)
         assert "cache_read" not in text       # the panel is read in place, not copied
         assert "compute_at(s[relu]" in text   # the product is computed per tile of relu
+        # column tiles outside row tiles: a panel is read by every row tile in turn
+        assert "reorder(i0, i2_outer, i1_outer, i1_inner, i2_inner)" in text
     else:                                     # narrower than a panel: left as it is
         assert packed == []
     if not td.target(target).runs_here():
