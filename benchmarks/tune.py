@@ -3,6 +3,7 @@
 
     python benchmarks/tune.py [--workloads W3,W7] [--trials 300] [--target native]
                               [--baseline random,metaschedule] [--logs DIR]
+                              [--ms-recorded-only]
 
 Each workload's algorithm is the one of benchmarks/schedules/auto.py (as a user writes
 it), at the sizes of benchmarks/workloads.py. The evolutionary search appends to
@@ -14,7 +15,8 @@ same trial budget on the same workload defined in TE (benchmarks/peers/tvm_metas
 tune_tir with its defaults, XGBoost cost model, in a child process, num-cores =
 TVM_NUM_THREADS or the number of cores); its record (best trace, curve) goes to
 benchmarks/tuning/metaschedule.jsonl, where run.py's `tvm:metaschedule` row finds it, and a
-record for the same workload, target, CPU and budget is reused instead of tuning again.
+record for the same workload, target, CPU and budget is reused instead of tuning again
+(--ms-recorded-only: the table from the records alone, a workload without one says so).
 MetaSchedule's curve is in its own runner's times (the mean of 3 runs of at least 100 ms,
 caches flushed for the GB/s workloads), td.tune's in td.tune's: compare the shapes and
 each curve's end against run.py's interleaved timing of the winners.
@@ -53,6 +55,9 @@ def main(argv=None) -> None:
     p.add_argument("--logs", default=None,
                    help="directory of the logs (default benchmarks/tuning/, the committed "
                         "ones; another directory for a smoke run)")
+    p.add_argument("--ms-recorded-only", action="store_true",
+                   help="metaschedule: only the curves already in its records (a workload "
+                        "without one gets an empty row saying so), no new tuning")
     p.add_argument("--md", default=str(HERE / "RESULTS.md"))
     args = p.parse_args(argv)
 
@@ -89,7 +94,8 @@ def main(argv=None) -> None:
                   f"({w.perf(result.seconds):.1f} {w.unit}), {minutes:.1f} min, "
                   f"refused {result.refused}, errors {result.errors}", flush=True)
         if "metaschedule" in baselines:
-            curves["metaschedule"] = _metaschedule(w, inputs, args.trials, logs)
+            curves["metaschedule"] = _metaschedule(w, inputs, args.trials, logs,
+                                                   args.ms_recorded_only)
         rows.append((w, curves))
     _write(Path(args.md), rows, f"{machine._cpu_model()}, -march=native = "
            f"{machine._native_march()}, {os.cpu_count()} cores", args)
@@ -105,7 +111,7 @@ def _logged_minutes(history) -> float:
     return sum(b - a for a, b in zip(stamps, stamps[1:]) if b - a <= PAUSE_S) / 60
 
 
-def _metaschedule(w, inputs, trials: int, logs: dict):
+def _metaschedule(w, inputs, trials: int, logs: dict, recorded_only: bool = False):
     """MetaSchedule's curve on workload `w` with `trials`, as (curve, minutes, refused,
     errors, wrong): from its record, or tuned now (in a child process) and recorded. An
     error (MetaSchedule failed or is not installed) is printed and gives an empty curve
@@ -113,7 +119,8 @@ def _metaschedule(w, inputs, trials: int, logs: dict):
     from benchmarks.peers import PeerUnavailable, tvm_metaschedule
     shapes = {k: v.shape for k, v in inputs.items()}
     try:
-        rec, fresh = tvm_metaschedule.tuned(w.id, shapes, trials, records=logs["metaschedule"])
+        rec, fresh = tvm_metaschedule.tuned(w.id, shapes, trials, records=logs["metaschedule"],
+                                            recorded_only=recorded_only)
     except (PeerUnavailable, tvm_metaschedule.MetaScheduleError) as e:
         print(f"{w.id} metaschedule: {type(e).__name__}: {e}", flush=True)
         return [], 0.0, "-", str(e)[:200].replace("|", "/"), 0

@@ -339,9 +339,11 @@ def load_record(path: Path, want: dict) -> dict | None:
 
 
 def tuned(workload_id: str, shapes: dict, trials: int, *, records: Path | None = RECORDS,
-          retune: bool = False, seed: int = 0) -> tuple[dict, bool]:
+          retune: bool = False, seed: int = 0, recorded_only: bool = False
+          ) -> tuple[dict, bool]:
     """(record, whether it was tuned now): from `records` if one matches, else tuned in a
-    child process and appended there (records=None: neither read nor written)."""
+    child process and appended there (records=None: neither read nor written);
+    `recorded_only` raises MetaScheduleError instead of tuning."""
     from .. import targets
     want = {"workload": workload_id, "shapes": {k: list(v) for k, v in shapes.items()},
             "target": target_config(), "cpu": targets.cpu(), "trials": trials, "seed": seed}
@@ -349,6 +351,9 @@ def tuned(workload_id: str, shapes: dict, trials: int, *, records: Path | None =
         rec = load_record(records, want)
         if rec is not None:
             return rec, False
+    if recorded_only:
+        raise MetaScheduleError(f"no record of {workload_id} with {trials} trials for this "
+                                f"target and CPU in {records}")
     rec = tune_in_child(workload_id, shapes, trials, want["target"], seed=seed)
     rec["cpu"] = want["cpu"]
     rec["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
