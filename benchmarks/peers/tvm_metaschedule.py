@@ -352,8 +352,10 @@ def tuned(workload_id: str, shapes: dict, trials: int, *, records: Path | None =
         if rec is not None:
             return rec, False
     if recorded_only:
+        shown = Path(records).resolve()
+        shown = shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown
         raise MetaScheduleError(f"no record of {workload_id} with {trials} trials for this "
-                                f"target and CPU in {records}")
+                                f"target and CPU in {shown}")
     rec = tune_in_child(workload_id, shapes, trials, want["target"], seed=seed)
     rec["cpu"] = want["cpu"]
     rec["date"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
