@@ -69,6 +69,19 @@ class Packer:
             name = f"{w.name}_blk{out_block}x{in_block}"
         return self._new(w, name, np.ascontiguousarray(packed))
 
+    def panels(self, w: Tensor, columns: int) -> Tensor:
+        """A matrix product's right operand (K, N) as (ceil(N / C), K, C) panels of C
+        columns, zeros past column N (graph/panels.py), packed one time per (w, C)."""
+        key = (w, "panels", columns)
+        if key not in self.done:
+            a = self.params[w]
+            k, n = a.shape
+            padded = np.zeros((k, -(-n // columns) * columns), dtype=a.dtype)
+            padded[:, :n] = a
+            packed = np.ascontiguousarray(padded.reshape(k, -1, columns).transpose(1, 0, 2))
+            self.done[key] = self._new(w, f"{w.name}_p{columns}", packed)
+        return self.done[key]
+
     def _new(self, w: Tensor, name: str, array) -> Tensor:
         t = placeholder(array.shape, w.dtype, unique_name(name, self.taken))
         self.params[t] = array

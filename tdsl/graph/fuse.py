@@ -57,6 +57,7 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
     readers = consumers(order)
     outs = {id(t.op) for t in outputs}
     pat = {op: pattern(op) for op in order}
+    position = {op: k for k, op in enumerate(order)}
     member: dict[Operation, list[int]] = {}          # op -> the groups holding it
     groups: list[list[Operation]] = []
     choices: list[Choice] = []
@@ -76,7 +77,7 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
                                 _has_epilogue(op, pat, readers)):
             continue
         g = start(op)
-        for nxt in _epilogue(op, order, readers, pat, member, outs):
+        for nxt in _epilogue(op, order[position[op] + 1:], readers, pat, member, outs):
             join(nxt, g)
     # 2. producers, consumers first
     for op in reversed(order):
@@ -107,7 +108,7 @@ def partition(outputs: list[Tensor], order: list[Operation]) -> Partition:
     return Partition(_ordered(groups, order, readers, outs), tuple(choices))
 
 
-def _epilogue(op: Operation, order, readers, pat, member, outs) -> list[Operation]:
+def _epilogue(op: Operation, after, readers, pat, member, outs) -> list[Operation]:
     """The elementwise and broadcast stages after `op` that form its epilogue: the
     longest run of them, in topological order, in which one stage (the last) is read
     outside the run and every other one, `op` included, only inside it. A chain (bias,
@@ -117,7 +118,7 @@ def _epilogue(op: Operation, order, readers, pat, member, outs) -> list[Operatio
         return []
     inside, run, best = {id(op)}, [], []
     frontier = {id(r) for r in readers[op]}
-    for nxt in order[order.index(op) + 1:]:
+    for nxt in after:                      # the stages after op, in topological order
         if not frontier or len(run) >= MAX_EPILOGUE:
             break
         if id(nxt) not in frontier:

@@ -19,14 +19,12 @@ another width copies from bp, which stays correct.
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..examples import register_tile_shape
-from ..lang.expr import BinOp, Const, IterVar, Load, Reduce
+from ..lang.expr import BinOp, Const, Load, Reduce
 from ..lang.graph import topo_order
-from ..lang.names import unique_name
-from ..lang.tensor import ComputeOp, Tensor, placeholder
+from ..lang.tensor import ComputeOp, Tensor
 from ..lang.visit import free_vars
+from .blocks import Packer
 from .fold import Folded
 from .rewrite import rebuild
 
@@ -37,39 +35,22 @@ def pack_panels(outputs: list[Tensor], params: dict, folded: list, target):
     `Folded("layout", ...)` record per product. Weights no longer read are dropped."""
     columns = register_tile_shape(target)[1]
     order = topo_order(outputs)
-    taken = {op.name for op in order} | {p.name for p in params}
-    params = dict(params)
-    packed: dict[Tensor, Tensor] = {}
+    packer = Packer(dict(params), {op.name for op in order} | {p.name for p in params})
     new: dict[Tensor, Tensor] = {}
     for op in order:
         t = op.output(0)
-        found = _constant_operand(op, params, columns)
+        new[t] = rebuild([t], new)[t]
+        found = _constant_operand(op, packer.params, columns)
         if found is None:
-            new[t] = rebuild([t], new)[t]
             continue
-        b = found.tensor
-        if b not in packed:
-            packed[b] = placeholder((-(-b.shape[1].value // columns), b.shape[0].value,
-                                     columns), b.dtype,
-                                    unique_name(f"{b.name}_p{columns}", taken))
-            params[packed[b]] = _panels(params[b], columns)
         j, k = op.axis[-1], found.indices[0]
-        read = Load(packed[b], (j // columns, k, j % columns))
-        op2 = _redirected(rebuild([t], new)[t].op, found, read)
-        new[t] = op2.output(0)
+        read = Load(packer.panels(found.tensor, columns), (j // columns, k, j % columns))
+        new[t] = _redirected(new[t].op, found, read).output(0)
         folded.append(Folded("layout", (op.name,),
-                             f"{b.name} packed in panels of {columns} columns"))
+                             f"{found.tensor.name} packed in panels of {columns} columns"))
     outputs = [new[o] for o in outputs]
     read = {op.output(0) for op in topo_order(outputs)}
-    return outputs, {t: v for t, v in params.items() if t in read}
-
-
-def _panels(b: np.ndarray, columns: int) -> np.ndarray:
-    """b (K, N) as (ceil(N / C), K, C), zeros past column N."""
-    k, n = b.shape
-    padded = np.zeros((k, -(-n // columns) * columns), dtype=b.dtype)
-    padded[:, :n] = b
-    return np.ascontiguousarray(padded.reshape(k, -1, columns).transpose(1, 0, 2))
+    return outputs, {t: v for t, v in packer.params.items() if t in read}
 
 
 def _constant_operand(op, params: dict, columns: int):
@@ -93,7 +74,7 @@ def _constant_operand(op, params: dict, columns: int):
             continue
         width = b.tensor.shape[1]
         if isinstance(width, Const) and width.value >= columns and \
-                isinstance(b.tensor.shape[0], Const) and isinstance(k, IterVar):
+                isinstance(b.tensor.shape[0], Const):
             return b
     return None
 
