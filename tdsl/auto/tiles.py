@@ -407,8 +407,7 @@ def _position(axes, axis) -> int:
 
 def _at_axis(index, axis) -> bool:
     """`index` is `axis`, or 0 on an axis of extent 1 (NumPy broadcasting's read)."""
-    return index is axis or (isinstance(index, Const) and index.value == 0 and
-                             isinstance(axis.extent, Const) and axis.extent.value == 1)
+    return index is axis or (isinstance(index, Const) and index.value == 0 and _unit(axis))
 
 
 def _same_extent(a, b) -> bool:
