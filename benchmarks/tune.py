@@ -147,7 +147,8 @@ def _write(md: Path, rows, cpu: str, args) -> None:
              f"tuning run (MetaSchedule's includes ~1-3 min of start-up: importing TVM's "
              f"tensor intrinsics; td.tune's is counted from its log's time stamps, pauses between "
              f"resumed runs left out). 'measured' is the candidates timed: a search stops "
-             f"before the budget when three rounds propose nothing new (the space of W3, W6 "
+             f"before the budget when four rounds in a row propose nothing new, the last three "
+             f"of them random restarts with growing pools (the space of W3, W6 "
              f"and W7 has fewer than 10 schedules), and '-' marks a count it did not reach. "
              f"run.py's tdsl:tuned and tvm:metaschedule rows time the winners side by side.", ""]
     header = "| workload | search | " + " | ".join(f"N={n}" for n in CHECKPOINTS) + \

@@ -28,6 +28,12 @@ from .workload import Workload
 SEARCHES = ("evolutionary", "random")
 EXPLORE = 0.25                 # share of each batch measured at random, not by the model
 ELITE = 8                      # the fastest candidates evolution breeds from
+# A round that proposes nothing new (every mutation of the elite already measured: the
+# search sits in a corner it has exhausted) is followed by a restart: a pool twice as
+# large, all of it random points of the space. The search ends after this many such
+# rounds in a row (the space is then taken as measured out: the small spaces of a row
+# sum or a transpose hold 6-8 schedules).
+STALE_ROUNDS = 4
 # isl's counts join the features when counting the rules' default candidate takes less
 # than this: counting is exact but grows with the loop tree (a 3x3 convolution's takes
 # about a second), and every candidate a round proposes is counted before the model
@@ -135,9 +141,9 @@ class _Tuner:
                 self.runner.start(self.workload.checks())
             stale = 0
             first = True
-            while self._measured() < trials and stale < 3:
+            while self._measured() < trials and stale < STALE_ROUNDS:
                 want = min(self.batch, trials - self._measured())
-                batch = self._propose(want, include_default=first)
+                batch = self._propose(want, include_default=first, restart=stale)
                 first = False
                 stale = stale + 1 if not batch else 0
                 if batch:
@@ -152,10 +158,12 @@ class _Tuner:
         return sum(1 for r in self.history if r["trial"] is not None)
 
     # -- proposing ------------------------------------------------------------------------
-    def _propose(self, want: int, include_default: bool) -> list[Candidate]:
+    def _propose(self, want: int, include_default: bool, restart: int = 0) -> list[Candidate]:
+        """Up to `want` new candidates; `restart` > 0 after that many rounds proposed
+        nothing: a random pool 2**restart times the usual size (see STALE_ROUNDS)."""
         configs = [{}] if include_default else []      # {}: every knob at its default
-        elite = self._elite()
-        pool = max(3 * want, 16)
+        elite = [] if restart else self._elite()
+        pool = max(3 * want, 16) << restart
         for _ in range(pool):
             roll = self.rng.random()
             if self.search == "random" or not elite or roll < 0.2:
