@@ -18,7 +18,7 @@ def _compile(build):
 
 
 @pytest.fixture(scope="module")
-def nets():
+def nets(private_cache):              # the tests below check which compiles were hits
     return {b.__name__: _compile(b) for b in (common.mlp, common.cnn, common.residual,
                                                common.transformer, common.inverted_residual)}
 

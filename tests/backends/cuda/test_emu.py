@@ -242,6 +242,31 @@ def test_unknown_kernel_name(emu):
         emu.get_function("gemm")
 
 
+def test_the_header_is_precompiled_once_and_used_by_every_build(tmp_path, monkeypatch):
+    from tdsl.backends.cuda import emu as emu_module
+    monkeypatch.setenv("TDSL_CACHE_DIR", str(tmp_path / "a"))
+    precompiled = EmuModule(ALL, BARRIERS)
+    header = emu_module._header(*emu_module._compiler(), emu_module.FLAGS)
+    assert header.parent.parent == tmp_path / "a" / "cuda-emu-header"
+    assert header.with_name(header.name + ".gch").stat().st_size > 0
+    # the same kernels built from the text header
+    monkeypatch.setenv("TDSL_CACHE_DIR", str(tmp_path / "b"))
+    monkeypatch.setattr(emu_module, "_header", lambda *args: emu_module.HEADER)
+    text = EmuModule(ALL, BARRIERS)
+    rng = np.random.default_rng(3)
+    for module in (precompiled, text):
+        got, want = run_gemm(module.get_function("gemm_tiled"), 37, 21, 19, rng)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_a_header_that_cannot_be_precompiled_falls_back_to_the_text(tmp_path, monkeypatch):
+    from tdsl.backends.cuda import emu as emu_module
+    monkeypatch.setenv("TDSL_CACHE_DIR", str(tmp_path))
+    assert emu_module._precompiled_header(str(tmp_path), "false", "v", ("-O2",)) == \
+        emu_module.HEADER
+    assert not list((tmp_path / "cuda-emu-header").iterdir())     # nothing half-written
+
+
 def test_kernel_names_are_found_in_the_source():
     assert kernel_names(AXPBY) == {"axpby": False}
     assert kernel_names(ALL) == dict.fromkeys(SOURCES, True)
