@@ -25,6 +25,13 @@ def _session_cache(tmp_path_factory):
         os.environ["TDSL_CACHE_DIR"] = old
 
 
+def pytest_collection_modifyitems(items):
+    """The tests marked slow (half a minute or more: a tuning tutorial, the fuzzer,
+    nbgrader) run first: xdist's workers then end the run together on short tests
+    instead of one of them waiting for the other's long one."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="module")
 def private_cache(tmp_path_factory):
     """A cache of the module's own (for tests that check hits and misses)."""

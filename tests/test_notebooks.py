@@ -59,7 +59,8 @@ def test_notebook_is_generated_and_stored_without_outputs(path):
         f"{path.name} differs from tutorials/cells; run python tutorials/make_notebooks.py"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] *
+                                               (p.stem == "07_auto_tuning")) for p in NOTEBOOKS])
 def test_notebook_runs(path):
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()

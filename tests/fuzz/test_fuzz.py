@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime
 import os
 
+import pytest
+
 from tdsl.testing.fuzz import fuzz, reproducer, summary
 
 CASES = int(os.environ.get("TDSL_FUZZ_CASES", 200))
 FIXED_SEED = 16
 
 
+@pytest.mark.slow
 def test_fuzz_fixed_seed_and_todays_date(tmp_path):
     today = int(datetime.date.today().strftime("%Y%m%d"))
     log = []
@@ -36,6 +39,7 @@ def test_reproducer_replays_a_case(tmp_path):
     assert f"seed {FIXED_SEED}, case 3" in script and "check_outputs(" in script
 
 
+@pytest.mark.slow
 def test_a_crash_and_a_hang_become_failures_with_reproducers(tmp_path, monkeypatch):
     monkeypatch.setenv("TDSL_FUZZ_SELFTEST", "crash:1,hang:2")
     outcomes = fuzz(4, [FIXED_SEED], jobs=2, timeout=10, out_dir=tmp_path, log=lambda _: None)

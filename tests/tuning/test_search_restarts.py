@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 import tdsl as td
 
 
@@ -39,6 +41,7 @@ def blur():
     return inp, by
 
 
+@pytest.mark.slow
 def test_evolution_restarts_at_random_when_its_neighbourhood_is_measured_out():
     # the blur's space holds 104 schedules; before the restarts the search stopped after
     # 70-85 of them (three rounds in which every mutation of the elite was measured)

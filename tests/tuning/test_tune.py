@@ -54,6 +54,7 @@ def lines(path):
     return [json.loads(x) for x in open(path).read().splitlines()]
 
 
+@pytest.mark.slow
 def test_tune_logs_resumes_and_applies(tmp_path):
     log = tmp_path / "tune.jsonl"
     A, B, C = matmul()
@@ -117,6 +118,7 @@ def test_tune_constant_shapes_and_random_search(tmp_path):
     np.testing.assert_allclose(y, want / want.sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_crash_and_a_hang_do_not_stop_the_search(tmp_path, monkeypatch):
     monkeypatch.setenv("TDSL_TEST_FAULTS", str(tmp_path / "calls"))
     runner = LocalRunner(timeout=4, measure_fn="tests.tuning.faults:measure")
