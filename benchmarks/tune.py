@@ -149,9 +149,10 @@ def _write(md: Path, rows, cpu: str, args) -> None:
              f"resumed runs left out). 'measured' is the candidates timed: a search stops "
              f"before the budget when four rounds in a row propose nothing new, the last three "
              f"of them random restarts with growing pools (the space of W3, W6 "
-             f"and W7 has fewer than 10 schedules; W1's 168 and W5's 104: both searches "
-             f"measure them out, and their bests differ by the noise of timing the same "
-             f"candidates again), and '-' marks a count it did not reach. "
+             f"and W7 has fewer than 10 schedules; where both searches stop at the same count "
+             f"below the budget, they have measured the whole space, and their bests differ "
+             f"by the noise of timing the same candidates again), and '-' marks a count it "
+             f"did not reach. "
              f"run.py's tdsl:tuned and tvm:metaschedule rows time the winners side by side.", ""]
     header = "| workload | search | " + " | ".join(f"N={n}" for n in CHECKPOINTS) + \
         " | measured | minutes | refused | errors |"

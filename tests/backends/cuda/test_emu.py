@@ -109,11 +109,9 @@ def needs_gpu(test):
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory):
+def emu(private_cache):
     """One module with every test kernel: a single g++ build, in a private cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TDSL_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        yield EmuModule(ALL, BARRIERS)
+    return EmuModule(ALL, BARRIERS)
 
 
 def _rand(rng, *shape):
