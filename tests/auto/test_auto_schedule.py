@@ -76,6 +76,38 @@ def test_conv2d_keeps_padding_as_a_stage_and_tiles_channels():
     programs.verify(p, s)
 
 
+@pytest.mark.parametrize("shape,stride", [((1, 16, 20, 20), 2), ((2, 5, 13, 11), 1)], ids=str)
+def test_pool_reads_its_padding_inline(shape, stride):
+    """A pool reads each padded pixel (kernel / stride)^2 times: the padding is inlined
+    (a test per read) rather than copied, unlike a convolution's; -inf never wins at the
+    borders."""
+    from tdsl import nn
+    x = td.placeholder(shape, name="x")
+    y = nn.max_pool2d(x, 3, stride=stride, padding=1, name="pool")
+    s = td.auto_schedule(y)
+    text = "\n".join(s.history)
+    assert "s[pool_pad].compute_inline()" in text
+    mod = td.build(s, [x, y])
+    a = np.random.default_rng(stride).standard_normal(shape).astype(np.float32)
+    want = td.reference(y, {x: a})
+    got = np.empty(want.shape, np.float32)
+    mod(a, got)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("channels,size,parallel", [(64, 56, True), (16, 8, False)])
+def test_a_copy_that_moves_a_megabyte_runs_on_the_threads(channels, size, parallel):
+    """Parallel loops by the data a nest moves as well as by its operations: a padding
+    copy of 64 x 58 x 58 floats (1.7 MB moved, ~0.4M operations) runs on the threads, one
+    of 16 x 10 x 10 floats stays serial."""
+    x = td.placeholder((1, channels, size, size), name="x")
+    y = td.compute((1, channels, size + 2, size + 2), lambda n, c, i, j: td.select(
+        (i >= 1) & (i <= size) & (j >= 1) & (j <= size), x[n, c, i - 1, j - 1], 0.0),
+        name="y")
+    s = td.auto_schedule(y)
+    assert ("parallel" in "\n".join(s.history)) == parallel
+
+
 def test_blur_computes_the_producer_per_tile():
     p = programs.blur()
     s = td.auto_schedule(p.outputs)
