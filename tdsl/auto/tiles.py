@@ -109,8 +109,8 @@ class TileRules:
         host's channels split by the block (a tile's channels are then one block, `fi`
         vectorized) and its row into strips of pixels (unrolled); the block is computed
         per (channel block, row, strip), over the whole reduction, and the host writes
-        the strip's pixels of each channel from it. A strip of 7 when the row is a
-        multiple of 7 and not of 6 (7, 14, 28, 56: no ragged last strip)."""
+        the strip's pixels of each channel from it. Strips as `_rows_without_ragged_tile`
+        says (on AVX2 6 pixels, the whole row when it is 7)."""
         row, col = info.row_axis, info.col_axis
         axes = list(op.axis)
         k = next(i for i, a in enumerate(axes) if a is row)
@@ -122,7 +122,8 @@ class TileRules:
         width = hrow.extent.value if isinstance(hrow.extent, Const) else None
         rows, _ = register_tile_shape(self.t)
         if width is not None:
-            rows = _rows_without_ragged_tile(width, rows)
+            rows = _rows_without_ragged_tile(width, rows, block // self.lanes,
+                                             self.t.vector_registers)
         rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 7, 8, 12, 14), rows)
         fo, fi = hs.split(channel, factor=block)
         ro, ri = hs.split(hrow, factor=rows)
@@ -186,7 +187,9 @@ class TileRules:
         *outer, x, c = host.axis
         width = x.extent.value
         rows, _ = register_tile_shape(self.t)        # 6 on AVX2, 8 on AVX-512
-        rows = self.choose(op, "tile_rows", (2, 4, 6, 7, 8), _rows_without_ragged_tile(width, rows))
+        vectors = -(-c.extent.value // self.lanes)
+        rows = self.choose(op, "tile_rows", (2, 4, 6, 7, 8), _rows_without_ragged_tile(
+            width, rows, vectors, self.t.vector_registers))
         xo, xi = hs.split(x, factor=rows)
         hs.reorder(*outer, xo, xi, c)
         self._vector_inner(hs, c)
@@ -234,7 +237,8 @@ class TileRules:
                 rows = max(1, min(rows, self.t.vector_registers // _registers(width.value,
                                                                               self.lanes)))
         elif isinstance(info.row_axis.extent, Const):
-            rows = _rows_without_ragged_tile(info.row_axis.extent.value, rows)
+            rows = _rows_without_ragged_tile(info.row_axis.extent.value, rows,
+                                             cols // self.lanes, self.t.vector_registers)
         rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 7, 8, 12), rows)
         cols = self.lanes * self.choose(op, "tile_vectors", (1, 2, 3, 4), cols // self.lanes)
         if host is None:
@@ -349,13 +353,20 @@ def _panel_operand(op, info: StageInfo):
     return None
 
 
-def _rows_without_ragged_tile(width: int, rows: int) -> int:
-    """Rows of a register tile along a row of `width`: all of it when it is at most one
-    more than `rows`, else one more than `rows` when that leaves no ragged last tile and
-    `rows` does (7, 14, 28, 56: strips of 7, 14 accumulators of 16 channels)."""
+def _rows_without_ragged_tile(width: int, rows: int, vectors: int, registers: int) -> int:
+    """Rows of a register tile of `vectors` accumulator vectors per row, along a row of
+    `width`: all of it when it is at most one more than `rows`; else one more than
+    `rows` when that leaves no ragged last tile where `rows` does (a row of 36 on
+    AVX-512: strips of 9, 18 accumulators of 32 zmm registers), but only while the tile,
+    its row of operand vectors and a broadcast fit the `registers`. On AVX2 a strip of
+    7 pixels x 16 channels takes 17 of 16 ymm registers and gcc spills: strips of 6 and
+    a ragged 2 ran ResNet-18's 56 x 56 convolutions 2-7% faster than strips of 7 (Zen 3,
+    interleaved, two sessions; the 28- and 14-wide ones were level, and the 7-wide ones
+    keep their whole row, which ran 8-20% faster than 6 + 1)."""
     if width <= rows + 1:
         return width
-    if width % rows and width % (rows + 1) == 0:
+    fits = (rows + 2) * vectors + 1 <= registers
+    if fits and width % rows and width % (rows + 1) == 0:
         return rows + 1
     return rows
 
