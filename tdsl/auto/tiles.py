@@ -356,18 +356,21 @@ def _panel_operand(op, info: StageInfo):
 def _rows_without_ragged_tile(width: int, rows: int, vectors: int, registers: int) -> int:
     """Rows of a register tile of `vectors` accumulator vectors per row, along a row of
     `width`: all of it when it is at most one more than `rows`; else one more than
-    `rows` when that leaves no ragged last tile where `rows` does (a row of 36 on
-    AVX-512: strips of 9, 18 accumulators of 32 zmm registers), but only while the tile,
-    its row of operand vectors and a broadcast fit the `registers`. On AVX2 a strip of
-    7 pixels x 16 channels takes 17 of 16 ymm registers and gcc spills: strips of 6 and
-    a ragged 2 ran ResNet-18's 56 x 56 convolutions 2-7% faster than strips of 7 (Zen 3,
-    interleaved, two sessions; the 28- and 14-wide ones were level, and the 7-wide ones
-    keep their whole row, which ran 8-20% faster than 6 + 1)."""
+    `rows` when that leaves no ragged last tile where `rows` does, if the tile, its row
+    of operand vectors and a broadcast fit the `registers` (a row of 36 on AVX-512:
+    strips of 9, 18 accumulators of 32 zmm registers), or if the row holds only two such
+    strips. On AVX2 a strip of 7 pixels x 16 channels takes 17 of 16 ymm registers and
+    gcc spills one; ResNet-18's convolutions, Zen 3, interleaved, same run: rows of 56
+    and 28 ran 7-8% faster in strips of 6 (and a ragged 2 or 4) than in strips of 7;
+    rows of 14 ran 2% slower in 6 + 6 + 2 than in 7 + 7 (the strip of 2 is a seventh
+    of the work at half the speed), and rows of 7 keep the whole row (8-20% faster
+    than 6 + 1)."""
     if width <= rows + 1:
         return width
-    fits = (rows + 2) * vectors + 1 <= registers
-    if fits and width % rows and width % (rows + 1) == 0:
-        return rows + 1
+    if width % rows and width % (rows + 1) == 0:
+        fits = (rows + 2) * vectors + 1 <= registers
+        if fits or width <= 2 * (rows + 1):
+            return rows + 1
     return rows
 
 
