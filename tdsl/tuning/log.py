@@ -2,7 +2,10 @@
 
 A record holds the workload (key, sizes, target, machine), the candidate's choices (the
 knobs of `tdsl/auto/knobs.py`), the fingerprint of its schedule, and the result: the
-median seconds and the repeats, or an error kind and message. Each line is written with
+median seconds and the repeats, or an error kind and message; a confirmation (the
+fastest few of a run measured again) is a record with no trial number whose result
+holds the median of all that candidate's times and `confirmed`, the confirmation's
+number. Each line is written with
 one `write` on a file opened for appending, so a run killed at any moment leaves whole
 lines (a torn last line, from a machine that lost power, is skipped with a warning), and
 a new run on the same log resumes where the last one stopped.
@@ -62,7 +65,13 @@ def for_workload(path, key: str) -> list[dict]:
 
 
 def best(records: list[dict]) -> dict | None:
+    """The fastest record: among those of the latest confirmation (the fastest few of a
+    run measured again, `result["confirmed"]` its number) if there is one, else among
+    every timed record."""
     timed = [r for r in records if "seconds" in r.get("result", {})]
+    latest = max((r["result"].get("confirmed", 0) for r in timed), default=0)
+    if latest:
+        timed = [r for r in timed if r["result"].get("confirmed") == latest]
     return min(timed, key=lambda r: r["result"]["seconds"]) if timed else None
 
 

@@ -107,7 +107,9 @@ CELLS = [
     compiled (in parallel), checked against `td.reference` at small ragged sizes and
     against an oracle at the full size, then timed alone in a worker process: a kernel
     that crashes or hangs is recorded as an error and the search goes on. The first
-    candidate is always `td.auto_schedule`'s own, so the search starts from it.
+    candidate is always `td.auto_schedule`'s own, so the search starts from it. At the
+    end the four fastest are measured again, interleaved, and the winner is the best of
+    their medians: the minimum of noisy times favours a candidate that was lucky once.
 
     We run 12 trials of the evolutionary search, and 12 of random search over the
     same space as the baseline it must beat (a real run uses a few hundred).
