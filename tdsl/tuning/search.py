@@ -42,9 +42,9 @@ STALE_ROUNDS = 4
 # ranks it
 ISL_FEATURE_SECONDS = 0.5
 # A search keeps the minimum of noisy times, so its first place is often a candidate
-# that was lucky once (the winner's curse; on a shared 2-core Zen 3 a tuned schedule
-# replayed by benchmarks/run.py ran 7-11% slower than the hand schedule the search had
-# measured at the same speed). At the end of a run that measured anything (or resumed
+# that was lucky once (the winner's curse; on a shared 2-core Zen 3, benchmarks/run.py
+# replayed W8's tuned schedule at 1.64 ms and td.auto_schedule's, a candidate it had
+# beaten in the search, at 1.53 ms). At the end of a run that measured anything (or resumed
 # a log that holds no confirmation), the fastest CONFIRM_TOP candidates are measured
 # again CONFIRM_ROUNDS times, interleaved (their order rotated each round), and ranked
 # by the median of all their times.
