@@ -15,6 +15,8 @@ import hashlib
 import tdsl as td
 from tdsl.tuning.search import CONFIRM_TOP
 
+from .programs import blur
+
 
 def _unit(text: bytes, salt: bytes) -> float:
     return int(hashlib.sha256(salt + text).hexdigest()[:6], 16) / 2**24
@@ -47,15 +49,6 @@ class LuckyFirstRunner:
 
     def close(self) -> None:
         pass
-
-
-def blur():
-    inp = td.placeholder((20, 36), name="inp")
-    bx = td.compute((20, 34), lambda y, x: (inp[y, x] + inp[y, x + 1] + inp[y, x + 2]) / 3.0,
-                    name="bx")
-    by = td.compute((18, 34), lambda y, x: (bx[y, x] + bx[y + 1, x] + bx[y + 2, x]) / 3.0,
-                    name="by")
-    return inp, by
 
 
 def test_the_winner_is_the_fastest_by_its_confirmed_median(tmp_path):

@@ -14,6 +14,8 @@ import pytest
 
 import tdsl as td
 
+from .programs import blur
+
 
 class LandscapeRunner:
     """The runner protocol (start, compile, measure, close) with a made-up landscape."""
@@ -30,15 +32,6 @@ class LandscapeRunner:
 
     def close(self) -> None:
         pass
-
-
-def blur():
-    inp = td.placeholder((20, 36), name="inp")
-    bx = td.compute((20, 34), lambda y, x: (inp[y, x] + inp[y, x + 1] + inp[y, x + 2]) / 3.0,
-                    name="bx")
-    by = td.compute((18, 34), lambda y, x: (bx[y, x] + bx[y + 1, x] + bx[y + 2, x]) / 3.0,
-                    name="by")
-    return inp, by
 
 
 @pytest.mark.slow
