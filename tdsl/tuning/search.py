@@ -294,9 +294,13 @@ class _Tuner:
         if len(top) < 2:
             return                          # nothing to choose between
         chosen = {r["fingerprint"]: r for r in top}
-        libraries = [(c, lib) for c, lib in
-                     self._build([self.space.realize(r["choices"]) for r in top])
-                     if c.key in chosen]
+        # a log from another version of the rules may hold choices that no longer give
+        # the schedule that was measured: those are left out
+        again = [c for c in (self.space.realize(r["choices"]) for r in top)
+                 if not c.refused and c.key in chosen]
+        libraries = self._build(again)
+        if len(libraries) < 2:
+            return
         times = {c.key: list(chosen[c.key]["result"].get("times") or
                              [chosen[c.key]["result"]["seconds"]]) for c, _ in libraries}
         for round_ in range(CONFIRM_ROUNDS):
