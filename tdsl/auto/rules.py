@@ -300,7 +300,7 @@ class _CpuRules(TileRules, _Rules):
             # copy); a pool or a depthwise convolution reads it (kernel / stride)^2 times,
             # where a test per read is cheaper than copying the whole input (Zen 3, same
             # run: ResNet-18's max pool 0.40 -> 0.12 ms, MobileNetV2's depthwise
-            # convolutions 2-5x faster, with the grain rule's bytes below)
+            # convolutions 1.3-5x faster, with the grain rule's bytes below)
             return False
         if info.expensive and len(info.readers) > 1:
             return False                    # exp for two consumers: compute it once
