@@ -362,7 +362,7 @@ def _rows_without_ragged_tile(width: int, rows: int, vectors: int, registers: in
     strips. On AVX2 a strip of 7 pixels x 16 channels takes 17 of 16 ymm registers and
     gcc spills one; ResNet-18's convolutions, Zen 3, interleaved, same run: rows of 56
     and 28 ran 7-8% faster in strips of 6 (and a ragged 2 or 4) than in strips of 7;
-    rows of 14 ran 2% slower in 6 + 6 + 2 than in 7 + 7 (the strip of 2 is a seventh
+    rows of 14 ran 2-7% slower in 6 + 6 + 2 than in 7 + 7 (the strip of 2 is a seventh
     of the work at half the speed), and rows of 7 keep the whole row (8-20% faster
     than 6 + 1)."""
     if width <= rows + 1:

@@ -88,7 +88,7 @@ def recompute_or_materialize(op: Operation, readers: list[Operation], pat: dict,
     `all_readers` maps every stage to its readers (for the chain inlined along)."""
     per_point = chain_cost(op, pat, all_readers)
     reuse = [reads_per_element(op, r, pat) for r in readers]
-    if copies == 1 and (max(reuse) == 1 or not _inlined_by_auto(op, readers, pat)):
+    if copies == 1 and (max(reuse) == 1 or not _a_choice(op, readers, pat)):
         return None
     evaluations = work(op) * per_point
     recompute = sum(evaluations * k for k in reuse)
@@ -96,14 +96,14 @@ def recompute_or_materialize(op: Operation, readers: list[Operation], pat: dict,
     return Choice(op.name, recompute, materialize)
 
 
-def _inlined_by_auto(op: Operation, readers: list[Operation], pat: dict) -> bool:
-    """Would td.auto_schedule inline `op` into its readers (auto/rules.py `_inlinable`)?
-    A guarded stage (padding) read by a reduction joins its reader's kernel with no
-    choice: auto_schedule keeps it a stage there before a convolution and reads it in
-    place in a pool or a depthwise convolution. Counting operations, as the choice
-    does, would give a depthwise convolution's padding (9 reads per element) a buffer
-    of its own, between kernels: measured slower (MobileNetV2 6.5 against 6.1 ms, Zen 3,
-    same run), a test per read costs less than a pass over memory."""
+def _a_choice(op: Operation, readers: list[Operation], pat: dict) -> bool:
+    """Is giving `op` a buffer between kernels a choice at all? Not for a guarded stage
+    (padding) read by a reduction: it joins its reader's kernel, where td.auto_schedule
+    keeps it a stage (before a convolution, auto/rules.py `_inlinable`) or reads it in
+    place (a pool, a depthwise convolution). Counting operations, as the choice does,
+    would give a depthwise convolution's padding (9 reads per element) a buffer of its
+    own: measured slower (MobileNetV2 6.5 against 6.1 ms, Zen 3, same run), a test per
+    read costs less than a pass over memory."""
     guarded = any(isinstance(n, Select) for n in walk(op.body)) \
         if isinstance(op, ComputeOp) else True
     return not (guarded and any(pat.get(r) >= Pattern.REDUCTION for r in readers))

@@ -2,13 +2,13 @@
 
 A record holds the workload (key, sizes, target, machine), the candidate's choices (the
 knobs of `tdsl/auto/knobs.py`), the fingerprint of its schedule, and the result: the
-median seconds and the repeats, or an error kind and message; a confirmation (the
+median seconds and the repeats, or an error kind and message. A confirmation (the
 fastest few of a run measured again) is a record with no trial number whose result
 holds the median of all that candidate's times and `confirmed`, the confirmation's
-number. Each line is written with
-one `write` on a file opened for appending, so a run killed at any moment leaves whole
-lines (a torn last line, from a machine that lost power, is skipped with a warning), and
-a new run on the same log resumes where the last one stopped.
+number. Each line is written with one `write` on a file opened for appending, so a run
+killed at any moment leaves whole lines (a torn last line, from a machine that lost
+power, is skipped with a warning), and a new run on the same log resumes where the last
+one stopped.
 """
 
 from __future__ import annotations
