@@ -153,7 +153,10 @@ def _write(md: Path, rows, cpu: str, args) -> None:
              f"below the budget, they have measured the whole space, and their bests differ "
              f"by the noise of timing the same candidates again), and '-' marks a count it "
              f"did not reach. "
-             f"run.py's tdsl:tuned and tvm:metaschedule rows time the winners side by side.", ""]
+             f"td.tune's winner is the best median of its four fastest, measured again at the "
+             f"end (the confirmation), so it need not be the candidate of the curve's last "
+             f"point. run.py's tdsl:tuned and tvm:metaschedule rows time the winners side by "
+             f"side.", ""]
     header = "| workload | search | " + " | ".join(f"N={n}" for n in CHECKPOINTS) + \
         " | measured | minutes | refused | errors |"
     lines += [header, "|" + "---|" * (len(CHECKPOINTS) + 6)]

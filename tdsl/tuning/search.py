@@ -294,10 +294,12 @@ class _Tuner:
         if len(top) < 2:
             return                          # nothing to choose between
         chosen = {r["fingerprint"]: r for r in top}
-        # a log from another version of the rules may hold choices that no longer give
-        # the schedule that was measured: those are left out
-        again = [c for c in (self.space.realize(r["choices"]) for r in top)
-                 if not c.refused and c.key in chosen]
+        # this run's candidates are realized already (isl proved them once); those of a
+        # resumed log are realized again, and left out if the choices no longer give the
+        # schedule that was measured (a log from another version of the rules)
+        known = {c.key: c for c in self.realized.values()}
+        again = [c for c in (known.get(r["fingerprint"]) or self.space.realize(r["choices"])
+                             for r in top) if not c.refused and c.key in chosen]
         libraries = self._build(again)
         if len(libraries) < 2:
             return

@@ -15,6 +15,8 @@ import pytest
 
 import tdsl as td
 from tdsl.tuning import LocalRunner, RayRunner
+from tdsl.tuning.measure import REPEATS
+from tdsl.tuning.search import CONFIRM_ROUNDS
 from tdsl.tuning.space import Space
 from tdsl.tuning.workload import Workload
 
@@ -66,8 +68,9 @@ def test_tune_logs_resumes_and_applies(tmp_path):
     fastest = sorted((r for r in measured if "seconds" in r["result"]),
                      key=lambda r: r["result"]["seconds"])[:4]
     assert {r["fingerprint"] for r in confirmed} == {r["fingerprint"] for r in fastest}
+    repeats = REPEATS * (1 + CONFIRM_ROUNDS)      # the search's times, then each round's
     assert all(r["trial"] is None and r["result"]["confirmed"] == 1 and
-               len(r["result"]["times"]) > 5 for r in confirmed)
+               len(r["result"]["times"]) == repeats for r in confirmed)
     assert result.seconds == min(r["result"]["seconds"] for r in confirmed)
     assert result.errors == result.wrong == 0
     records = lines(log)
