@@ -22,6 +22,11 @@ view, `out[n, f, y, x] = blk[n, f // L, y, x, f % L]`, which only readers that w
 read (a flatten, the network's outputs); so consecutive convolutions exchange blocks,
 and each kernel writes its blocks with vector stores.
 
+A convolution reading a zero padding skips the window's taps on it at the top and bottom
+rows of the image (`_window_rows`, a `where` on the sum; MLAS skips them too): 9.5% of a
+7-wide 3x3 convolution's work. Its sum then runs over the window's rows first, the weight
+packed `wb[fo, ky, c, kx, fi]` (`blocks.blocked_convolution` says why).
+
 A convolution whose input is not blocked is blocked only when its sum has at least
 MIN_REDUCTION terms: its epilogue may have to transpose the block back to NCHW
 (`TileRules._blocked_tile`, scalar stores), which costs more than short sums save.
@@ -33,6 +38,7 @@ from ..lang.expr import BinOp, Const, IterVar, Load, Reduce, Select
 from ..lang.graph import topo_order
 from ..lang.names import unique_name
 from ..lang.tensor import ComputeOp, Tensor
+from ..ir.simplify import linear_terms
 from ..lang.visit import free_vars, loads
 from . import blocks
 from .fold import Folded
@@ -145,7 +151,7 @@ def _blocked_convolution(op, packer, blocked, new, readers, lanes, folded, wante
     weight_load = next(ld for ld in loads(swap_op.body.body) if ld.tensor is weight.tensor)
     name = unique_name(f"{op.name}_blk", packer.taken)
     twin = blocks.blocked_convolution(swap_op, weight_load, data_load, block, width,
-                                      packer, name, data_blocks)
+                                      packer, name, data_blocks, _window_rows(data, weight))
     inner = f" and {data_blocks[1]} input channels" if data_blocks else ""
     folded.append(Folded("layout", (op.name,), f"{weight.tensor.name} in blocks of {block} "
                                                f"output channels{inner}"))
@@ -174,6 +180,54 @@ def _padded_inside(op, data: Load, width: int):
             width > source.shape[3].value or y.extent.value > source.shape[2].value:
         return None
     return source
+
+
+def _window_rows(data: Load, weight: Load) -> tuple[int, int] | None:
+    """[lo, hi): the rows of the zero padding a convolution reads (`data`, rows at axis 2)
+    that hold what it pads, when the window moves over those rows (the weight's row axis
+    in the row index) and the padding's select tests its rows against constants; None
+    otherwise. Outside them every term of the sum is a product with a padding zero."""
+    pad = data.tensor.op
+    if not isinstance(pad, ComputeOp) or not isinstance(pad.body, Select) or \
+            len(pad.axis) < 3 or len(data.indices) != len(pad.axis) or len(weight.indices) < 3:
+        return None
+    fill, window = pad.body.false_value, weight.indices[2]
+    if not (isinstance(fill, Const) and fill.value == 0) or \
+            getattr(window.extent, "value", 1) <= 1 or \
+            not any(v is window for v in free_vars(data.indices[2])):
+        return None
+    row, lo, hi = pad.axis[2], None, None
+    for test in _conjuncts(pad.body.cond):
+        bound = _row_bound(test, row)
+        if bound is not None:
+            kind, value = bound
+            lo = value if kind == "lo" and (lo is None or value > lo) else lo
+            hi = value if kind == "hi" and (hi is None or value < hi) else hi
+    if lo is None or hi is None or (lo <= 0 and hi >= row.extent.value):
+        return None
+    return lo, hi
+
+
+def _conjuncts(cond) -> list:
+    if isinstance(cond, BinOp) and cond.op == "and":
+        return _conjuncts(cond.a) + _conjuncts(cond.b)
+    return [cond]
+
+
+def _row_bound(test, row: IterVar) -> tuple[str, int] | None:
+    """("lo", c) for `row >= c` (or `row > c - 1`), ("hi", c) for `row < c` (or `row <=
+    c - 1`), with constants on either side folded; None for any other test."""
+    if not isinstance(test, BinOp) or test.op not in ("ge", "gt", "lt", "le"):
+        return None
+    terms, constant = linear_terms(test.a - test.b)      # row + constant (op) 0
+    if len(terms) != 1:
+        return None
+    (coef, atom), = terms.values()
+    if atom is not row or coef != 1:
+        return None
+    # row + constant >= 0  <=>  row >= -constant, and so on
+    return {"ge": ("lo", -constant), "gt": ("lo", 1 - constant),
+            "lt": ("hi", -constant), "le": ("hi", 1 - constant)}[test.op]
 
 
 def _at_pixel(index, axis) -> bool:

@@ -87,12 +87,56 @@ def test_short_reductions_and_depthwise_stay_as_they_are():
     np.testing.assert_allclose(net(xa), want, rtol=2e-4, atol=2e-4)
 
 
-def test_packed_weights_are_the_blocks():
-    outs, inputs, params, _ = _conv_net(16, 32, 6, 3, 1, 1, "none")
+def _blocked_sum(outs, params):
+    """(the blocked convolution's sum, its packed weight array) for one convolution."""
     from tdsl.graph.layout import block_convolutions
-    folded: list = []
-    outputs, packed = block_convolutions(outs, params, folded, td.target("c -mcpu=x86-64-v3"))
+    from tdsl.lang.graph import topo_order
+    outputs, packed = block_convolutions(outs, params, [], td.target("c -mcpu=x86-64-v3"))
+    (op,) = [op for op in topo_order(outputs) if op.name.endswith("_blk")]
     (wb,) = [t for t in packed if t.name == "w_blk16"]
+    return op.body, packed[wb]
+
+
+def test_packed_weights_are_the_blocks():
+    """Without padding the weight is (F / 16, C, KH, KW, 16) and the sum runs over the
+    channels first; with zero padding the window's rows come first in both, and the sum
+    skips the padding's rows (a `where` on the padded row, 1 <= y + ry < 7)."""
+    outs, inputs, params, _ = _conv_net(16, 32, 6, 3, 1, 0, "none")
     w = next(v for t, v in params.items() if t.name == "w")
-    assert packed[wb].shape == (2, 16, 3, 3, 16)
-    np.testing.assert_array_equal(packed[wb][1, 5, 2, 0, 3], w[16 + 3, 5, 2, 0])
+    body, packed = _blocked_sum(outs, params)
+    assert packed.shape == (2, 16, 3, 3, 16) and body.where is None
+    assert [a.name for a in body.axes] == ["rc", "ry", "rx"]
+    np.testing.assert_array_equal(packed[1, 5, 2, 0, 3], w[16 + 3, 5, 2, 0])
+
+    outs, inputs, params, _ = _conv_net(16, 32, 6, 3, 1, 1, "none")
+    w = next(v for t, v in params.items() if t.name == "w")
+    body, packed = _blocked_sum(outs, params)
+    assert packed.shape == (2, 3, 16, 3, 16)
+    assert [a.name for a in body.axes] == ["ry", "rc", "rx"]
+    np.testing.assert_array_equal(packed[1, 2, 5, 0, 3], w[16 + 3, 5, 2, 0])
+    assert str(body.where) == "(y + ry >= 1) & (y + ry < 7)"
+
+
+@pytest.mark.parametrize("rows, fill", [((2, 0), 0.0), ((0, 3), 0.0), ((1, 1), 1.5)],
+                         ids=["top-only", "bottom-only", "non-zero-fill"])
+def test_padding_rows_skipped_only_where_they_are_zeros(rows, fill):
+    """nn.pad then a convolution of a blocked input: the sum skips the window's rows in
+    the padding when it pads with zeros (any rows, top or bottom alone), never when it
+    pads with another value; every output equals NumPy's."""
+    rng = np.random.default_rng(4)
+    x = td.placeholder((1, 16, 9, 9), name="x")
+    w1, w2 = td.placeholder((16, 16, 1, 1), name="w1"), td.placeholder((16, 16, 3, 3), name="w2")
+    params = {w1: rand(rng, 16, 16, 1, 1) / 4, w2: rand(rng, 16, 16, 3, 3) / 12}
+    pads = [(0, 0), (0, 0), rows, (1, 1)]
+    y = nn.conv2d(nn.pad(nn.conv2d(x, w1), pads, value=fill), w2)
+    net = td.compile([y], inputs=[x], params=params, target="c -mcpu=x86-64-v3")
+    xa = rand(rng, 1, 16, 9, 9)
+    h = np.pad(np_conv2d(xa, params[w1]), pads, constant_values=fill)
+    np.testing.assert_allclose(net(xa), np_conv2d(h, params[w2]), rtol=2e-4, atol=2e-4)
+    from tdsl.graph.layout import _window_rows
+    from tdsl.lang.expr import Load
+    from tdsl.lang.visit import loads
+    conv = y.op
+    data, weight = sorted(loads(conv.body.body), key=lambda ld: ld.tensor is w2)
+    assert isinstance(data, Load)
+    assert _window_rows(data, weight) == (None if fill else (rows[0], 9 + rows[0]))
