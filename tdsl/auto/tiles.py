@@ -122,8 +122,7 @@ class TileRules:
         width = hrow.extent.value if isinstance(hrow.extent, Const) else None
         rows, _ = register_tile_shape(self.t)
         if width is not None:
-            rows = _rows_without_ragged_tile(width, rows, block // self.lanes,
-                                             self.t.vector_registers)
+            rows = blocked_strip(width, block // self.lanes, self.t)
         rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 7, 8, 12, 14), rows)
         fo, fi = hs.split(channel, factor=block)
         ro, ri = hs.split(hrow, factor=rows)
@@ -351,6 +350,14 @@ def _panel_operand(op, info: StageInfo):
         if any(v is r for i in ld.indices[:-1] for v in free_vars(i) for r in reduce_axes):
             return ld
     return None
+
+
+def blocked_strip(width: int, vectors: int, target) -> int:
+    """The pixels of the strips `_blocked_tile` cuts a row of `width` into, for a block
+    of `vectors` accumulator vectors per pixel on `target` (before tuning); the graph
+    compiler asks it whether a convolution's row is one strip (graph/layout.py)."""
+    rows, _ = register_tile_shape(target)
+    return _rows_without_ragged_tile(width, rows, vectors, target.vector_registers)
 
 
 def _rows_without_ragged_tile(width: int, rows: int, vectors: int, registers: int) -> int:

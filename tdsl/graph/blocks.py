@@ -96,7 +96,8 @@ class Packer:
 def blocked_convolution(op: ComputeOp, weight: Load, data: Load, block: int,
                         width: int, packer: Packer, name: str,
                         data_blocks: tuple[Tensor, int] | None,
-                        rows: tuple[int, int] | None = None) -> Tensor:
+                        rows: tuple[int, int] | None = None,
+                        columns: tuple[int, int] | None = None) -> Tensor:
     """`op` (a convolution, `sum data * weight` over 4-D NCHW axes) in blocks of `block`
     output channels, `width` columns wide; `data_blocks` = (the input in blocks, Li)
     when the input is read from blocks (its channel index the first reduction axis).
@@ -107,7 +108,9 @@ def blocked_convolution(op: ComputeOp, weight: Load, data: Load, block: int,
     window's rows first, the weight packed in that order: the taps a border row skips
     are then one contiguous run of each block's weights, not a hole in every channel
     block. (Holes in the first pass over weights that come from memory cost more than
-    the skipped taps save: ResNet-18's 7-wide convolutions ran 5% slower with them.)"""
+    the skipped taps save: ResNet-18's 7-wide convolutions ran 5% slower with them.)
+    `columns`, given with `rows`, does the same for the window's columns (isl then
+    computes the first and last pixels' border taps in loops of their own)."""
     n, f, y, x = op.axis
     body = op.body
     filters = _value(f.extent)
@@ -145,10 +148,16 @@ def blocked_convolution(op: ComputeOp, weight: Load, data: Load, block: int,
     if ky is not None:
         axes = (fresh[ky], *(a for a in axes if a is not fresh[ky]))
         row = substitute(data.indices[2], mapping)
-        where = (row >= Const(rows[0], dtypes.INDEX)) & (row < Const(rows[1], dtypes.INDEX))
+        where = _inside(row, rows)
+        if columns is not None:
+            where = where & _inside(substitute(data.indices[3], mapping), columns)
     inner_body = substitute(transform(body.body, swap), mapping)
     return ComputeOp(name, (bn, fo, by, bx, fi), Reduce(body.reducer, inner_body, axes,
                                                         where)).output(0)
+
+
+def _inside(index, bounds: tuple[int, int]):
+    return (index >= Const(bounds[0], dtypes.INDEX)) & (index < Const(bounds[1], dtypes.INDEX))
 
 
 def _rows_first(indices: list, rows_first: bool) -> tuple:
