@@ -156,8 +156,11 @@ class _Rules:
 
     def nest_bytes(self, op) -> int | None:
         """The bytes `op`'s loop nest writes (its output) and reads (each tensor it
-        loads, once; through inlined producers, theirs); None when a size is unknown."""
-        read, stack, seen = {}, [op], set()
+        loads, once; through inlined producers, theirs, and through the ops a rule
+        computes inside its loops, `self.inside`, theirs: a dense layer's weights, read
+        by the product its bias add computes in its tile); None when a size is unknown."""
+        inside = self.inside.get(op, ())
+        read, stack, seen = {}, [op, *inside], set()
         while stack:
             one = stack.pop()
             if one in seen or not isinstance(one, ComputeOp):
@@ -171,7 +174,8 @@ class _Rules:
                     else:
                         read[e.tensor] = True
         total = 0
-        for tensor in (op.output(0), *read):
+        local = {one.output(0) for one in inside}        # tile-local buffers, not memory
+        for tensor in (op.output(0), *(t for t in read if t not in local)):
             size = np.dtype(tensor.dtype).itemsize
             for extent in tensor.shape:
                 if not isinstance(extent, Const):

@@ -108,6 +108,26 @@ def test_a_copy_that_moves_a_megabyte_runs_on_the_threads(channels, size, parall
     assert ("parallel" in "\n".join(s.history)) == parallel
 
 
+@pytest.mark.parametrize("rows,cols,parallel", [(512, 1000, True), (64, 100, False)],
+                         ids=["2MB-of-weights", "25KB"])
+def test_a_dense_layer_that_reads_a_megabyte_of_weights_runs_on_the_threads(rows, cols,
+                                                                           parallel):
+    """A dense layer at batch 1 (ResNet-18's last, 512 -> 1000: 1M operations) is computed
+    in its bias add's tile; the bytes of the nest count the weights the product reads
+    there, so its 2 MB run on the threads (a small one stays serial); output vs NumPy."""
+    from tdsl import nn
+    x, w = td.placeholder((1, rows), name="x"), td.placeholder((cols, rows), name="w")
+    b = td.placeholder((cols,), name="b")
+    y = nn.dense(x, w, b)
+    s = td.auto_schedule(y)
+    assert ("parallel" in "\n".join(s.history)) == parallel
+    rng = np.random.default_rng(0)
+    xa, wa, ba = (rng.standard_normal(t).astype("float32") for t in ((1, rows), (cols, rows), cols))
+    got = np.empty((1, cols), np.float32)
+    td.build(s, [x, w, b, y])(xa, wa, ba, got)
+    np.testing.assert_allclose(got, xa @ wa.T + ba, rtol=1e-4, atol=1e-4)
+
+
 def test_blur_computes_the_producer_per_tile():
     p = programs.blur()
     s = td.auto_schedule(p.outputs)
