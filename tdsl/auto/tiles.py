@@ -129,6 +129,7 @@ class TileRules:
         outer = [fo if a is channel else ro if a is hrow else a for a in haxes]
         hs.reorder(*outer, fi, ri)
         self._parallel_outer(hs, outer[:-1])
+        _unroll_border_strips(hs, op, ro, width, rows)
         bs = self.stage(op)
         bs.compute_at(hs, outer[-1])
         others = [a for a in axes if a is not row and a is not col]
@@ -272,6 +273,8 @@ class TileRules:
         # the innermost tile loop stays a loop of its own (its ragged last tile is a range
         # isl splits off); the loops outside it are fused for the threads
         last = outer[-1]
+        if last is ro and isinstance(row.extent, Const):
+            _unroll_border_strips(stage, op, ro, row.extent.value, rows)
         # (with a panel, the column tile is the last of these: fused into the parallel
         # loop when there is a batch axis, the panel's copy goes to the fused loop)
         panel_at = self._parallel_outer(stage, outer[:-1]) if outer[:-1] else None
@@ -350,6 +353,17 @@ def _panel_operand(op, info: StageInfo):
         if any(v is r for i in ld.indices[:-1] for v in free_vars(i) for r in reduce_axes):
             return ld
     return None
+
+
+def _unroll_border_strips(stage, op, strips, width: int | None, rows: int) -> None:
+    """Unroll the loop over a row's strips of `rows` pixels when there are two and `op`'s
+    sum skips a padding's taps (a `where`, graph/layout.py): each strip is then a border
+    strip with its own constant position, and isl gives each one version of its window
+    loops with no test inside (in a loop over the strips gcc kept an accumulator in
+    memory across the versions: ResNet-18's 14-wide convolutions 4.5% slower than
+    without the skip, 5% faster with the copies)."""
+    if op.body.where is not None and width is not None and -(-width // rows) == 2:
+        stage.unroll(strips)
 
 
 def blocked_strip(width: int, vectors: int, target) -> int:

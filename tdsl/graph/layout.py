@@ -26,8 +26,8 @@ A convolution reading a zero padding skips the window's taps on it at the top an
 rows of the image (`_window_rows`, a `where` on the sum; MLAS skips them too): 9.5% of a
 7-wide 3x3 convolution's work. Its sum then runs over the window's rows first, the weight
 packed `wb[fo, ky, c, kx, fi]` (`blocks.blocked_convolution` says why). Where its row is
-one register strip (`tiles.blocked_strip`), it skips the padding's columns too: another
-9.5% at 7 wide.
+at most two register strips (`tiles.blocked_strip`), it skips the padding's columns too:
+another 9.5% at 7 wide, 4.8% at 14.
 
 A convolution whose input is not blocked is blocked only when its sum has at least
 MIN_REDUCTION terms: its epilogue may have to transpose the block back to NCHW
@@ -154,11 +154,12 @@ def _blocked_convolution(op, packer, blocked, new, readers, target, folded,
     data_load = next(ld for ld in loads(swap_op.body.body) if ld.tensor is data_new.tensor)
     weight_load = next(ld for ld in loads(swap_op.body.body) if ld.tensor is weight.tensor)
     rows = _window_rows(data, weight)
-    # The columns only where the row is one register strip: in a row of several, isl's
-    # border versions of the strips made gcc keep an accumulator in memory (ResNet-18's
-    # 56-, 28- and 14-wide convolutions ran 14-30% slower; its 7-wide ones 15% faster).
-    one_strip = blocked_strip(width, block // lanes, target) >= width
-    columns = _window_columns(data, weight) if rows is not None and one_strip else None
+    # The columns only where the row is at most two register strips, each then a border
+    # strip (tiles._blocked_tile unrolls the strip loop): in rows of more, the strips
+    # inside kept isl's border versions in their loops and gcc kept an accumulator in
+    # memory (ResNet-18's 56- and 28-wide convolutions ran 14-30% slower).
+    few_strips = 2 * blocked_strip(width, block // lanes, target) >= width
+    columns = _window_columns(data, weight) if rows is not None and few_strips else None
     name = unique_name(f"{op.name}_blk", packer.taken)
     twin = blocks.blocked_convolution(swap_op, weight_load, data_load, block, width,
                                       packer, name, data_blocks, rows, columns)
