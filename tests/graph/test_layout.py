@@ -100,8 +100,9 @@ def _blocked_sum(outs, params):
 def test_packed_weights_are_the_blocks():
     """Without padding the weight is (F / 16, C, KH, KW, 16) and the sum runs over the
     channels first; with zero padding the window's rows come first in both, and the sum
-    skips the padding's taps (a `where` on the padded row and column, 1 <= y + ry < 7:
-    a row of 6 is one register strip, so the columns too)."""
+    skips the padding's taps (a `where` on the row and column, 0 <= y + ry - 1 < 6: a
+    row of 6 is one register strip, so the columns too, and then it reads its input in
+    place, not the padding)."""
     outs, inputs, params, _ = _conv_net(16, 32, 6, 3, 1, 0, "none")
     w = next(v for t, v in params.items() if t.name == "w")
     body, packed = _blocked_sum(outs, params)
@@ -116,7 +117,7 @@ def test_packed_weights_are_the_blocks():
     assert [a.name for a in body.axes] == ["ry", "rc", "rx"]
     np.testing.assert_array_equal(packed[1, 2, 5, 0, 3], w[16 + 3, 5, 2, 0])
     assert str(body.where) == \
-        "(y + ry >= 1) & (y + ry < 7) & ((xx + rx >= 1) & (xx + rx < 7))"
+        "(y + ry - 1 >= 0) & (y + ry - 1 < 6) & ((xx + rx - 1 >= 0) & (xx + rx - 1 < 6))"
 
 
 @pytest.mark.parametrize("rows, cols, fill", [((2, 0), (1, 1), 0.0), ((0, 3), (2, 0), 0.0),
@@ -150,8 +151,9 @@ def test_columns_skipped_only_in_rows_of_at_most_two_strips(h, columns):
     """On AVX2 a row of 7 is one register strip and a row of 14 two (7 + 7): their sums
     skip the padding's columns too, each strip a border strip in a copy of its own
     (the strip loop unrolled, the window's rx loop unrolled around its versions), so no
-    guard is left in the kernel; a row of 28 (five strips) skips its rows only (the
-    comments in layout.py and tiles.py say why). Outputs against NumPy."""
+    guard is left in the kernel, and no padded copy is made (every tap on it skipped);
+    a row of 28 (five strips) skips its rows only and keeps its copy (the comments in
+    layout.py and tiles.py say why). Outputs against NumPy."""
     outs, inputs, params, oracle = _conv_net(16, 32, h, 3, 1, 1, "bias_relu")
     body, _ = _blocked_sum(outs, params)
     tests = str(body.where)
@@ -163,5 +165,30 @@ def test_columns_skipped_only_in_rows_of_at_most_two_strips(h, columns):
     guards = [line for line in kernel.splitlines()
               if line.strip().startswith("if (") and "tdsl_alloc" not in line]
     assert not guards, guards
+    # with every tap on the padding skipped, the kernel reads its input in place
+    assert ("_pad" in kernel) == (not columns)
     xa = rand(np.random.default_rng(h), 1, 16, h, h)
     np.testing.assert_allclose(net(xa), oracle(xa)[0], rtol=2e-4, atol=2e-4)
+
+
+def test_a_padding_that_tests_its_channels_too_is_not_read_through():
+    """Zeros on the channels as well as around the image (nn.pad of 16 channels to 32):
+    the sum skips the image's border taps, but the padded channels are zeros the source
+    does not hold, so the padding stays a copy (`_through_padding` refuses it)."""
+    rng = np.random.default_rng(5)
+    x = td.placeholder((1, 16, 8, 8), name="x")
+    w1, w2 = td.placeholder((16, 16, 1, 1), name="w1"), td.placeholder((16, 32, 3, 3), name="w2")
+    params = {w1: rand(rng, 16, 16, 1, 1) / 4, w2: rand(rng, 16, 32, 3, 3) / 12}
+    pads = [(0, 0), (0, 16), (1, 1), (1, 1)]
+    padded = nn.pad(nn.conv2d(x, w1), pads)
+    y = nn.conv2d(padded, w2)
+    from tdsl.graph.layout import _through_padding, _window_columns, _window_rows
+    from tdsl.lang.visit import loads
+    data, weight = sorted(loads(y.op.body.body), key=lambda ld: ld.tensor is w2)
+    rows, columns = _window_rows(data, weight), _window_columns(data, weight)
+    assert (rows, columns) == ((1, 9), (1, 9))
+    assert _through_padding(y.op, data, rows, columns) is None
+    net = td.compile([y], inputs=[x], params=params, target="c -mcpu=x86-64-v3")
+    xa = rand(rng, 1, 16, 8, 8)
+    h = np.pad(np_conv2d(xa, params[w1]), pads)
+    np.testing.assert_allclose(net(xa), np_conv2d(h, params[w2]), rtol=2e-4, atol=2e-4)
