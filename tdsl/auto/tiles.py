@@ -122,7 +122,8 @@ class TileRules:
         width = hrow.extent.value if isinstance(hrow.extent, Const) else None
         rows, _ = register_tile_shape(self.t)
         if width is not None:
-            rows = blocked_strip(width, block // self.lanes, self.t)
+            rows = _rows_without_ragged_tile(width, rows, block // self.lanes,
+                                             self.t.vector_registers)
         rows = self.choose(op, "tile_rows", (2, 3, 4, 6, 7, 8, 12, 14), rows)
         fo, fi = hs.split(channel, factor=block)
         ro, ri = hs.split(hrow, factor=rows)
@@ -364,14 +365,6 @@ def _unroll_border_strips(stage, op, strips, width: int | None, rows: int) -> No
     without the skip, 5% faster with the copies)."""
     if op.body.where is not None and width is not None and -(-width // rows) == 2:
         stage.unroll(strips)
-
-
-def blocked_strip(width: int, vectors: int, target) -> int:
-    """The pixels of the strips `_blocked_tile` cuts a row of `width` into, for a block
-    of `vectors` accumulator vectors per pixel on `target` (before tuning); the graph
-    compiler asks it whether a convolution's row is one strip (graph/layout.py)."""
-    rows, _ = register_tile_shape(target)
-    return _rows_without_ragged_tile(width, rows, vectors, target.vector_registers)
 
 
 def _rows_without_ragged_tile(width: int, rows: int, vectors: int, registers: int) -> int:

@@ -25,10 +25,11 @@ and each kernel writes its blocks with vector stores.
 A convolution reading a zero padding skips the window's taps on it at the top and bottom
 rows of the image (`_window_rows`, a `where` on the sum; MLAS skips them too): 9.5% of a
 7-wide 3x3 convolution's work. Its sum then runs over the window's rows first, the weight
-packed `wb[fo, ky, c, kx, fi]` (`blocks.blocked_convolution` says why). Where its row is
-at most two register strips (`tiles.blocked_strip`), it skips the padding's columns too:
-another 9.5% at 7 wide, 4.8% at 14; then no tap reads the padding, and the sum reads
-what it pads in place (`_through_padding`): no padded copy at every call.
+packed `wb[fo, ky, c, kx, fi]` (`blocks.blocked_convolution` says why). It skips the
+padding's columns too (another 9.5% at 7 wide, 4.8% at 14: isl gives the border strips
+of a row versions of their own, `poly/codegen._wholly_full`); then no tap reads the
+padding, and the sum reads what it pads in place (`_through_padding`): no padded copy at
+every call.
 
 A convolution whose input is not blocked is blocked only when its sum has at least
 MIN_REDUCTION terms: its epilogue may have to transpose the block back to NCHW
@@ -41,7 +42,6 @@ from ..lang.expr import BinOp, Const, IterVar, Load, Reduce, Select
 from ..lang.graph import topo_order
 from ..lang.names import unique_name
 from ..lang.tensor import ComputeOp, Tensor
-from ..auto.tiles import blocked_strip
 from ..ir.simplify import linear_terms, simplify_index
 from ..lang import dtypes
 from ..lang.visit import free_vars, loads
@@ -143,12 +143,7 @@ def _blocked_convolution(op, packer, blocked, new, readers, target, folded,
         op = _redirected(op, {data.tensor: inside})
         weight, data, size = _convolution(op, packer.params)
     rows = _window_rows(data, weight)
-    # The columns only where the row is at most two register strips, each then a border
-    # strip (tiles._unroll_border_strips unrolls the strip loop): in rows of more, the
-    # strips inside kept isl's border versions in their loops and gcc kept an accumulator
-    # in memory (ResNet-18's 56- and 28-wide convolutions ran 14-30% slower).
-    few_strips = 2 * blocked_strip(width, block // lanes, target) >= width
-    columns = _window_columns(data, weight) if rows is not None and few_strips else None
+    columns = _window_columns(data, weight) if rows is not None else None
     through = _through_padding(op, data, rows, columns)
     if through is not None:             # no tap reads the padding: no copy to make
         op, rows, columns = through

@@ -7,7 +7,7 @@ import dataclasses
 
 from typing import Callable
 
-from ..lang.expr import _UFUNCS, BinOp, Const, Expr, Load, _fold
+from ..lang.expr import _UFUNCS, BinOp, Const, Expr, Load, UnaryOp, _fold
 from ..lang.visit import free_vars, substitute, transform, walk
 from . import nodes as ir
 
@@ -47,6 +47,9 @@ def fold_constants(e: Expr) -> Expr:
         if isinstance(node, BinOp) and node.op in _UFUNCS and isinstance(node.a, Const) \
                 and isinstance(node.b, Const):
             return _fold(node.op, node.a, node.b, node.dtype)
+        if isinstance(node, UnaryOp) and node.op == "neg" and isinstance(node.value, Const) \
+                and isinstance(node.value.value, int):
+            return Const(-node.value.value, node.dtype)
         return None
     return transform(e, fold)
 
@@ -56,8 +59,11 @@ def drop_constant_guards(s: ir.Stmt) -> ir.Stmt:
     match s:
         case ir.Seq(stmts=children):
             return ir.seq(*[drop_constant_guards(c) for c in children])
-        case ir.For(body=body):
-            return dataclasses.replace(s, body=drop_constant_guards(body))
+        case ir.For(start=start, stop=stop, body=body):
+            # bounds too (`max(0, 1 - 7 * 0)` once an outer loop is a constant): a loop
+            # the schedule unrolled needs a constant trip count to be unrolled
+            return dataclasses.replace(s, start=fold_constants(start), stop=fold_constants(stop),
+                                       body=drop_constant_guards(body))
         case ir.If(cond=cond, then=then, otherwise=other):
             folded = fold_constants(cond)
             if isinstance(folded, Const):

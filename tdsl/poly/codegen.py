@@ -266,14 +266,47 @@ def _isolation_requests(model: Model) -> dict[int, isl.Map]:
         gpu = any("Idx." in p.kind for p in path)
         target_depth = len(path) - 1 if gpu else depth
         outer = full.project_out(isl.dim_type.set, depth + 1, len(path) - 2 - depth)
-        outer = outer.add_dims(isl.dim_type.set, target_depth - depth)
-        as_map = isl.Map.from_domain(outer).move_dims(isl.dim_type.out, 0, isl.dim_type.in_,
-                                                       target_depth, 1)
-        target = path[target_depth]
-        if id(target) in requests:
-            as_map = requests[id(target)].intersect(as_map)
-        requests[id(target)] = as_map.coalesce()
+        _request(requests, path, outer, depth, target_depth)
+        if gpu:
+            continue
+        try:
+            with operation_budget(model.ctx, ISOLATION_BUDGET):
+                whole = _wholly_full(full, prefixes, depth)
+        except isl.Error:
+            whole = None
+        if whole is not None:
+            _request(requests, path, whole[1], whole[0], whole[0])
     return requests
+
+
+def _request(requests: dict, path, outer: isl.Set, depth: int, target_depth: int) -> None:
+    """Ask for the isolation of `outer` (a set over the values of path[0..depth]) on the
+    band of path[target_depth]; two requests on one loop isolate their intersection."""
+    outer = outer.add_dims(isl.dim_type.set, target_depth - depth)
+    as_map = isl.Map.from_domain(outer).move_dims(isl.dim_type.out, 0, isl.dim_type.in_,
+                                                   target_depth, 1)
+    target = path[target_depth]
+    if id(target) in requests:
+        as_map = requests[id(target)].intersect(as_map)
+    requests[id(target)] = as_map.coalesce()
+
+
+def _wholly_full(full: isl.Set, prefixes: isl.Set, depth: int):
+    """(e, the values of loops 0..e all of whose longer prefixes are full) for the
+    outermost e above `depth` where some values are and some are not; None if none.
+    The strips of a row whose first and last strips are partial only for some values of
+    a loop inside (a convolution's rx, where the border pixels skip a padding's taps):
+    isolating the strips inside gives them one version with constant bounds, and the
+    border strips, each alone at its constant position, their own versions."""
+    n = full.dim(isl.dim_type.set)
+    partial = prefixes.subtract(full)
+    for e in range(depth):
+        rest = n - e - 1
+        values = prefixes.project_out(isl.dim_type.set, e + 1, rest)
+        whole = values.subtract(partial.project_out(isl.dim_type.set, e + 1, rest))
+        if not whole.is_empty() and not whole.is_equal(values):
+            return e, whole.coalesce()
+    return None
 
 
 def _full_prefixes(model: Model, loop: Loop):

@@ -77,3 +77,16 @@ def test_drop_constant_guards_without_an_else_drops_the_statement():
     never = ir.If(binary("eq", Const(1, I64), Const(0, I64)), _store(out, Const(0, I64)))
     result = drop_constant_guards(never)
     assert isinstance(result, ir.Seq) and result.stmts == ()
+
+
+def test_unrolled_copies_fold_the_bounds_of_the_loops_inside():
+    """A ragged strip's pixel loop `xx < min(4, 5 - rx)` inside an rx loop: each copy of
+    the rx loop gets a constant bound (4, 4, 3), so the pixel loop can be unrolled too."""
+    from tdsl.lang.expr import unary
+    rx, xx = Var("rx"), Var("xx")
+    out = _buffer()
+    stop = binary("min", Const(4, I64), binary("add", unary("neg", rx), Const(5, I64)))
+    inner = ir.For(xx, Const(0, I64), stop, _store(out, xx, 1.0), "unroll")
+    copies = unroll_loop(ir.For(rx, Const(0, I64), Const(3, I64), inner, "serial"), 3)
+    assert all(isinstance(s.stop, Const) for s in copies.stmts)
+    assert [s.stop.value for s in copies.stmts] == [4, 4, 3]

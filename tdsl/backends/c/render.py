@@ -324,11 +324,17 @@ def _itemsize(dtype: str) -> int:
 
 
 def _guarded_by(s: ir.Stmt, var) -> bool:
-    """Does `s` hold an If, outside any loop of its own, whose condition reads `var`?"""
+    """Does `s` hold an If whose condition reads `var`, or a loop the schedule unrolled
+    whose bounds read it (a ragged strip's `xx < min(4, 5 - rx)`)?"""
+    def reads(e) -> bool:
+        return any(v is var for v in free_vars(e))
     match s:
         case ir.If(cond=cond, then=then, otherwise=other):
-            return any(v is var for v in free_vars(cond)) or _guarded_by(then, var) or \
+            return reads(cond) or _guarded_by(then, var) or \
                 (other is not None and _guarded_by(other, var))
+        case ir.For(kind=kind, start=start, stop=stop, body=body):
+            return (kind == "unroll" and (reads(start) or reads(stop))) or \
+                _guarded_by(body, var)
         case ir.Alloc(body=body):
             return _guarded_by(body, var)
         case ir.Seq(stmts=stmts):
