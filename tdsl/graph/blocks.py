@@ -95,22 +95,18 @@ class Packer:
 
 def blocked_convolution(op: ComputeOp, weight: Load, data: Load, block: int,
                         width: int, packer: Packer, name: str,
-                        data_blocks: tuple[Tensor, int] | None,
-                        rows: tuple[int, int] | None = None,
-                        columns: tuple[int, int] | None = None) -> Tensor:
+                        data_blocks: tuple[Tensor, int] | None, where=None) -> Tensor:
     """`op` (a convolution, `sum data * weight` over 4-D NCHW axes) in blocks of `block`
     output channels, `width` columns wide; `data_blocks` = (the input in blocks, Li)
     when the input is read from blocks (its channel index the first reduction axis).
 
-    `rows` = [lo, hi): the rows of a zero padding `data` reads that hold its source. The
-    sum then skips the window's rows outside them (a `where`: isl bounds the window's row
-    loop at the top and bottom rows of the image, as MLAS skips them), and sums over the
-    window's rows first, the weight packed in that order: the taps a border row skips
-    are then one contiguous run of each block's weights, not a hole in every channel
-    block. (Holes in the first pass over weights that come from memory cost more than
-    the skipped taps save: ResNet-18's 7-wide convolutions ran 5% slower with them.)
-    `columns`, given with `rows`, does the same for the window's columns (isl then
-    computes the first and last pixels' border taps in loops of their own)."""
+    `where` (over `op`'s axes): the terms the sum keeps, the others products with a
+    padding's zeros (graph/layout.py). isl then bounds the window's loops at the image's
+    border, as MLAS skips those taps. When it tests the window's rows, the sum runs over
+    them first and the weight is packed in that order: the taps a border row skips are
+    then one contiguous run of each block's weights, not a hole in every channel block.
+    (Holes in the first pass over weights that come from memory cost more than the
+    skipped taps save: ResNet-18's 7-wide convolutions ran 5% slower with them.)"""
     n, f, y, x = op.axis
     body = op.body
     filters = _value(f.extent)
@@ -119,45 +115,41 @@ def blocked_convolution(op: ComputeOp, weight: Load, data: Load, block: int,
     mapping = {n: bn, y: by, x: bx}
     fresh = {r: _axis(r.name, r.extent, "reduce") for r in body.axes}
     mapping.update(fresh)
-    ky = weight.indices[2] if rows is not None else None     # the window's row axis
+    ky = weight.indices[2] if len(weight.indices) > 2 else None   # the window's row axis
+    rows_first = where is not None and ky is not None and _value(ky.extent) > 1 and \
+        any(v is ky for v in free_vars(where))
+    tests = dict(mapping)
     if data_blocks is None:
-        wb = packer.filters(weight.tensor, block, None, rows_first=ky is not None)
+        wb = packer.filters(weight.tensor, block, None, rows_first=rows_first)
         axes = tuple(fresh[r] for r in body.axes)
 
         def swap(e):
             if e is weight:
                 return Load(wb, (fo, *_rows_first([mapping[i] for i in e.indices[1:]],
-                                                  ky is not None), fi))
+                                                  rows_first), fi))
             return None
     else:
         twin, inner = data_blocks
         rc = weight.indices[1]
         cb = _axis("cb", _value(rc.extent) // inner, "reduce")
         ci = _axis("ci", inner, "reduce")
-        wb = packer.filters(weight.tensor, block, inner, rows_first=ky is not None)
+        wb = packer.filters(weight.tensor, block, inner, rows_first=rows_first)
         axes = tuple(cb if r is rc else fresh[r] for r in body.axes) + (ci,)
+        tests[rc] = cb * Const(inner, dtypes.INDEX) + ci     # a test of the channel
 
         def swap(e):
             if e is weight:
                 return Load(wb, (fo, *_rows_first([cb, *(mapping[i] for i in e.indices[2:])],
-                                                  ky is not None), ci, fi))
+                                                  rows_first), ci, fi))
             if e is data:
                 return _read_blocks(twin, e, mapping, cb, ci)
             return None
-    where = None
-    if ky is not None:
+    if rows_first:
         axes = (fresh[ky], *(a for a in axes if a is not fresh[ky]))
-        row = substitute(data.indices[2], mapping)
-        where = _inside(row, rows)
-        if columns is not None:
-            where = where & _inside(substitute(data.indices[3], mapping), columns)
     inner_body = substitute(transform(body.body, swap), mapping)
+    kept = None if where is None else substitute(where, tests)
     return ComputeOp(name, (bn, fo, by, bx, fi), Reduce(body.reducer, inner_body, axes,
-                                                        where)).output(0)
-
-
-def _inside(index, bounds: tuple[int, int]):
-    return (index >= Const(bounds[0], dtypes.INDEX)) & (index < Const(bounds[1], dtypes.INDEX))
+                                                        kept)).output(0)
 
 
 def _rows_first(indices: list, rows_first: bool) -> tuple:

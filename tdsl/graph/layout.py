@@ -22,14 +22,14 @@ view, `out[n, f, y, x] = blk[n, f // L, y, x, f % L]`, which only readers that w
 read (a flatten, the network's outputs); so consecutive convolutions exchange blocks,
 and each kernel writes its blocks with vector stores.
 
-A convolution reading a zero padding skips the window's taps on it at the top and bottom
-rows of the image (`_window_rows`, a `where` on the sum; MLAS skips them too): 9.5% of a
-7-wide 3x3 convolution's work. Its sum then runs over the window's rows first, the weight
-packed `wb[fo, ky, c, kx, fi]` (`blocks.blocked_convolution` says why). It skips the
-padding's columns too (another 9.5% at 7 wide, 4.8% at 14: isl gives the border strips
-of a row versions of their own, `poly/codegen._wholly_full`); then no tap reads the
-padding, and the sum reads what it pads in place (`_through_padding`): no padded copy at
-every call.
+A convolution reading a zero padding keeps only the terms its tests leave (a `where` on
+the sum, `_through_padding`): the taps on the padding's zeros are skipped at the image's
+border, as MLAS skips them (9.5% of a 7-wide 3x3 convolution's work in its top and bottom
+rows, 9.5% more in its first and last columns; isl gives the border strips of a row
+versions of their own, `poly/codegen._wholly_full`), and the sum reads what the padding
+pads in place: no padded copy at every call. A sum that skips rows runs over the
+window's rows first, the weight packed `wb[fo, ky, c, kx, fi]` (`blocks.blocked_convolution`
+says why).
 
 A convolution whose input is not blocked is blocked only when its sum has at least
 MIN_REDUCTION terms: its epilogue may have to transpose the block back to NCHW
@@ -38,13 +38,13 @@ MIN_REDUCTION terms: its epilogue may have to transpose the block back to NCHW
 
 from __future__ import annotations
 
-from ..lang.expr import BinOp, Const, IterVar, Load, Reduce, Select
+from ..lang.expr import COMPARISONS, BinOp, Call, Const, IterVar, Load, Reduce, Select
 from ..lang.graph import topo_order
 from ..lang.names import unique_name
 from ..lang.tensor import ComputeOp, Tensor
-from ..ir.simplify import linear_terms, simplify_index
+from ..ir.simplify import simplify_index
 from ..lang import dtypes
-from ..lang.visit import free_vars, loads
+from ..lang.visit import free_vars, loads, substitute, transform, walk
 from . import blocks
 from .fold import Folded
 from .rewrite import consumers, rebuild
@@ -138,15 +138,10 @@ def _blocked_convolution(op, packer, blocked, new, readers, target, folded,
     if block is None:
         return None
     width = _width(op, readers[op])
-    inside = _padded_inside(op, data, width)
-    if inside is not None:              # read what the padding pads: no copy to make
-        op = _redirected(op, {data.tensor: inside})
-        weight, data, size = _convolution(op, packer.params)
-    rows = _window_rows(data, weight)
-    columns = _window_columns(data, weight) if rows is not None else None
-    through = _through_padding(op, data, rows, columns)
-    if through is not None:             # no tap reads the padding: no copy to make
-        op, rows, columns = through
+    where = None
+    through = _through_padding(op, data)
+    if through is not None:             # read what the padding pads: no copy to make
+        op, where = through
         weight, data, size = _convolution(op, packer.params)
     data_blocks = None
     source = blocked.get(data.tensor)
@@ -163,105 +158,43 @@ def _blocked_convolution(op, packer, blocked, new, readers, target, folded,
     weight_load = next(ld for ld in loads(swap_op.body.body) if ld.tensor is weight.tensor)
     name = unique_name(f"{op.name}_blk", packer.taken)
     twin = blocks.blocked_convolution(swap_op, weight_load, data_load, block, width,
-                                      packer, name, data_blocks, rows, columns)
+                                      packer, name, data_blocks, where)
     inner = f" and {data_blocks[1]} input channels" if data_blocks else ""
     folded.append(Folded("layout", (op.name,), f"{weight.tensor.name} in blocks of {block} "
                                                f"output channels{inner}"))
     return twin, block
 
 
-def _padded_inside(op, data: Load, width: int):
-    """The tensor a padding pads, when the convolution `op` reads that padding at its own
-    pixels (a 1x1 convolution, stride 1) `width` columns wide and so only inside it:
-    nn.conv2d pads a 7-wide row on the right to compute it 8 wide, which a convolution
-    narrowed back to 7 columns (`_width`) does not need. None otherwise."""
+def _through_padding(op, data: Load):
+    """(`op` reading what the zero padding `data` pads, in place; the sum's `where`: the
+    padding's tests at the convolution's indices) when the padding is `select(tests,
+    src[...], 0)` with tests that are comparisons of its indices (nn.conv2d's padding, its
+    column phases, nn.pad, a right padding that widens a row); None otherwise. Every term
+    the tests leave out is a product with a padding zero: the sum without them is the
+    same, as MLAS skips those taps (9.5% of a 7-wide 3x3 convolution's work at its top
+    and bottom rows, 9.5% more at its first and last columns), and the terms kept read
+    the source where the padding reads it, so no padded copy is made at every call."""
     pad = data.tensor.op
-    if not isinstance(pad, ComputeOp) or not isinstance(pad.body, Select):
+    if not isinstance(pad, ComputeOp) or not isinstance(pad.body, Select) or \
+            len(data.indices) != len(pad.axis):
         return None
     inner, fill = pad.body.true_value, pad.body.false_value
-    if not (isinstance(inner, Load) and len(inner.indices) == len(pad.axis) and
-            all(i is a for i, a in zip(inner.indices, pad.axis)) and
-            isinstance(fill, Const) and fill.value == 0):
+    if not (isinstance(inner, Load) and isinstance(fill, Const) and fill.value == 0):
         return None
-    n, _, y, x = op.axis
-    source = inner.tensor
-    if len(data.indices) != 4 or len(source.shape) != 4 or data.indices[0] is not n or \
-            not _at_pixel(data.indices[2], y) or not _at_pixel(data.indices[3], x):
+    tests = _conjuncts(pad.body.cond)
+    if not all(_index_test(t) for t in tests):
         return None
-    if not all(hasattr(e, "value") for e in source.shape[2:]) or \
-            width > source.shape[3].value or y.extent.value > source.shape[2].value:
-        return None
-    return source
-
-
-def _through_padding(op, data: Load, rows, columns):
-    """(`op` reading what the zero padding `data` pads, at the shifted position; `rows`
-    and `columns` in the source's coordinates) when the sum skips every tap on the
-    padding (both given) and the padding only shifts its source (`src[n, c, y - ph, x -
-    pw]`) and tests nothing but those rows and columns; None otherwise. MLAS reads the
-    source in place too: no padded copy at every call."""
-    if rows is None or columns is None:
-        return None
-    pad = data.tensor.op
-    inner = pad.body.true_value
-    if not isinstance(inner, Load) or len(inner.indices) != len(pad.axis) or \
-            len(pad.axis) != 4:
-        return None
-    shifts = []
-    for index, axis in zip(inner.indices, pad.axis):
-        terms, constant = linear_terms(index)
-        if [(c, a) for c, a in terms.values()] != [(1, axis)]:
-            return None
-        shifts.append(constant)
-    row, col = pad.axis[2], pad.axis[3]
-    if any(_row_bound(t, row) is None and _row_bound(t, col) is None
-           for t in _conjuncts(pad.body.cond)):
-        return None                     # it tests something else: zeros elsewhere too
-    read = Load(inner.tensor, tuple(simplify_index(i + Const(k, dtypes.INDEX))
-                                    for i, k in zip(data.indices, shifts)))
+    at = dict(zip(pad.axis, data.indices))
+    where = None
+    for t in tests:
+        kept = BinOp(t.op, simplify_index(substitute(t.a, at)),
+                     simplify_index(substitute(t.b, at)), t.dtype)
+        where = kept if where is None else where & kept
+    read = Load(inner.tensor, tuple(simplify_index(substitute(i, at)) for i in inner.indices))
 
     def swap(e):
         return read if e is data else None
-    from ..lang.visit import transform
-    moved = ComputeOp(op.name, op.axis, transform(op.body, swap))
-    return moved, (rows[0] + shifts[2], rows[1] + shifts[2]), \
-        (columns[0] + shifts[3], columns[1] + shifts[3])
-
-
-def _window_rows(data: Load, weight: Load) -> tuple[int, int] | None:
-    """[lo, hi): the rows of the zero padding a convolution reads (`data`, rows at axis 2)
-    that hold what it pads, when the window moves over those rows (the weight's row axis
-    in the row index) and the padding's select tests its rows against constants; None
-    otherwise. Outside them every term of the sum is a product with a padding zero."""
-    return _window_inside(data, weight, 2)
-
-
-def _window_columns(data: Load, weight: Load) -> tuple[int, int] | None:
-    """`_window_rows` for the columns (axis 3) of a 4-D padding."""
-    return _window_inside(data, weight, 3) if len(data.indices) == 4 else None
-
-
-def _window_inside(data: Load, weight: Load, dim: int) -> tuple[int, int] | None:
-    pad = data.tensor.op
-    if not isinstance(pad, ComputeOp) or not isinstance(pad.body, Select) or \
-            len(pad.axis) <= dim or len(data.indices) != len(pad.axis) or \
-            len(weight.indices) <= dim:
-        return None
-    fill, window = pad.body.false_value, weight.indices[dim]
-    if not (isinstance(fill, Const) and fill.value == 0) or \
-            getattr(window.extent, "value", 1) <= 1 or \
-            not any(v is window for v in free_vars(data.indices[dim])):
-        return None
-    axis, lo, hi = pad.axis[dim], None, None
-    for test in _conjuncts(pad.body.cond):
-        bound = _row_bound(test, axis)
-        if bound is not None:
-            kind, value = bound
-            lo = value if kind == "lo" and (lo is None or value > lo) else lo
-            hi = value if kind == "hi" and (hi is None or value < hi) else hi
-    if lo is None or hi is None or (lo <= 0 and hi >= axis.extent.value):
-        return None
-    return lo, hi
+    return ComputeOp(op.name, op.axis, transform(op.body, swap)), where
 
 
 def _conjuncts(cond) -> list:
@@ -270,29 +203,11 @@ def _conjuncts(cond) -> list:
     return [cond]
 
 
-def _row_bound(test, row: IterVar) -> tuple[str, int] | None:
-    """("lo", c) for `row >= c` (or `row > c - 1`), ("hi", c) for `row < c` (or `row <=
-    c - 1`), with constants on either side folded; None for any other test."""
-    if not isinstance(test, BinOp) or test.op not in ("ge", "gt", "lt", "le"):
-        return None
-    terms, constant = linear_terms(test.a - test.b)      # row + constant (op) 0
-    if len(terms) != 1:
-        return None
-    (coef, atom), = terms.values()
-    if atom is not row or coef != 1:
-        return None
-    # row + constant >= 0  <=>  row >= -constant, and so on
-    return {"ge": ("lo", -constant), "gt": ("lo", 1 - constant),
-            "lt": ("hi", -constant), "le": ("hi", 1 - constant)}[test.op]
-
-
-def _at_pixel(index, axis) -> bool:
-    """`index` is `axis`, or `axis + r` with r a window axis of extent 1 (a 1x1 kernel)."""
-    if index is axis:
-        return True
-    return isinstance(index, BinOp) and index.op == "add" and index.a is axis and \
-        isinstance(index.b, IterVar) and index.b.kind == "reduce" and \
-        getattr(index.b.extent, "value", None) == 1
+def _index_test(test) -> bool:
+    """Is `test` a comparison of integer index expressions (no loads, no calls)?"""
+    return isinstance(test, BinOp) and test.op in COMPARISONS and \
+        all(dtypes.is_int(side.dtype) and not any(isinstance(e, (Load, Call)) for e in walk(side))
+            for side in (test.a, test.b))
 
 
 def _channelwise(op, packer, blocked, new, readers):
@@ -332,8 +247,6 @@ def _redirected(op, replace: dict):
     replace = {k: v for k, v in replace.items() if v is not k}
     if not replace:
         return op
-    from ..lang.visit import transform
-
     def redirect(e):
         if isinstance(e, Load) and e.tensor in replace:
             return Load(replace[e.tensor], e.indices)

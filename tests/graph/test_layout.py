@@ -100,9 +100,9 @@ def _blocked_sum(outs, params):
 def test_packed_weights_are_the_blocks():
     """Without padding the weight is (F / 16, C, KH, KW, 16) and the sum runs over the
     channels first; with zero padding the window's rows come first in both, and the sum
-    skips the padding's taps (a `where` on the row and column, 0 <= y + ry - 1 < 6: a
-    row of 6 is one register strip, so the columns too, and then it reads its input in
-    place, not the padding)."""
+    skips the padding's taps (a `where`: the padding's tests at the convolution's
+    indices, 1 <= y + ry < 7 and the same for the columns) and reads its input in place,
+    not the padding."""
     outs, inputs, params, _ = _conv_net(16, 32, 6, 3, 1, 0, "none")
     w = next(v for t, v in params.items() if t.name == "w")
     body, packed = _blocked_sum(outs, params)
@@ -117,17 +117,16 @@ def test_packed_weights_are_the_blocks():
     assert [a.name for a in body.axes] == ["ry", "rc", "rx"]
     np.testing.assert_array_equal(packed[1, 2, 5, 0, 3], w[16 + 3, 5, 2, 0])
     assert str(body.where) == \
-        "(y + ry - 1 >= 0) & (y + ry - 1 < 6) & ((xx + rx - 1 >= 0) & (xx + rx - 1 < 6))"
+        "(y + ry >= 1) & (y + ry < 7) & (xx + rx >= 1) & (xx + rx < 7)"
 
 
 @pytest.mark.parametrize("rows, cols, fill", [((2, 0), (1, 1), 0.0), ((0, 3), (2, 0), 0.0),
                                              ((1, 1), (1, 1), 1.5)],
-                         ids=["top-only", "bottom-only", "non-zero-fill"])
+                         ids=["top-only", "bottom-only-left-only", "non-zero-fill"])
 def test_padding_taps_skipped_only_where_they_are_zeros(rows, cols, fill):
-    """nn.pad then a convolution of a blocked input: the sum skips the window's rows on
-    the padding when it pads with zeros (top or bottom alone), never when it pads with
-    another value; every output equals NumPy's. (8 wide, two register strips on AVX2:
-    the columns are found but not skipped, `test_columns_skipped_only_in_rows_of_one_strip`.)"""
+    """nn.pad then a convolution of a blocked input: the sum skips the window's taps on
+    the padding when it pads with zeros (top or bottom alone, left alone), and reads
+    the source in place; never when it pads with another value. Outputs against NumPy."""
     rng = np.random.default_rng(4)
     x = td.placeholder((1, 16, 9, 8), name="x")
     w1, w2 = td.placeholder((16, 16, 1, 1), name="w1"), td.placeholder((16, 16, 3, 3), name="w2")
@@ -138,11 +137,15 @@ def test_padding_taps_skipped_only_where_they_are_zeros(rows, cols, fill):
     xa = rand(rng, 1, 16, 9, 8)
     h = np.pad(np_conv2d(xa, params[w1]), pads, constant_values=fill)
     np.testing.assert_allclose(net(xa), np_conv2d(h, params[w2]), rtol=2e-4, atol=2e-4)
-    from tdsl.graph.layout import _window_columns, _window_rows
+    from tdsl.graph.layout import _through_padding
     from tdsl.lang.visit import loads
     data, weight = sorted(loads(y.op.body.body), key=lambda ld: ld.tensor is w2)
-    assert _window_rows(data, weight) == (None if fill else (rows[0], 9 + rows[0]))
-    assert _window_columns(data, weight) == (None if fill else (cols[0], 8 + cols[0]))
+    through = _through_padding(y.op, data)
+    assert (through is None) == bool(fill)
+    if through is not None:
+        where = str(through[1])
+        assert f"y + ry >= {rows[0]}" in where and f"y + ry < {9 + rows[0]}" in where, where
+        assert f"xx + rx >= {cols[0]}" in where and f"xx + rx < {8 + cols[0]}" in where, where
 
 
 @pytest.mark.parametrize("h", [7, 14, 28, 30], ids=["one-strip", "two-strips",
@@ -170,24 +173,22 @@ def test_border_taps_skipped_in_versions_without_guards(h):
     np.testing.assert_allclose(net(xa), oracle(xa)[0], rtol=2e-4, atol=2e-4)
 
 
-def test_a_padding_that_tests_its_channels_too_is_not_read_through():
+def test_a_padding_of_the_channels_too_is_skipped_and_read_in_place():
     """Zeros on the channels as well as around the image (nn.pad of 16 channels to 32):
-    the sum skips the image's border taps, but the padded channels are zeros the source
-    does not hold, so the padding stays a copy (`_through_padding` refuses it)."""
+    the padding's channel test joins the sum's `where` like its row and column tests,
+    so the padded channels' taps are skipped too and the source is read in place."""
     rng = np.random.default_rng(5)
     x = td.placeholder((1, 16, 8, 8), name="x")
     w1, w2 = td.placeholder((16, 16, 1, 1), name="w1"), td.placeholder((16, 32, 3, 3), name="w2")
     params = {w1: rand(rng, 16, 16, 1, 1) / 4, w2: rand(rng, 16, 32, 3, 3) / 12}
     pads = [(0, 0), (0, 16), (1, 1), (1, 1)]
-    padded = nn.pad(nn.conv2d(x, w1), pads)
-    y = nn.conv2d(padded, w2)
-    from tdsl.graph.layout import _through_padding, _window_columns, _window_rows
+    y = nn.conv2d(nn.pad(nn.conv2d(x, w1), pads), w2)
+    from tdsl.graph.layout import _through_padding
     from tdsl.lang.visit import loads
     data, weight = sorted(loads(y.op.body.body), key=lambda ld: ld.tensor is w2)
-    rows, columns = _window_rows(data, weight), _window_columns(data, weight)
-    assert (rows, columns) == ((1, 9), (1, 9))
-    assert _through_padding(y.op, data, rows, columns) is None
+    assert "rc < 16" in str(_through_padding(y.op, data)[1])
     net = td.compile([y], inputs=[x], params=params, target="c -mcpu=x86-64-v3")
+    assert "_pad" not in net.source
     xa = rand(rng, 1, 16, 8, 8)
     h = np.pad(np_conv2d(xa, params[w1]), pads)
     np.testing.assert_allclose(net(xa), np_conv2d(h, params[w2]), rtol=2e-4, atol=2e-4)
