@@ -134,13 +134,16 @@ CELLS = [
     copy with new indices: the zero padding of a convolution), `reduction` (a sum, a
     max), `out_fusable` (a convolution or a matrix multiply: a reduction whose output
     can take an elementwise epilogue). The rules: injective stages go into their
-    consumer (the padding is computed inside the convolution's kernel); elementwise
+    consumer (the max pool's padding is computed inside its kernel; a convolution's
+    zero padding is not computed at all: the convolution reads its input in place and
+    skips the taps that fall on the zeros, as ONNX Runtime's MLAS does); elementwise
     and broadcast stages after an `out_fusable` one become its epilogue, in the same C
     function. So `conv_3`, its folded batch norm's bias, the residual `Add` and the
     `Relu` are one kernel, and of the four only the block's output leaves it. (Inside
-    the kernel, `td.auto_schedule` still decides what gets a buffer: here the padded
-    input and the raw convolution get small ones of the kernel's own, and the
-    epilogue is a second loop over that output while it is in cache.) A kernel holds
+    the kernel, `td.auto_schedule` still decides what gets a buffer: here the raw
+    convolution gets a small one of the kernel's own, a strip of pixels held in
+    registers, and the epilogue is a second loop over that strip while it is in
+    cache.) A kernel holds
     one `out_fusable` stage, so the 1x1 projection of the shortcut (`conv_6`) is a
     kernel of its own, whose output the `Add` inside `conv_5`'s kernel reads.
 
