@@ -69,7 +69,7 @@ def block_convolutions(outputs: list[Tensor], params: dict, folded: list, target
     wanted = _wanted(order, readers, params, lanes)
     for op in order:
         t = op.output(0)
-        made = _blocked_convolution(op, packer, blocked, new, readers, target, folded,
+        made = _blocked_convolution(op, packer, blocked, new, readers, lanes, folded,
                                     op in wanted)
         if made is None and op in wanted:
             made = _channelwise(op, packer, blocked, new, readers[op])
@@ -124,8 +124,7 @@ def _at_channel(reader, op) -> bool:
     return True
 
 
-def _blocked_convolution(op, packer, blocked, new, readers, target, folded,
-                         wanted: bool):
+def _blocked_convolution(op, packer, blocked, new, readers, lanes, folded, wanted: bool):
     """(blocks, L) of `op` computed in blocks of output channels, or None. Blocked when
     its input is blocked, or its output is wanted in blocks (`_wanted`: then no tile
     transposes it), or its sum is long enough to pay for the transposition."""
@@ -133,7 +132,7 @@ def _blocked_convolution(op, packer, blocked, new, readers, target, folded,
     if match is None:
         return None
     weight, data, size = match
-    filters, lanes = op.axis[1].extent.value, target.lanes("float32")
+    filters = op.axis[1].extent.value
     block = next((b for b in (2 * lanes, lanes) if filters % b == 0), None)
     if block is None:
         return None
