@@ -63,14 +63,14 @@ class Packer:
         k = len(rest)
         if in_block is None:
             a = a.reshape((f // out_block, out_block, c) + rest)     # fo, fi, c, K...
-            channels, kernel, lanes = (2,), list(range(3, 3 + k)), (1,)
+            kernel, lanes = list(range(3, 3 + k)), (1,)
             name = f"{w.name}_blk{out_block}"
-        else:
+        else:                                                        # fo, fi, cb, ci, K...
             a = a.reshape((f // out_block, out_block, c // in_block, in_block) + rest)
-            channels, kernel, lanes = (2,), list(range(4, 4 + k)), (3, 1)
+            kernel, lanes = list(range(4, 4 + k)), (3, 1)
             name = f"{w.name}_blk{out_block}x{in_block}"
-        order = (0, kernel[0], *channels, *kernel[1:]) if rows_first else \
-            (0, *channels, *kernel)
+        # the channels (or their blocks) are dimension 2 either way
+        order = (0, kernel[0], 2, *kernel[1:]) if rows_first else (0, 2, *kernel)
         packed = a.transpose(order + lanes)
         return self._new(w, name, np.ascontiguousarray(packed))
 
@@ -118,7 +118,7 @@ def blocked_convolution(op: ComputeOp, weight: Load, data: Load, block: int,
     ky = weight.indices[2] if len(weight.indices) > 2 else None   # the window's row axis
     rows_first = where is not None and ky is not None and _value(ky.extent) > 1 and \
         any(v is ky for v in free_vars(where))
-    tests = dict(mapping)
+    where_mapping = dict(mapping)               # the where may test the channel too
     if data_blocks is None:
         wb = packer.filters(weight.tensor, block, None, rows_first=rows_first)
         axes = tuple(fresh[r] for r in body.axes)
@@ -135,7 +135,7 @@ def blocked_convolution(op: ComputeOp, weight: Load, data: Load, block: int,
         ci = _axis("ci", inner, "reduce")
         wb = packer.filters(weight.tensor, block, inner, rows_first=rows_first)
         axes = tuple(cb if r is rc else fresh[r] for r in body.axes) + (ci,)
-        tests[rc] = cb * Const(inner, dtypes.INDEX) + ci     # a test of the channel
+        where_mapping[rc] = cb * Const(inner, dtypes.INDEX) + ci
 
         def swap(e):
             if e is weight:
@@ -147,7 +147,7 @@ def blocked_convolution(op: ComputeOp, weight: Load, data: Load, block: int,
     if rows_first:
         axes = (fresh[ky], *(a for a in axes if a is not fresh[ky]))
     inner_body = substitute(transform(body.body, swap), mapping)
-    kept = None if where is None else substitute(where, tests)
+    kept = None if where is None else substitute(where, where_mapping)
     return ComputeOp(name, (bn, fo, by, bx, fi), Reduce(body.reducer, inner_body, axes,
                                                         kept)).output(0)
 

@@ -44,7 +44,7 @@ from ..lang.names import unique_name
 from ..lang.tensor import ComputeOp, Tensor
 from ..ir.simplify import simplify_index
 from ..lang import dtypes
-from ..lang.visit import free_vars, loads, substitute, transform, walk
+from ..lang.visit import conjuncts, free_vars, loads, substitute, transform, walk
 from . import blocks
 from .fold import Folded
 from .rewrite import consumers, rebuild
@@ -180,7 +180,7 @@ def _through_padding(op, data: Load):
     inner, fill = pad.body.true_value, pad.body.false_value
     if not (isinstance(inner, Load) and isinstance(fill, Const) and fill.value == 0):
         return None
-    tests = _conjuncts(pad.body.cond)
+    tests = conjuncts(pad.body.cond)
     if not all(_index_test(t) for t in tests):
         return None
     at = dict(zip(pad.axis, data.indices))
@@ -194,12 +194,6 @@ def _through_padding(op, data: Load):
     def swap(e):
         return read if e is data else None
     return ComputeOp(op.name, op.axis, transform(op.body, swap)), where
-
-
-def _conjuncts(cond) -> list:
-    if isinstance(cond, BinOp) and cond.op == "and":
-        return _conjuncts(cond.a) + _conjuncts(cond.b)
-    return [cond]
 
 
 def _index_test(test) -> bool:

@@ -95,6 +95,13 @@ def free_vars(e: Expr) -> list:
     return [n for n in walk(e) if isinstance(n, (Var, IterVar))]
 
 
+def conjuncts(cond: Expr) -> list[Expr]:
+    """The terms of a conjunction `a & b & ...` (a single term for anything else)."""
+    if isinstance(cond, BinOp) and cond.op == "and":
+        return conjuncts(cond.a) + conjuncts(cond.b)
+    return [cond]
+
+
 def loads(e: Expr) -> list[Load]:
     return [n for n in walk(e) if isinstance(n, Load)]
 

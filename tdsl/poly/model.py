@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import islpy as isl
 
 from ..errors import TdslValueError
-from ..lang.expr import BinOp, Expr, IterVar, Load, Select, UnaryOp, Var, all_of
+from ..lang.expr import Expr, IterVar, Load, Select, UnaryOp, Var, all_of
 from ..lang.names import unique_name
-from ..lang.visit import children, free_vars
+from ..lang.visit import children, conjuncts, free_vars
 from .affine import AffineBuilder, NonAffine, set_space
 from .program import Array, Loop, Program, Statement, loops, walk as walk_statements
 
@@ -103,7 +103,7 @@ class Model:
             # body, where the affine ones then hold (rfactor's `k < extent and A[i, k] > 0`
             # must not read A before the bound is known to hold).
             rest = []
-            for cond in _conjuncts(stmt.where):
+            for cond in conjuncts(stmt.where):
                 try:
                     domain = domain.intersect(build.condition(cond))
                 except NonAffine:
@@ -356,12 +356,6 @@ def _collect_params(program: Program) -> list[Var]:
                         f"two different size variables are both named {v.name!r}; create each "
                         "size once with td.var and reuse it")
     return list(found.values())
-
-
-def _conjuncts(cond: Expr) -> list[Expr]:
-    if isinstance(cond, BinOp) and cond.op == "and":
-        return _conjuncts(cond.a) + _conjuncts(cond.b)
-    return [cond]
 
 
 def _guarded_loads(stmt: Statement):
