@@ -160,3 +160,52 @@ def host_description() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+DEFAULT_LAST_LEVEL_CACHE = 32 << 20     # where the OS does not say (Zen 3/4 CCX: 32 MiB)
+
+
+def last_level_cache_bytes() -> int:
+    """The size of this machine's last-level data cache: the environment variable
+    `TDSL_LLC_BYTES` if set, else what Linux's sysfs reports for CPU 0 (the cache CPU 0
+    shares, not the whole chip's, which `getconf` may give), `DEFAULT_LAST_LEVEL_CACHE`
+    where it cannot be read. The C backend streams an output past the cache when it is
+    larger than this (`backends/c/render.streamed_outputs`)."""
+    override = os.environ.get("TDSL_LLC_BYTES")
+    if override is None:
+        return _detected_last_level_cache()
+    try:
+        value = int(override)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise TdslValueError(f"TDSL_LLC_BYTES should be a positive number of bytes; got "
+                             f"{override!r}")
+    return value
+
+
+@functools.lru_cache(maxsize=1)
+def _detected_last_level_cache() -> int:
+    best = (0, 0)
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return DEFAULT_LAST_LEVEL_CACHE
+    for entry in entries:
+        if not entry.startswith("index"):
+            continue
+        try:
+            with open(f"{root}/{entry}/type") as f:
+                if f.read().strip() == "Instruction":
+                    continue
+            with open(f"{root}/{entry}/level") as f:
+                level = int(f.read())
+            with open(f"{root}/{entry}/size") as f:
+                text = f.read().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            size = int(text.rstrip("KMG")) * scale
+        except (OSError, ValueError):
+            continue
+        best = max(best, (level, size))
+    return best[1] or DEFAULT_LAST_LEVEL_CACHE

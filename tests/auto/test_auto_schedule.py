@@ -129,10 +129,40 @@ def test_a_dense_layer_that_reads_a_megabyte_of_weights_runs_on_the_threads(rows
 
 
 def test_blur_computes_the_producer_per_tile():
+    """blur_x divides by 3: recomputed at 3 offsets it would cost 39 operations per
+    output (a division counts DIVISION_COST), so it is computed once per tile."""
     p = programs.blur()
     s = td.auto_schedule(p.outputs)
     assert any(line.startswith(f"s[{p.bx.name}].compute_at") for line in s.history)
     programs.verify(p, s)
+
+
+@pytest.mark.parametrize("shape", [(37, 70), (32, 64), (1, 1)], ids=str)
+def test_a_cheap_blur_inlines_its_producer(shape):
+    """blur_x times a third (3 loads, 2 adds, a multiply) at 3 offsets is 18 operations
+    per output, within STENCIL_RECOMPUTE_OPS: recomputed inside blur_y, no tiles; a
+    stencil reading a computed stage is not (its recomputation would multiply)."""
+    h, w = td.var("h"), td.var("w")
+    inp = td.placeholder((h + 2, w + 2), name="inp")
+    third = 1.0 / 3.0
+    bx = td.compute((h + 2, w), lambda y, x: (inp[y, x] + inp[y, x + 1] + inp[y, x + 2])
+                    * third, name="bx")
+    by = td.compute((h, w), lambda y, x: (bx[y, x] + bx[y + 1, x] + bx[y + 2, x]) * third,
+                    name="by")
+    s = td.auto_schedule(by)
+    assert "s[bx].compute_inline()" in s.history and not any(".tile(" in h for h in s.history)
+    a = np.random.default_rng(3).standard_normal((shape[0] + 2, shape[1] + 2)).astype("f4")
+    got = np.empty(shape, np.float32)
+    td.build(s, [inp, by])(a, got)
+    x = (a[:, :-2] + a[:, 1:-1] + a[:, 2:]) * np.float32(third)
+    np.testing.assert_allclose(got, (x[:-2] + x[1:-1] + x[2:]) * np.float32(third),
+                               rtol=1e-5, atol=1e-6)
+    chain = programs.stencil_chain()
+    s = td.auto_schedule(chain.outputs)
+    p1, p2, p3 = (t.name for t in chain.chain)
+    assert f"s[{p1}].compute_inline()" in s.history
+    assert f"s[{p2}].compute_inline()" not in s.history
+    programs.verify(chain, s)
 
 
 @pytest.mark.parametrize("shape", [(40, 24), (33, 17)], ids=str)

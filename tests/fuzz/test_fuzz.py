@@ -16,6 +16,7 @@ from tdsl.testing.fuzz import fuzz, reproducer, summary
 
 CASES = int(os.environ.get("TDSL_FUZZ_CASES", 200))
 FIXED_SEED = 16
+STREAMED_CASES = int(os.environ.get("TDSL_FUZZ_STREAMED_CASES", 40))
 
 
 @pytest.mark.slow
@@ -28,6 +29,19 @@ def test_fuzz_fixed_seed_and_todays_date(tmp_path):
     assert len(outcomes) == CASES
     assert not failed, summary(outcomes, 0) + "\n" + "\n".join(log) + "\n\n" + \
         reproducer(failed[0])
+
+
+@pytest.mark.slow
+def test_fuzz_with_every_large_output_streamed(tmp_path, monkeypatch):
+    """A last-level cache of 256 bytes (TDSL_LLC_BYTES, inherited by the fuzzer's
+    workers): every output the kernel only writes takes the streamed stores
+    (backends/c/render.streamed_outputs) wherever its vector loops write a cache line."""
+    monkeypatch.setenv("TDSL_LLC_BYTES", "256")
+    outcomes = fuzz(STREAMED_CASES, [FIXED_SEED + 1], jobs=2, timeout=120, out_dir=tmp_path,
+                    log=lambda _: None)
+    failed = [o for o in outcomes if not o.passed]
+    assert len(outcomes) == STREAMED_CASES
+    assert not failed, summary(outcomes, 0) + "\n\n" + reproducer(failed[0])
 
 
 def test_reproducer_replays_a_case(tmp_path):

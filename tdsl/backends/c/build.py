@@ -55,8 +55,15 @@ def _compiler_identity(cc: str) -> str:
     return out.stdout
 
 
-@functools.lru_cache(maxsize=None)
 def _cpu_identity() -> str:
+    """The host CPU: its name, its features and its last-level cache (the C it gets
+    depends on the cache's size, render.streamed_outputs)."""
+    from ...target import last_level_cache_bytes
+    return f"{_cpu_model()} llc={last_level_cache_bytes()}"
+
+
+@functools.lru_cache(maxsize=None)
+def _cpu_model() -> str:
     try:
         info = Path("/proc/cpuinfo").read_text()
         model = next((line for line in info.splitlines() if line.startswith("model name")), "")

@@ -53,6 +53,7 @@ def c_type(dtype: str) -> str:
 # fastest call 76 ms static, 58 ms guided (tdsl/graph helper's measurement).
 PARALLEL_FOR = "omp parallel for schedule(guided)"
 
+
 class ExprRenderer:
     """C text of one expression."""
 
@@ -188,9 +189,11 @@ def _const(v, dt: str) -> str:
 class StmtRenderer:
     """cgen statements of the loop IR."""
 
-    def __init__(self, vector_bytes: int = 32):
+    def __init__(self, vector_bytes: int = 32, streamed: dict | None = None):
         self.e = ExprRenderer()
         self.vector_bytes = vector_bytes          # the target's native vector width
+        self.streamed = streamed or {}            # buffer name -> C flag (streamed_outputs)
+        self.streamed_stores = 0                  # stores rendered as tdsl_stream_*
         self.parallel_depth = 0        # inside an omp parallel loop: no nested parallel
         self.simd_depth = 0            # inside an omp simd loop: no omp constructs at all
         self.copies = 1                # copies of the body made by enclosing unrolled loops
@@ -237,16 +240,23 @@ class StmtRenderer:
         if s.kind == "parallel" and self.parallel_depth == 0 and self.simd_depth == 0:
             pragmas.append(c.Pragma(PARALLEL_FOR))
             self.parallel_depth += 1
-            body = c.Block(self.stmts(s.body))
+            streamed = self.streamed_stores
+            inner = self.stmts(s.body)
+            if self.streamed_stores > streamed:
+                # streamed stores are weakly ordered: each thread fences its own before
+                # the region's barrier hands the output to another thread
+                inner.append(c.Statement("tdsl_sfence()"))
             self.parallel_depth -= 1
-            return pragmas + [c.For(*header, body)]
+            return pragmas + [c.For(*header, c.Block(inner))]
         if s.kind == "vectorize":
             if trip is not None:
                 try:
-                    vector, covered = VectorLoop(s, trip, self.e, self.vector_bytes).render()
+                    emitter = VectorLoop(s, trip, self.e, self.vector_bytes, self.streamed)
+                    vector, covered = emitter.render()
                 except NotVectorizable:
                     pass
                 else:
+                    self.streamed_stores += emitter.streamed_stores
                     if covered == trip:
                         return vector
                     # the rest: narrower vectors while it fills one, then scalar (omp simd)
@@ -386,14 +396,16 @@ def prelude(functions: list[str], vector_bytes: int) -> str:
     """The helpers the rendered `functions` need, once for all of them (a network's
     library holds several kernels)."""
     native = any("tdsl_vmax_" in f or "tdsl_vmin_" in f for f in functions)
-    return PRELUDE + vector_prelude(native, vector_bytes)
+    stream = any("tdsl_stream_" in f for f in functions)
+    return PRELUDE + vector_prelude(native, vector_bytes, stream)
 
 
 def render_function(kernel: ir.Kernel, target=None) -> str:
     """The C function of a lowered kernel alone, without the prelude it needs."""
     from ...target import target as parse_target
     vector_bytes = parse_target(target).vector_bytes
-    r = StmtRenderer(vector_bytes)
+    streamed, flags = streamed_outputs(kernel)
+    r = StmtRenderer(vector_bytes, streamed)
     params = []
     for b in kernel.params:
         qualifier = "const " if b.role == "input" else ""
@@ -408,11 +420,53 @@ def render_function(kernel: ir.Kernel, target=None) -> str:
             f"sizeof({c_type(t.dtype)})))" for t in kernel.temps)
         frees = [c.Statement(f"tdsl_free({t.name})") for t in kernel.temps]
         body.append(c.If(allocs, c.Block(frees + [c.Statement(f"return {ERR_ALLOC}")])))
+    body += flags
     body += r.stmts(kernel.body)
+    if r.streamed_stores:
+        body.append(c.Statement("tdsl_sfence()"))
     body += [c.Statement(f"tdsl_free({t.name})") for t in kernel.temps]
     body.append(c.Statement("return tdsl_err"))
     fn = c.FunctionBody(c.FunctionDeclaration(c.Value("int", kernel.name), params), c.Block(body))
     return str(fn)
+
+
+def streamed_outputs(kernel: ir.Kernel) -> tuple[dict[str, str], list]:
+    """The outputs whose vector stores bypass the cache (STREAM_RUN_BYTES): name -> the C
+    condition, "1" for a constant size, else a flag computed once per call from the sizes
+    (declared by the returned statements). An output qualifies when the kernel never reads
+    it and it is larger than the last-level cache (`td.target.last_level_cache_bytes`)."""
+    from ...target import last_level_cache_bytes
+    from .vector import VECTOR_TYPES
+    read = _buffers_read(kernel.body)
+    streamed, flags = {}, []
+    for b in kernel.params:
+        if b.role != "output" or b.dtype not in VECTOR_TYPES or b in read or not b.shape:
+            continue
+        threshold = last_level_cache_bytes() // _itemsize(b.dtype)
+        size = simplify_index(_size(b))
+        if isinstance(size, Const):
+            if size.value > threshold:
+                streamed[b.name] = "1"
+            continue
+        flag = f"tdsl_stream_{b.name}"
+        # an overflowing size is -1 (tdsl_cmul): not streamed, and the entry checks refuse it
+        flags.append(c.Statement(f"const int {flag} = "
+                                 f"{_count(b, ExprRenderer())} > {threshold}L"))
+        streamed[b.name] = flag
+    return streamed, flags
+
+
+def _buffers_read(s: ir.Stmt) -> set:
+    """The buffers `s` loads from anywhere (values, indices, bounds, conditions)."""
+    from ...ir.passes import map_exprs
+    from ...lang.visit import walk
+    read: set = set()
+
+    def note(e: Expr) -> Expr:
+        read.update(n.buffer for n in walk(e) if isinstance(n, ir.BufferLoad))
+        return e
+    map_exprs(s, note)
+    return read
 
 
 def _straight_line(s: ir.Stmt) -> bool:
