@@ -24,6 +24,13 @@ class Buffer:
     scope: str = "global"          # "global" | "local" | "shared"
     strides: tuple[Expr, ...] | None = None
     padded: bool = False           # storage_align padded a stride
+    order: tuple[int, ...] = ()    # dims outermost first when not row-major (reorder_storage)
+
+    @property
+    def outer_dim(self) -> int:
+        """The dimension with the largest stride: the buffer holds
+        `strides[outer_dim] * shape[outer_dim]` elements."""
+        return self.order[0] if self.order else 0
 
     def __repr__(self) -> str:
         return f"Buffer({self.name}, {self.dtype}, scope={self.scope})"

@@ -26,6 +26,7 @@ class Array:
     role: str = "temp"                     # "input" | "output" | "temp"
     scope: str = "global"                  # "global" | "local" | "shared"
     align: tuple[tuple[int, int, int], ...] = ()   # storage_align: (dim, factor, offset)
+    storage_order: tuple[int, ...] = ()    # reorder_storage: dims, outermost first
 
     def __repr__(self) -> str:
         return f"Array({self.name})"

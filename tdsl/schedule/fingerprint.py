@@ -88,7 +88,8 @@ class _Canon:
 
     def state(self, key, state) -> str:
         parts = [f"stage {self.op(key)} op={self.op(state.op)} scope={state.scope} "
-                 f"align={state.align}"]
+                 f"align={state.align}" +
+                 (f" order={state.storage_order}" if state.storage_order else "")]
         for rel in state.relations:
             if hasattr(rel, "factor"):
                 parts.append(f"split {self.axis(rel.parent)} -> {self.axis(rel.outer)} "

@@ -76,8 +76,13 @@ class ProgramBuilder:
                 arr = self.arrays[self._storage_key(base_key)]
             else:
                 role = "output" if key in outputs else "temp"
+                if role == "output" and state.storage_order:
+                    raise ScheduleError(
+                        f"{state.op.name} is an argument of the kernel, whose layout is the "
+                        f"caller's array (row-major): s[{state.op.name}].reorder_storage(...) "
+                        "applies to intermediates only")
                 arr = Array(self._unique(state.op.name), state.op.dtype, state.op.shape, role,
-                            state.scope, state.align)
+                            state.scope, state.align, state.storage_order)
             self.arrays[key] = arr
             for op in self.data.ops_of(key):
                 self.array_of[id(op)] = arr

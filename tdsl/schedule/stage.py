@@ -342,6 +342,45 @@ class Stage:
         self._apply(replace(self.state, align=align), self._call(text))
 
 
+    def reorder_storage(self, *axes: IterVar) -> None:
+        """Lay out this stage's buffer with its dimensions in the order of `axes`, the
+        outermost first (each data axis once): the last is contiguous. The loops do not
+        change, only the addresses (TVM's transform_layout with a permutation; Halide's
+        reorder_storage, which lists the innermost first). A tile copied into local
+        storage (cache_read) can so be read along another dimension as vectors. The
+        kernel's arguments keep the caller's row-major layout.
+
+        >>> WL = s.cache_read(W, "local", [C])          # W[k, c]: read along k
+        >>> s[WL].reorder_storage(*reversed(WL.op.axis))   # k contiguous
+        """
+        names = ", ".join(getattr(a, "name", repr(a)) for a in axes)
+        call = self._call(f"reorder_storage({names})")
+        op = self.state.op
+        data_axes = tuple(getattr(op, "axis", ()))
+        if isinstance(op, UpdateOp) or not isinstance(op, ComputeOp):
+            raise ScheduleError(f"{call}: {self.name} is not a compute stage with storage of "
+                                "its own; reorder the storage of the stage that defines it")
+        if self.state.inlined:
+            raise ScheduleError(f"{call}: {self.name} is inlined (compute_inline) and has no "
+                                "storage to lay out")
+        if any(t.op is op or self._schedule.data.key_of(t.op) is self._key
+               for t in self._schedule.outputs):
+            raise ScheduleError(f"{call}: {self.name} is an output; its layout is the "
+                                "caller's array (row-major). Reorder the storage of an "
+                                f"intermediate, such as s.cache_write({self.name}, 'local')")
+        order = []
+        for a in axes:
+            if not any(a is d for d in data_axes):
+                raise ScheduleError(f"{call}: {getattr(a, 'name', a)!s} is not a data axis "
+                                    f"of {self.name}; its data axes are {_names(data_axes)}")
+            order.append(_index(data_axes, a))
+        if sorted(order) != list(range(len(data_axes))):
+            raise ScheduleError(f"{call}: name every data axis of {self.name} once "
+                                f"({_names(data_axes)}); got {len(axes)} axes")
+        identity = tuple(order) == tuple(range(len(data_axes)))
+        self._apply(replace(self.state, storage_order=() if identity else tuple(order)), call)
+
+
 def _positive(value, name: str, call: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ScheduleError(f"{call}: {name} must be a positive integer constant; got {value!r}")

@@ -48,6 +48,7 @@ class StageState:
     attach: tuple | None = None                    # None: root; (stage key, leaf); "inline"
     scope: str = "global"
     align: tuple[tuple[int, int, int], ...] = ()   # storage_align (dim, factor, offset)
+    storage_order: tuple[int, ...] = ()            # reorder_storage: dims, outermost first
 
     @property
     def inlined(self) -> bool:

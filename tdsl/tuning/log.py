@@ -68,11 +68,19 @@ def best(records: list[dict]) -> dict | None:
     """The fastest record: among those of the latest confirmation (the fastest few of a
     run measured again, `result["confirmed"]` its number) if there is one, else among
     every timed record."""
+    order = ranked(records)
+    return order[0] if order else None
+
+
+def ranked(records: list[dict]) -> list[dict]:
+    """The timed records, best first: the latest confirmation's by time, then the others
+    by time (`best` is the first)."""
     timed = [r for r in records if "seconds" in r.get("result", {})]
     latest = max((r["result"].get("confirmed", 0) for r in timed), default=0)
-    if latest:
-        timed = [r for r in timed if r["result"].get("confirmed") == latest]
-    return min(timed, key=lambda r: r["result"]["seconds"]) if timed else None
+    first = [r for r in timed if latest and r["result"].get("confirmed") == latest]
+    rest = [r for r in timed if not (latest and r["result"].get("confirmed") == latest)]
+    return sorted(first, key=lambda r: r["result"]["seconds"]) + \
+        sorted(rest, key=lambda r: r["result"]["seconds"])
 
 
 def record(workload, trial: int, choices: dict, fingerprint: str, result: dict,

@@ -105,23 +105,35 @@ def tune(outputs, args, trials: int = 200, sizes=None, target=None, log=None,
     return tuner.run(trials)
 
 
+STALE_RECORDS_TRIED = 8       # apply_best: records realized before it gives up
+
+
 def apply_best(log, outputs, args, sizes=None, target=None):
     """The schedule of the fastest candidate `log` holds for this workload (no search).
 
     >>> s = td.apply_best("tune.jsonl", [C], [A, B, C], sizes={"n": 1024})
     """
     workload = Workload(outputs, args, sizes, target)
-    record = logmod.best(logmod.for_workload(log, workload.key))
-    if record is None:
+    records = logmod.for_workload(log, workload.key)
+    if logmod.best(records) is None:
         raise TdslError(f"the tuning log {log} holds no measured candidate of workload "
                         f"{workload.key} (sizes {workload.size_names}, target "
                         f"{workload.target}, machine {workload.describe()['machine']!r}); "
                         f"run td.tune(..., log={str(log)!r}) for it first")
-    candidate = Space(workload).realize(record["choices"])
-    if candidate.refused:
-        raise TdslError(f"the best record of {log} no longer gives a legal schedule with this "
-                        f"version of tdsl: {candidate.refused[0]}; tune again")
-    return candidate.schedule
+    space, why = Space(workload), ""
+    # A record names its schedule by fingerprint: where another version of tdsl's rules
+    # made it, its choices may give another schedule now (a new knob at its default), so
+    # the measured time is not this schedule's; the next fastest record is tried.
+    for record in logmod.ranked(records)[:STALE_RECORDS_TRIED]:
+        candidate = space.realize(record["choices"])
+        if candidate.refused:
+            why = f"no longer gives a legal schedule: {candidate.refused[0]}"
+        elif candidate.key != record["fingerprint"]:
+            why = "gives another schedule with this version of tdsl's rules"
+        else:
+            return candidate.schedule
+    raise TdslError(f"the fastest records of {log} for workload {workload.key} were made by "
+                    f"another version of tdsl: the best {why}; tune again")
 
 
 class _Tuner:

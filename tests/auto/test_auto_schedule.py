@@ -271,7 +271,8 @@ def test_narrow_rows_get_a_register_tile_that_fits(width, wide, rows):
     vectors) and read back at its width; else it gets fewer rows (11 = 8 + 1 + 1 + 1
     registers per row of accumulators: 4 rows), so the tile stays in 16 ymm registers,
     and the columns left over after the vectors are scalar statements, not an `omp simd`
-    loop."""
+    loop. (The column tile: the `vectors` knob's "columns"; a convolution's default is
+    vectors of output channels, test below.)"""
     from tdsl import nn
     from tdsl.auto.knobs import Knobs
     from tdsl.auto.rules import apply_rules
@@ -281,7 +282,7 @@ def test_narrow_rows_get_a_register_tile_that_fits(width, wide, rows):
     y = nn.conv2d(x, w, padding=1)
     reduction = y if wide == width else y.op.input_tensors[0]
     assert [int(d.value) for d in reduction.shape] == [1, 13, width, wide]
-    knobs = Knobs()
+    knobs = Knobs({f"{reduction.name}.vectors": "columns"})
     s = apply_rules(y, t, knobs)
     assert knobs.chosen[f"{reduction.name}.tile_rows"] == rows
     mod = td.build(s, [x, w, y], target=t)
@@ -294,6 +295,41 @@ def test_narrow_rows_get_a_register_tile_that_fits(width, wide, rows):
         got = np.empty((1, 13, width, width), np.float32)
         mod(xa, wa, got)
         np.testing.assert_allclose(got, np_conv2d(xa, wa, 1), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("target", ["c -mcpu=x86-64-v3", "c -mcpu=x86-64-v4"])
+@pytest.mark.parametrize("channels,width", [(13, 7), (32, 11), (64, 14)], ids=str)
+def test_convolution_gets_vectors_of_output_channels(target, channels, width):
+    """A convolution's pixel vectors would start at every offset of its window; its
+    register tile holds vectors of output channels instead, the weights copied once with
+    the channels innermost (reorder_storage), their taps an odd number of cache lines
+    apart (storage_align), and the pixels unrolled: right at ragged channel counts. Fewer
+    channels than a vector (13 on AVX-512) keep the column tile."""
+    from tests.graph.common import np_conv2d
+    x = td.placeholder((1, 6, width, width), name="x")
+    w = td.placeholder((channels, 6, 3, 3), name="w")
+    k = [td.reduce_axis(6, name="rc"), td.reduce_axis(3, name="ry"),
+         td.reduce_axis(3, name="rx")]
+    pad = td.compute((1, 6, width + 2, width + 2), lambda n, c, y, xx: td.select(
+        td.all(y >= 1, y <= width, xx >= 1, xx <= width), x[n, c, y - 1, xx - 1], 0.0),
+        name="pad")
+    out = td.compute((1, channels, width, width), lambda n, f, y, xx: td.sum(
+        pad[n, k[0], y + k[1], xx + k[2]] * w[f, k[0], k[1], k[2]], axis=k), name="out")
+    s = td.auto_schedule(out, target=target)
+    lanes = td.target(target).lanes()
+    rows = channels >= lanes
+    assert ("s[w_local].reorder_storage(ax1, ax2, ax3, ax0)" in s.history) == rows
+    assert any(h.startswith("s[w_local].storage_align(ax3") for h in s.history) == rows
+    mod = td.build(s, [x, w, out], target=target)
+    assert (f"*(tdsl_f32x{lanes}_u*)&w_local[" in mod.source) == rows
+    if not td.target(target).runs_here():
+        pytest.skip(f"{target} compiled; this CPU cannot run it")
+    rng = np.random.default_rng(channels)
+    xa = rng.standard_normal((1, 6, width, width), np.float32)
+    wa = rng.standard_normal((channels, 6, 3, 3), np.float32)
+    got = np.empty((1, channels, width, width), np.float32)
+    mod(xa, wa, got)
+    np.testing.assert_allclose(got, np_conv2d(xa, wa, 1), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("stride,size", [(1, 11), (2, 15)], ids=["stride1", "stride2"])

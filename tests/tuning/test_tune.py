@@ -108,6 +108,20 @@ def test_tune_logs_resumes_and_applies(tmp_path):
     assert best["choices"] == again.choices and best["result"]["seconds"] == again.seconds
     check_matmul(td.build(s, [A, B, C]), 29, 31, 64)
 
+    # a record another version of the rules made (its choices give another schedule now:
+    # here its fingerprint is altered) is passed over for the next; none left: an error
+    stale = dict(best, result={**best["result"], "seconds": 1e-9},
+                 fingerprint="0" * 24)
+    with open(log, "a") as f:
+        f.write(json.dumps(stale) + "\n")
+    A, B, C = matmul()
+    assert td.apply_best(log, [C], [A, B, C], sizes=SIZES).script() == s.script()
+    only = tmp_path / "stale.jsonl"
+    only.write_text(json.dumps(stale) + "\n")
+    with pytest.raises(td.TdslError, match="made by another version of tdsl: the best gives "
+                                           "another schedule"):
+        td.apply_best(only, [C], [A, B, C], sizes=SIZES)
+
 
 def test_tune_constant_shapes_and_random_search(tmp_path):
     x, out = softmax()

@@ -312,7 +312,7 @@ def _size(b: ir.Buffer) -> Expr:
     """Elements to allocate: the outermost stride times the outermost extent."""
     if not b.shape:
         return Const(1, "int64")
-    return b.strides[0] * b.shape[0]
+    return b.strides[b.outer_dim] * b.shape[b.outer_dim]
 
 
 def _count(b: ir.Buffer, render) -> str:
@@ -321,7 +321,8 @@ def _count(b: ir.Buffer, render) -> str:
     if not b.shape:
         return "1L"
     if b.padded:
-        return f"tdsl_cmul({render(b.strides[0])}, {render(b.shape[0])})"
+        outer = b.outer_dim
+        return f"tdsl_cmul({render(b.strides[outer])}, {render(b.shape[outer])})"
     text = render(b.shape[-1])
     for d in reversed(range(len(b.shape) - 1)):
         text = f"tdsl_cmul({text}, {render(b.shape[d])})"

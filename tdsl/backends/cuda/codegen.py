@@ -189,4 +189,4 @@ def _all_zero(dims) -> str:
 def _count(b: ir.Buffer) -> int:
     if not b.shape:
         return 1
-    return int(b.strides[0].value) * int(b.shape[0].value)
+    return int(b.strides[b.outer_dim].value) * int(b.shape[b.outer_dim].value)

@@ -55,7 +55,7 @@ class Plan:
         values = dict(zip(self.size_vars, (int(v) for v in sizes)))
         if not b.shape:
             return 1
-        return int(evaluate_scalar(b.strides[0] * b.shape[0], values))
+        return int(evaluate_scalar(b.strides[b.outer_dim] * b.shape[b.outer_dim], values))
 
 
 def emulator_prepare(plan: Plan, module):

@@ -152,18 +152,19 @@ def _static(b: ir.Buffer, tiles: list, what: str, sizes: dict) -> ir.Buffer:
     if all(t is None for t in tiles) and all(
             isinstance(x, Const) for x in (*b.shape, *(b.strides or ()))):
         return b                        # constant already (keeps storage_align's padding)
-    strides, stride = [], 1
-    for n in reversed(shape):
-        strides.append(Const(stride, "int64"))
-        stride *= n.value
-    return ir.Buffer(b.name, b.dtype, tuple(shape), b.role, b.scope, tuple(reversed(strides)))
+    strides, stride = {}, 1
+    for d in reversed(b.order or range(len(shape))):      # reorder_storage's order kept
+        strides[d] = Const(stride, "int64")
+        stride *= shape[d].value
+    return ir.Buffer(b.name, b.dtype, tuple(shape), b.role, b.scope,
+                     tuple(strides[d] for d in range(len(shape))), order=b.order)
 
 
 def elements(b: ir.Buffer) -> int:
     """Elements of a buffer with a constant shape (strides include any padding)."""
     if not b.shape:
         return 1
-    return int(b.strides[0].value) * int(b.shape[0].value)
+    return int(b.strides[b.outer_dim].value) * int(b.shape[b.outer_dim].value)
 
 
 def itemsize(b: ir.Buffer) -> int:
