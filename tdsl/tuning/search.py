@@ -90,6 +90,8 @@ def tune(outputs, args, trials: int = 200, sizes=None, target=None, log=None,
     one JSON line per candidate and, if it already holds candidates of this workload, the
     search resumes without measuring them again. `runner` is "local" (worker processes
     here), "ray" (a Ray cluster) or a runner object. `search="random"` is the baseline.
+    A candidate whose arrays take more than half the last-level cache is timed one call
+    at a time from a flushed cache (`measure.FLUSH_SHARE`), others back to back.
 
     >>> result = td.tune([C], [A, B, C], trials=200, sizes={"n": 1024}, log="tune.jsonl")
     >>> mod = result.build()
