@@ -97,12 +97,12 @@ def _register_tile_axes(op: ComputeOp, body: Reduce):
     convolution's input pixels reused across output channels, the weights broadcast)."""
     col = op.axis[-1]
     operands = list(loads(body.body))
-    vectors = [ld for ld in operands if _uses(ld, col)]
+    vectors = [ld for ld in operands if uses_axis(ld, col)]
     if not vectors or len(vectors) == len(operands):
         return None, None
     for row in reversed(op.axis[:-1]):
-        if not any(_uses(ld, row) for ld in vectors) and \
-                any(_uses(ld, row) for ld in operands):
+        if not any(uses_axis(ld, row) for ld in vectors) and \
+                any(uses_axis(ld, row) for ld in operands):
             return row, col
     return None, None
 
@@ -127,7 +127,8 @@ def _dot_axis(body: Reduce, col: IterVar) -> IterVar | None:
     return k
 
 
-def _uses(ld: Load, axis: IterVar) -> bool:
+def uses_axis(ld: Load, axis: IterVar) -> bool:
+    """Does some index of the load move with `axis`?"""
     return any(v is axis for i in ld.indices for v in free_vars(i))
 
 

@@ -18,7 +18,7 @@ from ..examples import register_tile_shape
 from ..lang.expr import Const
 from ..lang.tensor import PlaceholderOp, UpdateOp
 from ..lang.visit import free_vars, loads
-from .analysis import StageInfo, _uses, blocked_index
+from .analysis import StageInfo, uses_axis, blocked_index
 
 
 class NotApplicable(ScheduleError):
@@ -523,7 +523,7 @@ def _row_operand(op, info: StageInfo):
     the one input moving with the tile's rows and not its columns, indexed by the row axis
     itself in one dimension and nowhere else (a convolution's `w[f, c, r, s]`); or None."""
     row, col = info.row_axis, info.col_axis
-    movers = [ld for ld in loads(op.body.body) if _uses(ld, row) and not _uses(ld, col)]
+    movers = [ld for ld in loads(op.body.body) if uses_axis(ld, row) and not uses_axis(ld, col)]
     if len(movers) != 1 or not isinstance(movers[0].tensor.op, PlaceholderOp):
         return None
     mover = movers[0]
