@@ -42,6 +42,9 @@ CASES = {
     "blur": (lambda: w5_blur.blur(37, 300),
              lambda f: sum(sum(f[0][r:r + 37, c:c + 300] for c in range(3)) / 3
                            for r in range(3)) / 3),
+    "blur-inline": (lambda: w5_blur.blur_inline(37, 300, rows=16),
+                    lambda f: sum(sum(f[0][r:r + 37, c:c + 300] for c in range(3)) / 3
+                                  for r in range(3)) / 3),
     "transpose-blocked": (lambda: w6_transpose.transpose(37, 45, block=16, tile=8),
                           lambda f: f[0].T),
     "transpose-one-level": (lambda: w6_transpose.transpose(37, 45, block=16, tile=16),
