@@ -233,7 +233,7 @@ class TileRules:
         if mover is not None and self.choose(op, "vectors", ("columns", "rows"),
                                              "rows" if _sliding(op, info) else "columns") \
                 == "rows":
-            return self._row_vector_tile(op, info, mover)
+            return self._row_vector_tile(op, info, *mover)
         rows, cols = register_tile_shape(self.t)
         width = info.col_axis.extent
         if isinstance(width, Const) and width.value < cols:
@@ -305,7 +305,7 @@ class TileRules:
             cs.compute_at(stage, panel_at if panel_at is not None else co)
             self._vector_inner(cs, copy.op.axis[-1])
 
-    def _row_vector_tile(self, op, info: StageInfo, mover) -> None:
+    def _row_vector_tile(self, op, info: StageInfo, mover, dim: int) -> None:
         """The register tile turned around (the `<op>.vectors` knob's "rows"): vectors
         along the tile's row axis (a convolution's output channels), the columns (pixels)
         unrolled and broadcast. The operand that moves with the rows (the weights
@@ -317,7 +317,6 @@ class TileRules:
         NCHWc convolution) on the plain algorithm: 169 against 173 GFLOP/s for the
         hand-blocked one, 155 for the column tile (W2, Zen 3, AVX2, 2026-12-03)."""
         row, col = info.row_axis, info.col_axis
-        dims = [d for d, i in enumerate(mover.indices) if i is row]
         vecs = self.choose(op, "row_vectors", (1, 2, 3),
                            min(2, row.extent.value // self.lanes))
         channels = vecs * self.lanes
@@ -341,8 +340,8 @@ class TileRules:
         ls.unroll(row_outer)
         ls.vectorize(row_inner)
         cs = self.s[copy]
-        order = [a for d, a in enumerate(copy.op.axis) if d != dims[0]]
-        order.append(copy.op.axis[dims[0]])
+        order = [a for d, a in enumerate(copy.op.axis) if d != dim]
+        order.append(copy.op.axis[dim])
         cs.reorder_storage(*order)
         line = max(1, 64 // np.dtype(copy.dtype).itemsize)     # elements per cache line
         if len(order) > 1:
@@ -519,9 +518,10 @@ def _without(loops, *excluded) -> list:
 
 
 def _row_operand(op, info: StageInfo):
-    """The load a row-vector tile (`_row_vector_tile`) copies with the row axis innermost:
-    the one input moving with the tile's rows and not its columns, indexed by the row axis
-    itself in one dimension and nowhere else (a convolution's `w[f, c, r, s]`); or None."""
+    """(load, dimension) a row-vector tile (`_row_vector_tile`) copies with that dimension
+    innermost: the one input moving with the tile's rows and not its columns, indexed by
+    the row axis itself in one dimension and nowhere else (a convolution's `w[f, c, r, s]`,
+    dimension 0); or None."""
     row, col = info.row_axis, info.col_axis
     movers = [ld for ld in loads(op.body.body) if uses_axis(ld, row) and not uses_axis(ld, col)]
     if len(movers) != 1 or not isinstance(movers[0].tensor.op, PlaceholderOp):
@@ -531,7 +531,7 @@ def _row_operand(op, info: StageInfo):
     if len(dims) != 1 or any(any(v is row for v in free_vars(i))
                              for d, i in enumerate(mover.indices) if d != dims[0]):
         return None
-    return mover
+    return mover, dims[0]
 
 
 def _sliding(op, info: StageInfo) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..lang.expr import Expr, Var
+from ..lang.expr import Const, Expr, Var
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,12 +28,36 @@ class Buffer:
 
     @property
     def outer_dim(self) -> int:
-        """The dimension with the largest stride: the buffer holds
-        `strides[outer_dim] * shape[outer_dim]` elements."""
+        """The outermost dimension in storage: the first of `order`, else 0."""
         return self.order[0] if self.order else 0
+
+    @property
+    def elements(self) -> Expr:
+        """Elements to allocate (padding included): the outermost dimension's stride
+        times its extent."""
+        if not self.shape:
+            return Const(1, "int64")
+        return self.strides[self.outer_dim] * self.shape[self.outer_dim]
 
     def __repr__(self) -> str:
         return f"Buffer({self.name}, {self.dtype}, scope={self.scope})"
+
+
+def layout_strides(shape: tuple[Expr, ...], align=(), order: tuple[int, ...] = ()) \
+        -> tuple[Expr, ...]:
+    """Strides in elements: row-major, or dims laid out in `order` (outermost first,
+    reorder_storage), with storage_align's `(dim, factor, offset)` padding applied."""
+    padded = {dim: (factor, offset) for dim, factor, offset in align}
+    result: dict[int, Expr] = {}
+    stride: Expr = Const(1, "int64")
+    for d in reversed(order or range(len(shape))):
+        if d in padded:
+            factor, offset = padded[d]
+            # the smallest stride >= the natural one with stride % factor == offset
+            stride = stride + ((offset - stride) % factor)
+        result[d] = stride
+        stride = stride * shape[d]
+    return tuple(result[d] for d in range(len(shape)))
 
 
 @dataclass(frozen=True, eq=False, repr=False)

@@ -19,7 +19,6 @@ from .. import poly
 from ..errors import TdslValueError
 from ..ir import nodes as ir
 from ..ir.passes import merge_allocs, unswitch
-from ..lang.expr import Const, Expr
 from ..lang.tensor import Tensor
 from . import legality
 from .program import build_program, check_args
@@ -137,22 +136,6 @@ def make_buffers(program: poly.Program, layouts: dict) -> dict[str, ir.Buffer]:
         layout = layouts.get(arr.name)
         shape = layout.shape if layout is not None else arr.shape
         buffers[arr.name] = ir.Buffer(arr.name, arr.dtype, tuple(shape), arr.role, arr.scope,
-                                      strides(shape, arr.align, arr.storage_order),
+                                      ir.layout_strides(shape, arr.align, arr.storage_order),
                                       bool(arr.align), arr.storage_order)
     return buffers
-
-
-def strides(shape: tuple[Expr, ...], align, order: tuple[int, ...] = ()) -> tuple[Expr, ...]:
-    """Strides in elements: row-major, or dims laid out in `order` (outermost first,
-    reorder_storage), with storage_align's padding applied."""
-    padded = {dim: (factor, offset) for dim, factor, offset in align}
-    result: dict[int, Expr] = {}
-    stride: Expr = Const(1, "int64")
-    for d in reversed(order or range(len(shape))):
-        if d in padded:
-            factor, offset = padded[d]
-            # the smallest stride >= the natural one with stride % factor == offset
-            stride = stride + ((offset - stride) % factor)
-        result[d] = stride
-        stride = stride * shape[d]
-    return tuple(result[d] for d in range(len(shape)))

@@ -292,7 +292,7 @@ class StmtRenderer:
         return pragmas + [c.For(*header, c.Block(self.stmts(s.body)))]
 
     def alloc(self, b: ir.Buffer, body: ir.Stmt):
-        size = _size(b)
+        size = b.elements
         ctype = c_type(b.dtype)
         nbytes = size.value * _itemsize(b.dtype) if isinstance(size, Const) else None
         inner = self.stmts(body)
@@ -306,13 +306,6 @@ class StmtRenderer:
             c.If(f"{b.name} == NULL", c.Statement(f"tdsl_fail(&tdsl_err, {ERR_ALLOC})"),
                  c.Block(inner + [c.Statement(f"tdsl_free({b.name})")])),
         ])
-
-
-def _size(b: ir.Buffer) -> Expr:
-    """Elements to allocate: the outermost stride times the outermost extent."""
-    if not b.shape:
-        return Const(1, "int64")
-    return b.strides[b.outer_dim] * b.shape[b.outer_dim]
 
 
 def _count(b: ir.Buffer, render) -> str:
@@ -444,7 +437,7 @@ def streamed_outputs(kernel: ir.Kernel) -> tuple[dict[str, str], list]:
         if b.role != "output" or b.dtype not in VECTOR_TYPES or b in read or not b.shape:
             continue
         threshold = last_level_cache_bytes() // _itemsize(b.dtype)
-        size = simplify_index(_size(b))
+        size = simplify_index(b.elements)
         if isinstance(size, Const):
             if size.value > threshold:
                 streamed[b.name] = "1"

@@ -187,6 +187,4 @@ def _all_zero(dims) -> str:
 
 
 def _count(b: ir.Buffer) -> int:
-    if not b.shape:
-        return 1
-    return int(b.strides[b.outer_dim].value) * int(b.shape[b.outer_dim].value)
+    return int(simplify_index(b.elements).value)

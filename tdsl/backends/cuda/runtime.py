@@ -53,9 +53,7 @@ class Plan:
 
     def temp_elements(self, b: ir.Buffer, sizes) -> int:
         values = dict(zip(self.size_vars, (int(v) for v in sizes)))
-        if not b.shape:
-            return 1
-        return int(evaluate_scalar(b.strides[b.outer_dim] * b.shape[b.outer_dim], values))
+        return int(evaluate_scalar(b.elements, values))
 
 
 def emulator_prepare(plan: Plan, module):

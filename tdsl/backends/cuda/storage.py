@@ -152,19 +152,13 @@ def _static(b: ir.Buffer, tiles: list, what: str, sizes: dict) -> ir.Buffer:
     if all(t is None for t in tiles) and all(
             isinstance(x, Const) for x in (*b.shape, *(b.strides or ()))):
         return b                        # constant already (keeps storage_align's padding)
-    strides, stride = {}, 1
-    for d in reversed(b.order or range(len(shape))):      # reorder_storage's order kept
-        strides[d] = Const(stride, "int64")
-        stride *= shape[d].value
-    return ir.Buffer(b.name, b.dtype, tuple(shape), b.role, b.scope,
-                     tuple(strides[d] for d in range(len(shape))), order=b.order)
+    strides = tuple(simplify_index(s) for s in ir.layout_strides(tuple(shape), (), b.order))
+    return ir.Buffer(b.name, b.dtype, tuple(shape), b.role, b.scope, strides, order=b.order)
 
 
 def elements(b: ir.Buffer) -> int:
     """Elements of a buffer with a constant shape (strides include any padding)."""
-    if not b.shape:
-        return 1
-    return int(b.strides[b.outer_dim].value) * int(b.shape[b.outer_dim].value)
+    return int(simplify_index(b.elements).value)
 
 
 def itemsize(b: ir.Buffer) -> int:
