@@ -3,7 +3,7 @@
 Per row: the maximum (factored into vector lanes), exp(x - max) into a private row
 buffer with the vectorized polynomial exp, the sum of that row (in lanes), and
 the normalized row. Every stage is computed at the row loop, so a row is read
-from memory once and written once.
+from memory once and written once; the exp pass prefetches the next row.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ def softmax(n: int, m: int, lanes: int):
         if red is total:
             s[e].compute_at(s[out], i)
             s[e].vectorize(e.op.axis[1])
+    # exp, the second pass over a row of x and the costly one, fetches the next row
+    # (Stage.prefetch): the maximum's pass then finds it in the cache
+    s[e].prefetch(x, e.op.axis[0])
     return s, [x, out]
 
 

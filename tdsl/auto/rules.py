@@ -12,6 +12,7 @@ placed first (compute_at's rule), then producers:
    (STENCIL_RECOMPUTE_OPS: a blur past the cache is bound by memory, not arithmetic);
 2. row pipelines: the producers an output reads row by row (softmax, layernorm) are
    computed at the output's row loop; their row reductions are factored into vector lanes;
+   an input read in more than one pass is prefetched a row ahead by its last pass;
 3. stencils: an output that reads a producer at several offsets, too costly to inline
    (a blur dividing by 3), is tiled and the producer computed per tile;
 4. epilogues: a reduction with reuse read at its own index by one elementwise stage
@@ -410,6 +411,33 @@ class _CpuRules(TileRules, _Rules):
             self.placed.add(op)
             if self.infos[op].kind == "injective" and len(op.axis) > 1:
                 self._vector_inner(self.stage(op), op.axis[-1])
+        self._prefetch_next_row(out, [self.s[t] for t in placing] + [stage],
+                                len(out.axis) - 1 if fuse_rows else 1)
+
+    def _prefetch_next_row(self, out, row_stages, lead: int) -> None:
+        """An input a row pipeline reads in more than one pass (softmax: the max, then
+        exp; layernorm: the sums, then the normalized row) is fetched a row ahead by its
+        last pass (the `<out>.prefetch` knob): the first pass then finds the row in the
+        cache instead of stalling on memory while the core has nothing else to do. The
+        row is the axis each read of that pass indexes at the row position (`lead`
+        leading axes; the rows of a fused (heads, rows) loop follow each other in memory,
+        so the row after a head's last is the next head's first)."""
+        order = {st.op: k for k, st in enumerate(self.s.stages)}
+        passes: dict = {}                          # input op -> {stage op: its loads}
+        for st in row_stages:
+            for node in walk(st.op.body):
+                if isinstance(node, Load) and isinstance(node.tensor.op, PlaceholderOp):
+                    passes.setdefault(node.tensor.op, {}).setdefault(st.op, []).append(node)
+        multi = {op: by_stage for op, by_stage in passes.items() if len(by_stage) > 1}
+        if not multi or not self.choose(out, "prefetch", (True, False), True):
+            return
+        for by_stage in multi.values():
+            last = max(by_stage, key=order.__getitem__)
+            rows = {id(load.indices[lead - 1]) for load in by_stage[last]
+                    if len(load.indices) >= lead}
+            axis = next((a for a in last.axis if {id(a)} == rows), None)
+            if axis is not None:
+                self.attempt(self.stage(last).prefetch, by_stage[last][0].tensor, axis)
 
     def _rows_at_leading_axes(self, out, local) -> bool:
         """Is every producer in `local` read at its reader's leading len(out.axis) - 1

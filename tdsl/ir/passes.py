@@ -1,5 +1,6 @@
 """Small passes over the loop IR: expression mapping, source-level unrolling, joining a
-buffer's Alloc copies, and hoisting loop-invariant guards out of loops."""
+buffer's Alloc copies, hoisting loop-invariant guards out of loops, and dropping the
+prefetch hints for a backend that has no use for them."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ def map_exprs(s: ir.Stmt, fn: Callable[[Expr], Expr]) -> ir.Stmt:
             return dataclasses.replace(s, start=fn(start), stop=fn(stop), body=map_exprs(body, fn))
         case ir.Store(buffer=b, indices=idx, value=value, checked=checked):
             return ir.Store(b, tuple(fn(i) for i in idx), fn(value), checked)
+        case ir.Prefetch(buffer=b, indices=idx):
+            return ir.Prefetch(b, tuple(fn(i) for i in idx))
         case ir.If(cond=cond, then=then, otherwise=other):
             return ir.If(fn(cond), map_exprs(then, fn),
                          map_exprs(other, fn) if other is not None else None)
@@ -201,4 +204,21 @@ def _strip_alloc(s: ir.Stmt, buffer: ir.Buffer) -> ir.Stmt:
             return inner if b is buffer else ir.Alloc(b, inner)
         case ir.For(kind=kind, body=body) if kind in SEQUENTIAL:
             return dataclasses.replace(s, body=_strip_alloc(body, buffer))
+    return s
+
+
+def drop_prefetches(s: ir.Stmt) -> ir.Stmt:
+    """`s` without its Prefetch hints (a backend with no prefetch instruction: CUDA)."""
+    match s:
+        case ir.Prefetch():
+            return ir.Seq(())
+        case ir.Seq(stmts=stmts):
+            return ir.seq(*[drop_prefetches(c) for c in stmts])
+        case ir.For(body=body):
+            return dataclasses.replace(s, body=drop_prefetches(body))
+        case ir.If(cond=cond, then=then, otherwise=other):
+            return ir.If(cond, drop_prefetches(then),
+                         drop_prefetches(other) if other is not None else None)
+        case ir.Alloc(buffer=b, body=body):
+            return ir.Alloc(b, drop_prefetches(body))
     return s

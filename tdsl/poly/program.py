@@ -47,9 +47,21 @@ class Statement:
     where: Expr | None = None
     reduction: bool = False                # commutative reduction update: self-deps reorderable
     ref_order: tuple[Expr | int, ...] = () # position in the reference order
+    prefetches: tuple["Prefetch", ...] = ()  # cache hints (Stage.prefetch): not accesses
 
     def __repr__(self) -> str:
         return f"Statement({self.name})"
+
+
+@dataclass(frozen=True, eq=False)
+class Prefetch:
+    """Each instance of a statement also asks for what it reads from `array` with its
+    root axis `dim` moved `shift` ahead (Stage.prefetch). A hint, not an access: isl's
+    analyses ignore it."""
+
+    array: Array
+    dim: IterVar
+    shift: int
 
 
 @dataclass(frozen=True, eq=False)

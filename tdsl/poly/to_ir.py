@@ -15,8 +15,9 @@ import islpy as isl
 from ..ir import nodes as ir
 from ..ir.simplify import simplify_index
 from ..lang import dtypes
-from ..lang.expr import Expr, Load, Var
-from ..lang.visit import children, rebuild, substitute
+from ..lang.expr import Const, Expr, Load, Var
+from ..lang.printer import expr_str
+from ..lang.visit import children, rebuild, substitute, walk
 from .ast_expr import from_ast, plus_one
 from .codegen import Marks
 from .model import Model, StmtModel
@@ -139,10 +140,37 @@ class Translator:
         else:
             index = self._index(stmt.target, [self._expr(sm, i, env) for i in stmt.index], env)
         checked = () if sm.writes[0].proven_in_bounds else (True,) * len(index)
-        store: ir.Stmt = ir.Store(target, index, value, checked)
+        store: ir.Stmt = ir.seq(*self._prefetches(sm, env), ir.Store(target, index, value,
+                                                                      checked))
         if sm.guard is not None:
             store = ir.If(self._expr(sm, sm.guard, env), store)
         return store
+
+    def _prefetches(self, sm: StmtModel, env: dict) -> list[ir.Prefetch]:
+        """The statement's prefetch hints: each read of a hinted array with the hint's
+        axis moved ahead, unless the statement reads that address itself (a stencil's
+        next row) or another hint asks for it already."""
+        hints, seen = [], set()
+        for hint in sm.stmt.prefetches:
+            loads = [n for n in walk(sm.stmt.value) if isinstance(n, Load) and
+                     self.model.program.array_of[id(n.tensor.op)] is hint.array]
+            ahead = dict(env)
+            ahead[hint.dim] = env[hint.dim] + Const(hint.shift, dtypes.INDEX)
+            now = {self._key(self._index(hint.array, [self._expr(sm, i, env)
+                                                      for i in n.indices], env))
+                   for n in loads}
+            for n in loads:
+                index = self._index(hint.array, [self._expr(sm, i, ahead) for i in n.indices],
+                                    ahead)
+                key = self._key(index)
+                if key not in now and key not in seen:
+                    seen.add(key)
+                    hints.append(ir.Prefetch(self.buffers[hint.array.name], index))
+        return hints
+
+    @staticmethod
+    def _key(index) -> tuple[str, ...]:
+        return tuple(expr_str(i) for i in index)
 
     def _relative_dims(self, sm: StmtModel, env: dict) -> dict:
         """The statement's dims as its own loops see them: relative to the start of the

@@ -89,7 +89,9 @@ class _Canon:
     def state(self, key, state) -> str:
         parts = [f"stage {self.op(key)} op={self.op(state.op)} scope={state.scope} "
                  f"align={state.align}" +
-                 (f" order={state.storage_order}" if state.storage_order else "")]
+                 (f" order={state.storage_order}" if state.storage_order else "") +
+                 "".join(f" prefetch={self.op(p.tensor.op)}@{self.axis(p.axis)}{p.shift:+d}"
+                         for p in state.prefetches)]
         for rel in state.relations:
             if hasattr(rel, "factor"):
                 parts.append(f"split {self.axis(rel.parent)} -> {self.axis(rel.outer)} "

@@ -8,14 +8,15 @@ start of that loop's body.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 from ..errors import ScheduleError, TdslValueError
 from ..lang.expr import Expr, Load, Reduce
 from ..lang.tensor import ComputeOp, PlaceholderOp, Tensor, UpdateOp
-from ..lang.visit import substitute, transform
+from ..lang.visit import substitute, transform, walk
 from ..lang.names import C_RESERVED, unique_name
-from ..poly.program import Array, Loop, Program, Statement
+from ..poly.program import Array, Loop, Prefetch, Program, Statement
 from .state import StageState, is_reduce_leaf, leaf_values
 
 
@@ -99,7 +100,30 @@ class ProgramBuilder:
         for s, key in enumerate(self.data.order):
             state = self.data.states[key]
             if not state.inlined:
-                self.statements[key] = self._stage_statements(s, key, state)
+                stmts = self._stage_statements(s, key, state)
+                self.statements[key] = [self._with_prefetches(st, state) for st in stmts] \
+                    if state.prefetches else stmts
+
+    def _with_prefetches(self, st: Statement, state: StageState) -> Statement:
+        """`st` with the stage's prefetch hints that apply to it: those of tensors it
+        reads, along one of its axes (a reduction's init reads nothing)."""
+        hints = []
+        for p in state.prefetches:
+            call = f"s[{state.op.name}].prefetch({p.tensor.name}, ...)"
+            arr = self.array_of.get(id(p.tensor.op))
+            if arr is None:
+                raise ScheduleError(f"{call}: {p.tensor.name} is inlined (compute_inline), so "
+                                    "there is no buffer to prefetch; prefetch what it reads")
+            loads = [n for n in walk(st.value) if isinstance(n, Load) and
+                     self.array_of.get(id(n.tensor.op)) is arr]
+            if not loads or not any(d is p.axis for d in st.dims):
+                continue
+            if any(isinstance(x, Load) for n in loads for i in n.indices for x in walk(i)):
+                raise ScheduleError(f"{call}: {state.op.name} reads {p.tensor.name} at an "
+                                    "index that is itself read from memory (a gather); the "
+                                    "address ahead is not known, so it cannot be prefetched")
+            hints.append(Prefetch(arr, p.axis, p.shift))
+        return replace(st, prefetches=tuple(hints))
 
     def _stage_statements(self, s: int, key, state: StageState) -> list[Statement]:
         op, arr = state.op, self.arrays[key]
@@ -179,9 +203,31 @@ class ProgramBuilder:
                     f"{self.data.states[parent].op.name}, which is no longer a loop of it "
                     f"(its loops are {', '.join(v.name for v in self.data.states[parent].leaves)}"
                     f"); compute_at {state.op.name} again")
+        self._check_prefetches()
         arrays = tuple(dict.fromkeys(self.arrays.values()))
         return Program(self.name, arrays, self.array_of, tuple(body), size_params(self.args),
                        self.attach)
+
+
+    def _check_prefetches(self) -> None:
+        """Every prefetch hint applies somewhere, to a buffer shared by all iterations."""
+        for key in self.data.order:
+            state = self.data.states[key]
+            for p in () if state.inlined else state.prefetches:
+                call = f"s[{state.op.name}].prefetch({p.tensor.name}, {p.axis.name}, ...)"
+                hinted = [h for st in self.statements[key] for h in st.prefetches
+                          if h.dim is p.axis and h.array is self.array_of[id(p.tensor.op)]]
+                if not hinted:
+                    raise ScheduleError(
+                        f"{call}: {state.op.name} no longer reads {p.tensor.name} along "
+                        f"{p.axis.name} (a later cache_read, cache_write or rfactor rewrote "
+                        "it); prefetch in the stage that reads it now")
+                arr = hinted[0].array
+                if arr.name in self.attach or arr.scope != "global":
+                    raise ScheduleError(
+                        f"{call}: {p.tensor.name} is a buffer private to a loop (computed "
+                        "at another stage, or in local storage), already in the cache where "
+                        "it is read; prefetch an argument or a stage computed at the root")
 
 
 def size_params(args: Sequence[Tensor]) -> tuple:

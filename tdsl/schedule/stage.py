@@ -15,7 +15,8 @@ from ..errors import ScheduleError
 from ..lang.expr import Const, IterVar
 from ..lang.tensor import ComputeOp, Operation, UpdateOp
 from .data import ScheduleData
-from .state import Fuse, Split, StageState, ceil_div, derived_from, new_axis, root_axes
+from .state import (Fuse, Prefetch, Split, StageState, ceil_div, derived_from, new_axis,
+                    root_axes)
 
 if TYPE_CHECKING:
     from .schedule import Schedule
@@ -379,6 +380,82 @@ class Stage:
                                 f"({_names(data_axes)}); got {len(axes)} axes")
         identity = tuple(order) == tuple(range(len(data_axes)))
         self._apply(replace(self.state, storage_order=() if identity else tuple(order)), call)
+
+
+    def prefetch(self, tensor, axis: IterVar, offset: int = 1) -> None:
+        """Fetch into the cache, while this stage runs, what it will read from `tensor`
+        `offset` iterations of loop `axis` later (TVM's prefetch(tensor, var, offset);
+        Halide's prefetch(f, at, from, offset)). The hints are spread through the loops
+        inside `axis`: each iteration asks for its own share of the data of iteration
+        `axis + offset`, a vector at a time, so they overlap with the work instead of
+        coming in one burst at the top of `axis` (on a row softmax a burst gained
+        nothing; spread, the next row arrives while this one is computed).
+
+        The typical use is a pipeline computed row by row that reads a row more than
+        once (softmax, layernorm): its last pass over the row fetches the next one.
+
+        >>> s[E].prefetch(X, E.op.axis[0])        # E runs per row of X: fetch row i + 1
+
+        `axis` is a loop of this stage, an axis or a split of one (a fused loop has no
+        single step to move along). `tensor` must be an argument or a stage computed at
+        the root. The hints change no result: a prefetch never faults, even past the
+        end of an array. The CUDA backend ignores them.
+        """
+        name = getattr(tensor, "name", repr(tensor))
+        call = self._call(f"prefetch({name}, {getattr(axis, 'name', axis)}, {offset})")
+        self._require_computed("prefetch", call)
+        from ..lang.tensor import Tensor
+        if not isinstance(tensor, Tensor):
+            raise ScheduleError(f"{call}: expected the tensor to prefetch (a td.placeholder "
+                                f"or a stage's output); got {type(tensor).__name__}")
+        data = self._schedule.data
+        read = _reads(data, self.state.op)
+        key = data.key_of(tensor.op)
+        if key is not None and data.states[key].inlined:
+            raise ScheduleError(f"{call}: {name} is inlined (compute_inline) into "
+                                f"{self.name}, so there is no buffer to prefetch; prefetch "
+                                f"what it reads ({', '.join(t.name for t in _reads(data, tensor.op))})")
+        if not any(t.op is tensor.op for t in read):
+            reads = ", ".join(t.name for t in read) or "nothing"
+            raise ScheduleError(f"{call}: {self.name} does not read {name} (it reads "
+                                f"{reads}); prefetch in the stage that reads it")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset == 0:
+            raise ScheduleError(f"{call}: offset must be a nonzero integer constant (the "
+                                f"iterations to look ahead); got {offset!r}")
+        axis = self._require_leaf(axis, "prefetch", call)
+        root, step = axis, 1
+        while True:
+            rel = next((r for r in self.state.relations
+                        if any(root is a for a in ((r.outer, r.inner) if isinstance(r, Split)
+                                                   else (r.fused,)))), None)
+            if rel is None:
+                break
+            if isinstance(rel, Fuse):
+                raise ScheduleError(
+                    f"{call}: {axis.name} comes from fusing {rel.outer.name} and "
+                    f"{rel.inner.name}, so its next iteration is not one step along an "
+                    "axis; prefetch along a loop that is an axis or a split of one")
+            step *= rel.factor if root is rel.outer else 1
+            root = rel.parent
+        hint = Prefetch(tensor, root, offset * step)
+        kept = tuple(p for p in self.state.prefetches
+                     if not (p.tensor.op is tensor.op and p.axis is root))
+        self._apply(replace(self.state, prefetches=kept + (hint,)), call)
+
+
+def _reads(data: ScheduleData, op) -> list:
+    """The tensors `op` reads, through the producers inlined into it."""
+    found, stack = [], list(op.input_tensors)
+    while stack:
+        t = stack.pop()
+        if any(t.op is f.op for f in found):
+            continue
+        key = data.key_of(t.op)
+        if key is not None and data.states[key].inlined:
+            stack.extend(data.states[key].op.input_tensors)
+        else:
+            found.append(t)
+    return found
 
 
 def _positive(value, name: str, call: str) -> None:

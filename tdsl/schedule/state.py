@@ -38,6 +38,17 @@ Relation = Split | Fuse
 
 
 @dataclass(frozen=True)
+class Prefetch:
+    """s[X].prefetch(tensor, ...): X's reads of `tensor` are also made `shift` steps
+    ahead along the root axis `axis`, as cache hints (the loop and distance the user
+    named, turned into a root axis when the call was made)."""
+
+    tensor: object                                 # the Tensor read
+    axis: IterVar
+    shift: int
+
+
+@dataclass(frozen=True)
 class StageState:
     """Everything a schedule says about one stage."""
 
@@ -49,6 +60,7 @@ class StageState:
     scope: str = "global"
     align: tuple[tuple[int, int, int], ...] = ()   # storage_align (dim, factor, offset)
     storage_order: tuple[int, ...] = ()            # reorder_storage: dims, outermost first
+    prefetches: tuple["Prefetch", ...] = ()        # prefetch: reads fetched ahead
 
     @property
     def inlined(self) -> bool:

@@ -156,7 +156,8 @@ class _Tuner:
     def run(self, trials: int) -> TuneResult:
         from tqdm.auto import tqdm
         for record in logmod.for_workload(self.log, self.workload.key) if self.log else []:
-            self._remember(record)
+            if self._current(record):
+                self._remember(record)
         measured = self._measured()
         bar = tqdm(total=trials, initial=min(measured, trials), disable=not self.progress,
                    desc="td.tune", unit="trial", dynamic_ncols=True)
@@ -181,6 +182,19 @@ class _Tuner:
             self.runner.close()
             bar.close()
         return self._result()
+
+    def _current(self, record: dict) -> bool:
+        """Does the record's configuration give the schedule it measured with this
+        version of tdsl's rules? Where a rule changed (a new knob at its default), it
+        gives another schedule, whose time the record does not hold: such a record
+        neither counts toward the trials nor keeps its configuration from being
+        measured again (apply_best passes over it the same way)."""
+        ck = config_key(record["choices"])
+        candidate = self.realized.get(ck)
+        if candidate is None:
+            candidate = self.realized[ck] = self.space.realize(record["choices"])
+            candidate.config_key = ck
+        return candidate.key == record["fingerprint"]
 
     def _measured(self) -> int:
         return sum(1 for r in self.history if r["trial"] is not None)

@@ -121,6 +121,16 @@ def test_tune_logs_resumes_and_applies(tmp_path):
     with pytest.raises(td.TdslError, match="made by another version of tdsl: the best gives "
                                            "another schedule"):
         td.apply_best(only, [C], [A, B, C], sizes=SIZES)
+    # resuming such a log: its stale records count for nothing, and their configurations
+    # (the rules' defaults among them) are measured again
+    old = [dict(r, fingerprint="0" * 24) for r in records if r["trial"] is not None][:3]
+    resumed = tmp_path / "resumed.jsonl"
+    resumed.write_text("".join(json.dumps(r) + "\n" for r in old))
+    A, B, C = matmul()
+    td.tune([C], [A, B, C], trials=2, sizes=SIZES, log=resumed, seed=3, progress=False)
+    fresh = [r for r in lines(resumed) if r["trial"] is not None and r["fingerprint"] != "0" * 24]
+    assert len(fresh) == 2
+    assert any(r["choices"] == old[0]["choices"] for r in fresh)
 
 
 def test_tune_constant_shapes_and_random_search(tmp_path):

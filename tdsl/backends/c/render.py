@@ -19,7 +19,7 @@ from ...ir.simplify import simplify_index
 from ...lang import dtypes
 from ...lang.expr import (BinOp, Call, Cast, Const, Expr, IterVar, Select, UnaryOp, Var)
 from ...lang.visit import free_vars
-from .prelude import PRELUDE
+from .prelude import PRELUDE, prefetch_call
 from .vector import NotVectorizable, VectorLoop, vector_prelude
 
 C_TYPES = {
@@ -207,6 +207,8 @@ class StmtRenderer:
             case ir.Store(buffer=b, indices=idx, value=value, checked=checked):
                 return [c.Statement(f"{b.name}[{self.e.offset(b, idx, checked)}] = "
                                     f"{self.e(value)}")]
+            case ir.Prefetch(buffer=b, indices=idx):
+                return [c.Statement(prefetch_call(b.name, self.e.offset(b, idx)))]
             case ir.If(cond=cond, then=then, otherwise=other):
                 then_block = c.Block(self.stmts(then))
                 other_block = c.Block(self.stmts(other)) if other is not None else None
@@ -464,10 +466,11 @@ def _buffers_read(s: ir.Stmt) -> set:
 
 
 def _straight_line(s: ir.Stmt) -> bool:
-    """A body of stores only (no loops, tests or allocations)."""
+    """A body of stores (and prefetch hints) only: no loops, tests or allocations."""
     match s:
         case ir.Seq(stmts=stmts):
             return all(_straight_line(x) for x in stmts)
-        case ir.Store():
+        case ir.Store() | ir.Prefetch():
             return True
     return False
+

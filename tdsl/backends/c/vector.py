@@ -19,7 +19,7 @@ from ...ir.simplify import linear_terms, simplify_index
 from ...lang import dtypes
 from ...lang.expr import BinOp, Call, Cast, Const, Expr, Select, UnaryOp
 from ...lang.visit import free_vars, substitute, walk
-from .prelude import EXP_LIMITS, exp_body
+from .prelude import EXP_LIMITS, exp_body, prefetch_call
 
 UNROLL_CHUNKS = 8
 MIN_VECTOR_BYTES = 16          # the narrowest vector used (one SSE/NEON register)
@@ -35,6 +35,7 @@ VECTOR_TYPES = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i6
 # (two 16-byte stores per vector), 4.53 -> 3.85 ms. TVM, Halide and gcc do not do this;
 # Intel's compilers do (-qopt-streaming-stores).
 STREAM_RUN_BYTES = 64
+CACHE_LINE_BYTES = 64           # x86-64 and most aarch64: what one prefetch fetches
 
 
 class NotVectorizable(Exception):
@@ -63,6 +64,8 @@ def _stores(s: ir.Stmt, var=None):
                 yield from _stores(x, var)
         case ir.Store():
             yield s
+        case ir.Prefetch():
+            return
         case ir.For(kind="serial", start=start, stop=stop, step=1, body=body) \
                 if var is not None and not any(v is var for e in (start, stop)
                                                for v in free_vars(e)):
@@ -72,7 +75,13 @@ def _stores(s: ir.Stmt, var=None):
 
 
 def _straight(s: ir.Stmt) -> bool:
-    return isinstance(s, ir.Store) or (isinstance(s, ir.Seq) and all(map(_straight, s.stmts)))
+    return isinstance(s, (ir.Store, ir.Prefetch)) or \
+        (isinstance(s, ir.Seq) and all(map(_straight, s.stmts)))
+
+
+def _flatten(s: ir.Stmt) -> list[ir.Stmt]:
+    """The stores and prefetches of straight-line code, in order."""
+    return [x for y in s.stmts for x in _flatten(y)] if isinstance(s, ir.Seq) else [s]
 
 
 class VectorLoop:
@@ -107,7 +116,7 @@ class VectorLoop:
                 body = []
                 for base in bases:
                     self.base = base
-                    body += [line for st in self.stores for line in self.store(st)]
+                    body += [line for st in _flatten(self.loop.body) for line in self.emit(st)]
             else:
                 body = self.nest(self.loop.body, bases)
             return [c.Block(body)], chunks * self.lanes
@@ -126,11 +135,11 @@ class VectorLoop:
         match s:
             case ir.Seq(stmts=stmts):
                 return [line for x in stmts for line in self.nest(x, bases)]
-            case ir.Store():
+            case ir.Store() | ir.Prefetch():
                 lines = []
                 for base in bases:
                     self.base = base
-                    lines += self.store(s)
+                    lines += self.emit(s)
                 return lines
             case ir.For(var=v, start=start, stop=stop, body=body):
                 name = v.name
@@ -140,6 +149,22 @@ class VectorLoop:
         raise NotVectorizable(type(s).__name__)
 
     # -- stores and expressions ------------------------------------------------------
+    def emit(self, s: ir.Store | ir.Prefetch) -> list:
+        return self.store(s) if isinstance(s, ir.Store) else self.prefetch(s)
+
+    def prefetch(self, s: ir.Prefetch) -> list:
+        """One prefetch per cache line the vector's lanes read: lane 0 of contiguous
+        lanes (a vector of at most a line; of one that straddles two, the next vector's
+        hint fetches the second), a lane per line of strided ones."""
+        offset = self._flat(s.buffer, s.indices, ())
+        step = self._stride(offset)
+        every = 1 if step is None else \
+            max(1, CACHE_LINE_BYTES // max(1, abs(step) * self.width))
+        lanes = range(0, self.lanes, every)
+        return [c.Statement(prefetch_call(s.buffer.name,
+                                          self.scalar(self._at_lane(offset, lane))))
+                for lane in lanes]
+
     def store(self, s: ir.Store) -> list:
         value = self.expr(s.value, s.buffer.dtype)
         offset = self._flat(s.buffer, s.indices, s.checked)

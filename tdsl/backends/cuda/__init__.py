@@ -13,11 +13,13 @@ through pycuda or on the CPU emulator.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from typing import NamedTuple
 
 from ...errors import TdslValueError
+from ...ir.passes import drop_prefetches
 from ...module import Module
 from .codegen import render
 from .kernels import GpuKernel, split_kernels
@@ -50,8 +52,9 @@ def status() -> CudaStatus:
 
 
 def generate(kernel) -> tuple[list[GpuKernel], str]:
-    """The GPU kernels of a lowered kernel and their CUDA source."""
-    kernels = split_kernels(kernel)
+    """The GPU kernels of a lowered kernel and their CUDA source. Prefetch hints
+    (Stage.prefetch) are dropped: a GPU hides memory latency with other warps."""
+    kernels = split_kernels(dataclasses.replace(kernel, body=drop_prefetches(kernel.body)))
     readonly = {b.name for b in kernel.params if b.role == "input"}
     for k in kernels:
         k.body = insert_barriers(k.body, {b.name for b in k.private}, readonly)
