@@ -412,9 +412,10 @@ class Stage:
         read = _reads(data, self.state.op)
         key = data.key_of(tensor.op)
         if key is not None and data.states[key].inlined:
+            inputs = ", ".join(t.name for t in _reads(data, tensor.op))
             raise ScheduleError(f"{call}: {name} is inlined (compute_inline) into "
                                 f"{self.name}, so there is no buffer to prefetch; prefetch "
-                                f"what it reads ({', '.join(t.name for t in _reads(data, tensor.op))})")
+                                f"what it reads ({inputs})")
         if not any(t.op is tensor.op for t in read):
             reads = ", ".join(t.name for t in read) or "nothing"
             raise ScheduleError(f"{call}: {self.name} does not read {name} (it reads "
