@@ -208,7 +208,6 @@ class ProgramBuilder:
         return Program(self.name, arrays, self.array_of, tuple(body), size_params(self.args),
                        self.attach)
 
-
     def _check_prefetches(self) -> None:
         """Every prefetch hint applies somewhere, to a buffer shared by all iterations."""
         for key in self.data.order:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import ScheduleError
 from ..lang.expr import Const, IterVar
-from ..lang.tensor import ComputeOp, Operation, UpdateOp
+from ..lang.tensor import ComputeOp, Operation, Tensor, UpdateOp
 from .data import ScheduleData
 from .state import (Fuse, Prefetch, Split, StageState, ceil_div, derived_from, new_axis,
-                    root_axes)
+                    root_axes, root_step)
 
 if TYPE_CHECKING:
     from .schedule import Schedule
@@ -381,7 +381,6 @@ class Stage:
         identity = tuple(order) == tuple(range(len(data_axes)))
         self._apply(replace(self.state, storage_order=() if identity else tuple(order)), call)
 
-
     def prefetch(self, tensor, axis: IterVar, offset: int = 1) -> None:
         """Fetch into the cache, while this stage runs, what it will read from `tensor`
         `offset` iterations of loop `axis` later (TVM's prefetch(tensor, var, offset);
@@ -404,7 +403,6 @@ class Stage:
         name = getattr(tensor, "name", repr(tensor))
         call = self._call(f"prefetch({name}, {getattr(axis, 'name', axis)}, {offset})")
         self._require_computed("prefetch", call)
-        from ..lang.tensor import Tensor
         if not isinstance(tensor, Tensor):
             raise ScheduleError(f"{call}: expected the tensor to prefetch (a td.placeholder "
                                 f"or a stage's output); got {type(tensor).__name__}")
@@ -424,20 +422,13 @@ class Stage:
             raise ScheduleError(f"{call}: offset must be a nonzero integer constant (the "
                                 f"iterations to look ahead); got {offset!r}")
         axis = self._require_leaf(axis, "prefetch", call)
-        root, step = axis, 1
-        while True:
-            rel = next((r for r in self.state.relations
-                        if any(root is a for a in ((r.outer, r.inner) if isinstance(r, Split)
-                                                   else (r.fused,)))), None)
-            if rel is None:
-                break
-            if isinstance(rel, Fuse):
-                raise ScheduleError(
-                    f"{call}: {axis.name} comes from fusing {rel.outer.name} and "
-                    f"{rel.inner.name}, so its next iteration is not one step along an "
-                    "axis; prefetch along a loop that is an axis or a split of one")
-            step *= rel.factor if root is rel.outer else 1
-            root = rel.parent
+        moves = root_step(self.state, axis)
+        if isinstance(moves, Fuse):
+            raise ScheduleError(
+                f"{call}: {axis.name} comes from fusing {moves.outer.name} and "
+                f"{moves.inner.name}, so its next iteration is not one step along an "
+                "axis; prefetch along a loop that is an axis or a split of one")
+        root, step = moves
         hint = Prefetch(tensor, root, offset * step)
         kept = tuple(p for p in self.state.prefetches
                      if not (p.tensor.op is tensor.op and p.axis is root))

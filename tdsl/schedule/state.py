@@ -115,6 +115,23 @@ def derived_from(state: StageState) -> dict[IterVar, frozenset[IterVar]]:
     return roots
 
 
+def root_step(state: StageState, leaf: IterVar) -> tuple[IterVar, int] | Fuse:
+    """The root axis a loop moves along and how far one of its iterations moves it (a
+    split's outer loop moves its parent by the factor, the inner by 1); for a loop made
+    by fusing (no single step along one axis), the Fuse that made it."""
+    axis, step = leaf, 1
+    while True:
+        rel = next((r for r in state.relations
+                    if any(axis is a for a in ((r.outer, r.inner) if isinstance(r, Split)
+                                               else (r.fused,)))), None)
+        if rel is None:
+            return axis, step
+        if isinstance(rel, Fuse):
+            return rel
+        step *= rel.factor if axis is rel.outer else 1
+        axis = rel.parent
+
+
 def is_reduce_leaf(state: StageState, leaf: IterVar) -> bool:
     return any(r.kind == "reduce" for r in derived_from(state)[leaf])
 

@@ -20,7 +20,7 @@ from ...lang import dtypes
 from ...lang.expr import (BinOp, Call, Cast, Const, Expr, IterVar, Select, UnaryOp, Var)
 from ...lang.visit import free_vars
 from .prelude import PRELUDE, prefetch_call
-from .vector import NotVectorizable, VectorLoop, vector_prelude
+from .vector import NotVectorizable, VectorLoop, straight_line, vector_prelude
 
 C_TYPES = {
     "bool": "bool", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
@@ -265,7 +265,7 @@ class StmtRenderer:
                     rest = ir.For(s.var, simplify_index(s.start + covered), s.stop, s.body,
                                   "vectorize")
                     return vector + self.loop(rest)
-                if trip <= SCALAR_TAIL and _straight_line(s.body):
+                if trip <= SCALAR_TAIL and straight_line(s.body):
                     # a few lanes left over (a 14-wide tile: 8 + 4 + 2): scalar statements
                     # at constant offsets, so a register tile stays in registers (a loop
                     # would keep it in memory)
@@ -463,14 +463,3 @@ def _buffers_read(s: ir.Stmt) -> set:
         return e
     map_exprs(s, note)
     return read
-
-
-def _straight_line(s: ir.Stmt) -> bool:
-    """A body of stores (and prefetch hints) only: no loops, tests or allocations."""
-    match s:
-        case ir.Seq(stmts=stmts):
-            return all(_straight_line(x) for x in stmts)
-        case ir.Store() | ir.Prefetch():
-            return True
-    return False
-

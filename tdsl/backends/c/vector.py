@@ -74,9 +74,10 @@ def _stores(s: ir.Stmt, var=None):
             raise NotVectorizable(type(s).__name__)
 
 
-def _straight(s: ir.Stmt) -> bool:
+def straight_line(s: ir.Stmt) -> bool:
+    """A body of stores (and prefetch hints) only: no loops, tests or allocations."""
     return isinstance(s, (ir.Store, ir.Prefetch)) or \
-        (isinstance(s, ir.Seq) and all(map(_straight, s.stmts)))
+        (isinstance(s, ir.Seq) and all(map(straight_line, s.stmts)))
 
 
 def _flatten(s: ir.Stmt) -> list[ir.Stmt]:
@@ -112,7 +113,7 @@ class VectorLoop:
         self.stream_run = chunks * self.lanes * self.width >= STREAM_RUN_BYTES
         if chunks <= UNROLL_CHUNKS:
             bases = [simplify_index(self.loop.start + k * self.lanes) for k in range(chunks)]
-            if _straight(self.loop.body):
+            if straight_line(self.loop.body):
                 body = []
                 for base in bases:
                     self.base = base
