@@ -10,9 +10,10 @@ placed first (compute_at's rule), then producers:
    a stage when its reader is a reduction with reuse: a convolution would test each read),
    and stencil producers whose recomputation at every offset is cheap
    (STENCIL_RECOMPUTE_OPS: a blur past the cache is bound by memory, not arithmetic);
-2. row pipelines: the producers an output reads row by row (softmax, layernorm) are
-   computed at the output's row loop; their row reductions are factored into vector lanes;
-   an input read in more than one pass is prefetched a row ahead by its last pass;
+2. row pipelines: the producers an output reads row by row (softmax, layernorm; also
+   through stages inlined into it) are computed at the output's row loop; their row
+   reductions are factored into vector lanes; an input read in more than one pass is
+   prefetched a row ahead by its last pass;
 3. stencils: an output that reads a producer at several offsets, too costly to inline
    (a blur dividing by 3), is tiled and the producer computed per tile;
 4. epilogues: a reduction with reuse read at its own index by one elementwise stage
@@ -358,18 +359,23 @@ class _CpuRules(TileRules, _Rules):
                 continue
             if op in self.outputs or not info.readers or not op.axis:
                 continue
-            ok = True
-            for reader in info.readers:
-                if reader is not out and reader not in local:
-                    ok = False
-                    break
-                first = reader.axis[0] if reader.axis else None
-                for index in info.reads_at[reader]:
-                    if first is None or index[0] is not first:
-                        ok = False
-            if ok:
+            if self._read_by_rows(op, out, local):
                 local.append(op)
         return local
+
+    def _read_by_rows(self, op, out, local) -> bool:
+        """Does every reader of `op` read it at the reader's own first axis, and is every
+        reader `out`, a producer in `local`, or a stage inlined into them that is itself
+        read so (a layernorm's `mean = total / m`, inlined, between the sum and `out`)?"""
+        info = self.infos[op]
+        for reader in info.readers:
+            first = reader.axis[0] if reader.axis else None
+            if first is None or any(index[0] is not first for index in info.reads_at[reader]):
+                return False
+            if reader is not out and reader not in local and \
+                    not (reader in self.inlined and self._read_by_rows(reader, out, local)):
+                return False
+        return True
 
     def _row_pipeline(self, out, fuse_rows: bool) -> None:
         """The producers read row by row computed at the output's row loop: its first

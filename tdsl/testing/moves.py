@@ -3,7 +3,7 @@
 `random_move(s, names, rng)` looks at the live schedule `s` and returns one
 statement (a `Move`) that applies a primitive to it: split, tile, fuse, reorder,
 compute_at at any depth, compute_inline, compute_root, cache_read, cache_write,
-rfactor, parallel, vectorize, unroll. Nothing checks legality first: illegal moves
+rfactor, parallel, vectorize, unroll, prefetch. Nothing checks legality first: illegal moves
 are drawn on purpose, and so are bad calls (wrong types, zero factors, axes of
 another stage), which must raise `TypeError`, `ValueError` or `ScheduleError`.
 
@@ -58,7 +58,8 @@ def random_move(s, placeholders: list[str], rng: np.random.Generator) -> Move:
     j = int(rng.integers(n))
     kind = _pick(rng, ("split", "split", "tile", "fuse", "reorder", "compute_at", "compute_at",
                        "compute_at", "inline", "root", "cache_read", "cache_write", "rfactor",
-                       "parallel", "parallel", "vectorize", "vectorize", "unroll"))
+                       "parallel", "parallel", "vectorize", "vectorize", "unroll",
+                       "prefetch"))
     st, leaf = _stage(k), _leaf(k, j)
     if kind == "split":
         if rng.random() < 0.15:
@@ -100,6 +101,13 @@ def random_move(s, placeholders: list[str], rng: np.random.Generator) -> Move:
         reduce_leaves = [x for x, v in enumerate(leaves) if v.kind == "reduce"]
         if reduce_leaves:
             return Move(f"s.rfactor({st}.op.output(0), {_leaf(k, _pick(rng, reduce_leaves))})")
+    if kind == "prefetch":
+        inputs = [t for t in s.stages[k].op.input_tensors]
+        if inputs:
+            t = _pick(rng, inputs)
+            src = t.name if t.name in placeholders else _tensor_of(s, t)
+            if src is not None:
+                return Move(f"{st}.prefetch({src}, {leaf}, {_pick(rng, (1, 2, 5, -1))})")
     if kind in ("parallel", "vectorize", "unroll"):
         return Move(f"{st}.{kind}({leaf})")
     return Move(f"{st}.split({leaf}, factor={_pick(rng, FACTORS)})")
@@ -128,7 +136,8 @@ def bad_call(s, rng) -> Move:
              f"{st}.compute_at({st}.op.output(0), {leaf})", f"{st}.compute_at({st}, {leaf})",
              f"s.cache_read({st}.op.output(0), 'nowhere', [{st}.op.output(0)])",
              f"s.cache_write({st}.op.output(0), 7)", f"s.rfactor({st}.op.output(0), None)",
-             f"{st}.storage_align({leaf}, 0, 0)", "s['no such tensor']"]
+             f"{st}.storage_align({leaf}, 0, 0)", "s['no such tensor']",
+             f"{st}.prefetch(None, {leaf})", f"{st}.prefetch({st}.op.output(0), {leaf}, 0)"]
     if other:
         calls.append(f"{st}.split({_leaf(other[0], 0)}, factor=2)")
         calls.append(f"{st}.parallel({_leaf(other[0], 0)})")

@@ -462,6 +462,9 @@ def test_softmax_over_the_last_axis_computes_per_fused_row(shape):
     assert any(h.startswith("s[softmax].fuse(") for h in s.history)
     at = [h for h in s.history if h.startswith("s[softmax_max].compute_at")]
     assert at and at[0].endswith("_fused)")
+    # exp, the last pass over x, fetches the next row: along the rows axis, whose row
+    # after a head's last is the next head's first in memory
+    assert f"s[softmax_exp].prefetch(x, i{len(shape) - 2}, 1)" in s.history
     mod = td.build(s, [x, y])
     a = np.random.default_rng(10).standard_normal(shape).astype(np.float32)
     got = np.empty(shape, np.float32)
@@ -533,3 +536,29 @@ def test_strips_of_a_register_tile_fit_the_registers(width, rows, registers, wan
     spills one), 9 x 2 + 3 fit AVX-512's 32."""
     from tdsl.auto.tiles import _rows_without_ragged_tile
     assert _rows_without_ragged_tile(width, rows, 2, registers) == want
+
+
+@pytest.mark.parametrize("rows", [td.var("n"), 40], ids=["symbolic", "constant"])
+def test_layernorm_through_inlined_mean_and_var_is_a_row_pipeline(rows):
+    """mean and var as stages of their own, inlined into `out`: the sums they read are
+    still read row by row by `out` through them, so they are computed at its row."""
+    m = 96
+    x = td.placeholder((rows, m), name="x")
+    k1, k2 = td.reduce_axis(m, name="k1"), td.reduce_axis(m, name="k2")
+    total = td.compute((rows,), lambda i: td.sum(x[i, k1], axis=k1), name="total")
+    squares = td.compute((rows,), lambda i: td.sum(x[i, k2] * x[i, k2], axis=k2),
+                         name="squares")
+    mean = td.compute((rows,), lambda i: total[i] / m, name="mean")
+    var = td.compute((rows,), lambda i: squares[i] / m - mean[i] * mean[i], name="var")
+    out = td.compute((rows, m), lambda i, j: (x[i, j] - mean[i]) / td.sqrt(var[i] + 1e-5),
+                     name="out")
+    s = td.auto_schedule(out)
+    for stage in ("total", "squares", "total_rf", "squares_rf"):
+        assert f"s[{stage}].compute_at(s[out], i)" in s.history, s.history
+    assert "s[out].prefetch(x, i, 1)" in s.history
+    mod = td.build(s, [x, out])
+    a = np.random.default_rng(11).standard_normal((40, m)).astype(np.float32)
+    got = np.empty_like(a)
+    mod(a, got)
+    ref = (a - a.mean(1, keepdims=True)) / np.sqrt(a.var(1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
