@@ -116,8 +116,8 @@ class Counter:
                 for i in idx:                 # a scatter's index reads memory too
                     self.value(i, env)
                 self.value(v, env)
-            case ir.Sync():
-                pass
+            case ir.Sync() | ir.Prefetch():
+                pass                          # a prefetch is a hint: no load, no operation
             case _:
                 raise NotImplementedError(type(s).__name__)
 
