@@ -281,7 +281,7 @@ def _layernorm(shapes, schedule=True):
     s2[y] += X[r.x, y] * X[r.x, y]
     mean = s1[y] * (1.0 / cols)
     var = s2[y] * (1.0 / cols) - mean * mean
-    out[x, y] = (X[x, y] - mean) / hl.sqrt(var + hl.f32(1e-5))
+    out[x, y] = (X[x, y] - mean) * (1.0 / hl.sqrt(var + hl.f32(1e-5)))   # (InvStdDev, as ONNX)
     if not schedule:
         return out, [X], ["x"]
     out.split(y, yo, yi, 64).parallel(yo).vectorize(x, _shape().lanes)

@@ -91,8 +91,11 @@ def layernorm(inputs, eps: float = 1e-5):
     k1, k2 = td.reduce_axis(m, name="k1"), td.reduce_axis(m, name="k2")
     total = td.compute((n,), lambda i: td.sum(x[i, k1], axis=k1), name="total")
     squares = td.compute((n,), lambda i: td.sum(x[i, k2] * x[i, k2], axis=k2), name="squares")
-    out = td.compute((n, m), lambda i, j: (x[i, j] - total[i] / m) / td.sqrt(td.maximum(
-        squares[i] / m - (total[i] / m) * (total[i] / m), 0.0) + eps), name="out")
+    # times the reciprocal of the standard deviation, as ONNX's LayerNormalization defines
+    # it (InvStdDev) and every W8 row computes it: a division is another float computation
+    # and costs a vdivps per output vector
+    out = td.compute((n, m), lambda i, j: (x[i, j] - total[i] / m) * (1.0 / td.sqrt(td.maximum(
+        squares[i] / m - (total[i] / m) * (total[i] / m), 0.0) + eps)), name="out")
     return [x, out], [inputs["x"]]
 
 

@@ -20,7 +20,9 @@ def softmax(n: int, m: int, lanes: int):
     row_max = td.compute((n,), lambda i: td.max(x[i, k1], axis=k1), name="row_max")
     e = td.compute((n, m), lambda i, j: td.exp(x[i, j] - row_max[i]), name="e")
     total = td.compute((n,), lambda i: td.sum(e[i, k2], axis=k2), name="total")
-    out = td.compute((n, m), lambda i, j: e[i, j] * (1.0 / total[i]), name="out")
+    # divided by the sum, as ONNX's Softmax defines it and every W4 row computes it (a
+    # multiplication by the reciprocal is another float computation; 1-4% faster here)
+    out = td.compute((n, m), lambda i, j: e[i, j] / total[i], name="out")
 
     s = td.create_schedule(out)
     i, j = out.op.axis
