@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import ScheduleError, TdslError, TdslValueError
 from . import log as logmod
+from . import realizations
 from .features import features, isl_features
 from .model import CostModel
 from .runner import make_runner
@@ -149,15 +150,24 @@ class _Tuner:
         self.seen: dict[str, dict] = {}            # schedule key -> record
         self.tried: set[str] = set()               # config keys measured or refused
         self.realized: dict[str, Candidate] = {}   # config key -> its candidate
+        # config key -> the fingerprint it realizes to: this run's, and those kept from
+        # earlier runs under the same version of tdsl (realizations.py), so a resumed log is
+        # not realized record by record again
+        self.fingerprints: dict[str, str] = {}
+        self.kept: dict[str, str] = {}              # what realizations.py held at the start
         self.refused = self.errors = self.wrong = 0
         self.count_with_isl: bool | None = None    # decided at the first candidate
 
     # -- the loop -----------------------------------------------------------------------
     def run(self, trials: int) -> TuneResult:
         from tqdm.auto import tqdm
+        if self.log:
+            self.kept = realizations.load(self.workload.key)
+            self.fingerprints = dict(self.kept)
         for record in logmod.for_workload(self.log, self.workload.key) if self.log else []:
             if self._current(record):
                 self._remember(record)
+        self._keep_fingerprints()
         measured = self._measured()
         bar = tqdm(total=trials, initial=min(measured, trials), disable=not self.progress,
                    desc="td.tune", unit="trial", dynamic_ncols=True)
@@ -181,6 +191,7 @@ class _Tuner:
         finally:
             self.runner.close()
             bar.close()
+            self._keep_fingerprints()
         return self._result()
 
     def _current(self, record: dict) -> bool:
@@ -190,11 +201,25 @@ class _Tuner:
         neither counts toward the trials nor keeps its configuration from being
         measured again (apply_best passes over it the same way)."""
         ck = config_key(record["choices"])
-        candidate = self.realized.get(ck)
-        if candidate is None:
-            candidate = self.realized[ck] = self.space.realize(record["choices"])
-            candidate.config_key = ck
-        return candidate.key == record["fingerprint"]
+        fingerprint = self.fingerprints.get(ck)
+        if fingerprint is None:
+            candidate = self.realized.get(ck)
+            if candidate is None:
+                candidate = self.realized[ck] = self.space.realize(record["choices"])
+                candidate.config_key = ck
+            fingerprint = self.fingerprints[ck] = candidate.key
+        return fingerprint == record["fingerprint"]
+
+    def _keep_fingerprints(self) -> None:
+        """Keep what this run's configurations realize to, for the next resume."""
+        if self.log:
+            # under the configuration proposed and under the whole choices it realized
+            # (a proposal names some knobs; a record holds them all)
+            new = {ck: c.key for ck, c in self.realized.items()}
+            new.update({config_key(c.choices): c.key for c in self.realized.values()})
+            if any(self.kept.get(ck) != key for ck, key in new.items()):
+                self.kept = {**self.kept, **new}
+                realizations.save(self.workload.key, self.kept)
 
     def _measured(self) -> int:
         return sum(1 for r in self.history if r["trial"] is not None)

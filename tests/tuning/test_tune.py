@@ -133,6 +133,47 @@ def test_tune_logs_resumes_and_applies(tmp_path):
     assert any(r["choices"] == old[0]["choices"] for r in fresh)
 
 
+def test_a_resumed_log_is_realized_once_per_version_of_tdsl(tmp_path, monkeypatch):
+    """What each logged configuration realizes to is kept between runs (tuning/
+    realizations.py, under a digest of tdsl's sources): the second resume of a log
+    realizes none of its records, only the winner it returns; another version of tdsl,
+    or an unreadable kept map, realizes them all again; a record whose fingerprint the
+    kept map contradicts is still stale."""
+    from tdsl.tuning import realizations
+    monkeypatch.setattr(realizations, "rules_version", lambda: f"test-{tmp_path.name}")
+    log = tmp_path / "tune.jsonl"
+    A, B, C = matmul()
+    first = td.tune([C], [A, B, C], trials=3, sizes=SIZES, log=log, seed=1, progress=False)
+    real, calls = Space.realize, []
+
+    def counted(self, config):
+        calls.append(config)
+        return real(self, config)
+    monkeypatch.setattr(Space, "realize", counted)
+
+    def resume(path=log):
+        calls.clear()
+        A, B, C = matmul()
+        result = td.tune([C], [A, B, C], trials=3, sizes=SIZES, log=path, seed=1,
+                         progress=False)
+        return result, len(calls)
+    again, realized = resume()
+    assert realized == 1 and again.choices == first.choices     # the winner's schedule
+    configs = {json.dumps(r["choices"], sort_keys=True) for r in lines(log)}
+    monkeypatch.setattr(realizations, "rules_version", lambda: f"other-{tmp_path.name}")
+    assert resume()[1] == len(configs) + 1
+    realizations._path(first.workload.key).write_text("{not json")
+    assert resume()[1] == len(configs) + 1
+    # the kept map says what the choices give now: a record of another schedule is stale
+    stale = tmp_path / "stale.jsonl"
+    stale.write_text("".join(json.dumps(dict(r, fingerprint="0" * 24)) + "\n"
+                             for r in lines(log) if r["trial"] is not None))
+    result, _ = resume(stale)
+    assert all(r["fingerprint"] != "0" * 24 for r in result.history)
+    assert len([r for r in lines(stale) if r["fingerprint"] != "0" * 24
+                and r["trial"] is not None]) == 3
+
+
 def test_tune_constant_shapes_and_random_search(tmp_path):
     x, out = softmax()
     n, m = x.shape
