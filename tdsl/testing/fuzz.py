@@ -133,7 +133,7 @@ def run_case(seed: int, index: int, report=lambda kind, value: None) -> Outcome:
             out.moves.append((move.code, "failed"))
             out.moves[-1] = (move.code, _apply(s, move, ns))
             report("status", out.moves[-1][1])
-        special = "concurrent" if index % 100 == 50 else "killed" if index % 100 == 99 else ""
+        special = "concurrent" if index % 100 == 75 else "killed" if index % 100 == 99 else ""
         out.special = special
         try:
             if special:

@@ -46,7 +46,7 @@ FACTORS = (1, 2, 3, 4, 5, 8, 16)
 PRIMITIVES = ("split", "split", "tile", "reorder", "fuse", "parallel", "vectorize", "unroll",
               "compute_at", "compute_at", "compute_inline", "compute_root", "rfactor")
 
-EXAMPLES = int(os.environ.get("TDSL_HYPOTHESIS_EXAMPLES", 120))
+EXAMPLES = int(os.environ.get("TDSL_HYPOTHESIS_EXAMPLES", 80))
 
 
 def _computed_stages(s):

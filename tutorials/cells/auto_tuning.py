@@ -111,14 +111,14 @@ CELLS = [
     end the four fastest are measured again, interleaved, and the winner is the best of
     their medians: the minimum of noisy times favours a candidate that was lucky once.
 
-    We run 12 trials of the evolutionary search, and 12 of random search over the
+    We run 8 trials of the evolutionary search, and 8 of random search over the
     same space as the baseline it must beat (a real run uses a few hundred).
     """),
     code("""
     folder = Path(tempfile.mkdtemp())
     sizes = {"n": N, "l": N, "m": N}
-    tuned = td.tune([C], [A, B, C], trials=12, sizes=sizes, log=folder / "tune.jsonl", seed=0)
-    baseline = td.tune([C], [A, B, C], trials=12, sizes=sizes, log=folder / "random.jsonl",
+    tuned = td.tune([C], [A, B, C], trials=8, sizes=sizes, log=folder / "tune.jsonl", seed=0)
+    baseline = td.tune([C], [A, B, C], trials=8, sizes=sizes, log=folder / "random.jsonl",
                        search="random", seed=0)
     print(f"evolutionary: best {tuned.seconds * 1e3:.2f} ms, choices {tuned.choices}")
     print(f"random:       best {baseline.seconds * 1e3:.2f} ms, choices {baseline.choices}")
@@ -175,7 +175,7 @@ CELLS = [
     its own worker process, so its numbers and these can differ by the machine's noise.
     """),
     code("""
-    timings["td.tune (12 trials)"] = best.time(a, b, c).median
+    timings["td.tune (8 trials)"] = best.time(a, b, c).median
     print_table(("schedule", "ms", "GFLOP/s"),
                 [(name, f"{t * 1e3:.2f}", f"{flops / t / 1e9:.1f}") for name, t in timings.items()])
     """),
