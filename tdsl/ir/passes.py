@@ -148,14 +148,7 @@ def merge_allocs(s: ir.Stmt) -> ir.Stmt:
                 body = ir.seq(*[_strip_alloc(c, buffer) for c in children[first:last + 1]])
                 # the joined body may share another buffer (one mark allocates several)
                 children[first:last + 1] = [ir.Alloc(buffer, merge_allocs(body))]
-        case ir.For(body=body):
-            return dataclasses.replace(s, body=merge_allocs(body))
-        case ir.If(cond=cond, then=then, otherwise=other):
-            return ir.If(cond, merge_allocs(then),
-                         merge_allocs(other) if other is not None else None)
-        case ir.Alloc(buffer=b, body=body):
-            return ir.Alloc(b, merge_allocs(body))
-    return s
+    return map_children(s, merge_allocs)
 
 
 def _shared_alloc(children: list[ir.Stmt]):
@@ -207,18 +200,23 @@ def _strip_alloc(s: ir.Stmt, buffer: ir.Buffer) -> ir.Stmt:
     return s
 
 
+def map_children(s: ir.Stmt, fn: Callable[[ir.Stmt], ir.Stmt]) -> ir.Stmt:
+    """`s` with `fn` applied to each statement directly inside it (a sequence's members,
+    a loop's or an Alloc's body, an If's branches); a leaf unchanged."""
+    match s:
+        case ir.Seq(stmts=stmts):
+            return ir.seq(*[fn(c) for c in stmts])
+        case ir.For(body=body):
+            return dataclasses.replace(s, body=fn(body))
+        case ir.If(cond=cond, then=then, otherwise=other):
+            return ir.If(cond, fn(then), fn(other) if other is not None else None)
+        case ir.Alloc(buffer=b, body=body):
+            return ir.Alloc(b, fn(body))
+    return s
+
+
 def drop_prefetches(s: ir.Stmt) -> ir.Stmt:
     """`s` without its Prefetch hints (a backend with no prefetch instruction: CUDA)."""
-    match s:
-        case ir.Prefetch():
-            return ir.Seq(())
-        case ir.Seq(stmts=stmts):
-            return ir.seq(*[drop_prefetches(c) for c in stmts])
-        case ir.For(body=body):
-            return dataclasses.replace(s, body=drop_prefetches(body))
-        case ir.If(cond=cond, then=then, otherwise=other):
-            return ir.If(cond, drop_prefetches(then),
-                         drop_prefetches(other) if other is not None else None)
-        case ir.Alloc(buffer=b, body=body):
-            return ir.Alloc(b, drop_prefetches(body))
-    return s
+    if isinstance(s, ir.Prefetch):
+        return ir.Seq(())
+    return map_children(s, drop_prefetches)

@@ -218,8 +218,8 @@ class _Tuner:
             new = {ck: c.key for ck, c in self.realized.items()}
             new.update({config_key(c.choices): c.key for c in self.realized.values()})
             if any(self.kept.get(ck) != key for ck, key in new.items()):
-                self.kept = {**self.kept, **new}
-                realizations.save(self.workload.key, self.kept)
+                self.kept.update(new)
+                realizations.save(self.workload.key, new)       # (merged with the file)
 
     def _measured(self) -> int:
         return sum(1 for r in self.history if r["trial"] is not None)
