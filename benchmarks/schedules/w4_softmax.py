@@ -38,6 +38,10 @@ def softmax(n: int, m: int, lanes: int):
     # exp, the second pass over a row of x and the costly one, fetches the next row
     # (Stage.prefetch): the maximum's pass then finds it in the cache
     s[e].prefetch(x, e.op.axis[0])
+    # the last pass fetches its next row of out for the write: its stores then find their
+    # lines owned instead of each waiting on a read-for-ownership (2 threads, Zen 3, L3
+    # flushed: 2.35 -> 2.18 ms median, 2.17 -> 1.85 ms p10)
+    s[out].prefetch(out, i)
     return s, [x, out]
 
 

@@ -114,11 +114,13 @@ class Store(Stmt):
 @dataclass(frozen=True, eq=False)
 class Prefetch(Stmt):
     """A hint: bring the cache line holding `buffer[indices]` into the cache for a read
-    soon (Stage.prefetch). It reads nothing and may name an address past the buffer's
-    end: CPU prefetch instructions do not fault. Backends without one drop it."""
+    soon, or with `write` for a write soon (Stage.prefetch). It reads nothing and may
+    name an address past the buffer's end: CPU prefetch instructions do not fault.
+    Backends without one drop it."""
 
     buffer: Buffer
     indices: tuple[Expr, ...]
+    write: bool = False
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,8 +22,8 @@ def map_exprs(s: ir.Stmt, fn: Callable[[Expr], Expr]) -> ir.Stmt:
             return dataclasses.replace(s, start=fn(start), stop=fn(stop), body=map_exprs(body, fn))
         case ir.Store(buffer=b, indices=idx, value=value, checked=checked):
             return ir.Store(b, tuple(fn(i) for i in idx), fn(value), checked)
-        case ir.Prefetch(buffer=b, indices=idx):
-            return ir.Prefetch(b, tuple(fn(i) for i in idx))
+        case ir.Prefetch(buffer=b, indices=idx, write=write):
+            return ir.Prefetch(b, tuple(fn(i) for i in idx), write)
         case ir.If(cond=cond, then=then, otherwise=other):
             return ir.If(fn(cond), map_exprs(then, fn),
                          map_exprs(other, fn) if other is not None else None)

@@ -29,8 +29,9 @@ def stmt_lines(s: Stmt, depth: int = 0) -> list[str]:
             return [head] + stmt_lines(body, depth + 1)
         case Store(buffer=b, indices=idx, value=value):
             return [f"{pad}{b.name}[{', '.join(_e(i) for i in idx) or '()'}] = {_e(value)}"]
-        case Prefetch(buffer=b, indices=idx):
-            return [f"{pad}prefetch {b.name}[{', '.join(_e(i) for i in idx)}]"]
+        case Prefetch(buffer=b, indices=idx, write=write):
+            what = "prefetch for write" if write else "prefetch"
+            return [f"{pad}{what} {b.name}[{', '.join(_e(i) for i in idx)}]"]
         case If(cond=c, then=then, otherwise=other):
             lines = [f"{pad}if {_e(c)}:"] + stmt_lines(then, depth + 1)
             if other is not None:

@@ -55,13 +55,14 @@ class Statement:
 
 @dataclass(frozen=True, eq=False)
 class Prefetch:
-    """Each instance of a statement also asks for what it reads from `array` with its
-    root axis `dim` moved `shift` ahead (Stage.prefetch). A hint, not an access: isl's
-    analyses ignore it."""
+    """Each instance of a statement also asks for what it reads from `array` (with
+    `write`: what it writes to `array`, its own output) with its root axis `dim` moved
+    `shift` ahead (Stage.prefetch). A hint, not an access: isl's analyses ignore it."""
 
     array: Array
     dim: IterVar
     shift: int
+    write: bool = False
 
 
 @dataclass(frozen=True, eq=False)

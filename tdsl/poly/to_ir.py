@@ -152,20 +152,23 @@ class Translator:
         next row) or another hint asks for it already."""
         hints, seen = [], set()
         for hint in sm.stmt.prefetches:
-            loads = [n for n in walk(sm.stmt.value) if isinstance(n, Load) and
-                     self.model.program.array_of[id(n.tensor.op)] is hint.array]
             ahead = dict(env)
             ahead[hint.dim] = env[hint.dim] + Const(hint.shift, dtypes.INDEX)
-            now = {self._key(self._index(hint.array, [self._expr(sm, i, env)
-                                                      for i in n.indices], env))
-                   for n in loads}
-            for n in loads:
-                index = self._index(hint.array, [self._expr(sm, i, ahead) for i in n.indices],
-                                    ahead)
+            if hint.write:                      # the statement's own store, moved ahead
+                accesses = [sm.stmt.index]
+            else:
+                accesses = [n.indices for n in walk(sm.stmt.value) if isinstance(n, Load) and
+                            self.model.program.array_of[id(n.tensor.op)] is hint.array]
+            now = {self._key(self._index(hint.array, [self._expr(sm, i, env) for i in idx],
+                                         env))
+                   for idx in accesses}
+            for idx in accesses:
+                index = self._index(hint.array, [self._expr(sm, i, ahead) for i in idx], ahead)
                 key = self._key(index)
                 if key not in now and key not in seen:
                     seen.add(key)
-                    hints.append(ir.Prefetch(self.buffers[hint.array.name], index))
+                    hints.append(ir.Prefetch(self.buffers[hint.array.name], index,
+                                             hint.write))
         return hints
 
     @staticmethod

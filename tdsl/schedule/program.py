@@ -106,7 +106,8 @@ class ProgramBuilder:
 
     def _with_prefetches(self, st: Statement, state: StageState) -> Statement:
         """`st` with the stage's prefetch hints that apply to it: those of tensors it
-        reads, along one of its axes (a reduction's init reads nothing)."""
+        reads, along one of its axes (a reduction's init reads nothing), and those of its
+        own output, for the write."""
         hints = []
         for p in state.prefetches:
             call = f"s[{state.op.name}].prefetch({p.tensor.name}, ...)"
@@ -114,6 +115,10 @@ class ProgramBuilder:
             if arr is None:
                 raise ScheduleError(f"{call}: {p.tensor.name} is inlined (compute_inline), so "
                                     "there is no buffer to prefetch; prefetch what it reads")
+            if p.tensor.op is state.op:
+                if st.target is arr and any(d is p.axis for d in st.dims):
+                    hints.append(Prefetch(arr, p.axis, p.shift, write=True))
+                continue
             loads = [n for n in walk(st.value) if isinstance(n, Load) and
                      self.array_of.get(id(n.tensor.op)) is arr]
             if not loads or not any(d is p.axis for d in st.dims):
@@ -217,8 +222,9 @@ class ProgramBuilder:
                 hinted = [h for st in self.statements[key] for h in st.prefetches
                           if h.dim is p.axis and h.array is self.array_of[id(p.tensor.op)]]
                 if not hinted:
+                    access = "writes" if p.tensor.op is state.op else "reads"
                     raise ScheduleError(
-                        f"{call}: {state.op.name} no longer reads {p.tensor.name} along "
+                        f"{call}: {state.op.name} no longer {access} {p.tensor.name} along "
                         f"{p.axis.name} (a later cache_read, cache_write or rfactor rewrote "
                         "it); prefetch in the stage that reads it now")
                 arr = hinted[0].array

@@ -395,6 +395,14 @@ class Stage:
 
         >>> s[E].prefetch(X, E.op.axis[0])        # E runs per row of X: fetch row i + 1
 
+        A stage may also prefetch its own output: the hint is then for a write (x86
+        `prefetchw`), so the line arrives owned and the store does not stall on the
+        read-for-ownership of a store miss. It pays where a stage writes its row after
+        work on other data (a softmax's last pass): the hardware prefetchers follow
+        loads, not stores.
+
+        >>> s[Y].prefetch(Y, Y.op.axis[0])        # Y's own row i + 1, for the write
+
         `axis` is a loop of this stage, an axis or a split of one (a fused loop has no
         single step to move along). `tensor` must be an argument or a stage computed at
         the root. The hints change no result: a prefetch never faults, even past the
@@ -414,10 +422,11 @@ class Stage:
             raise ScheduleError(f"{call}: {name} is inlined (compute_inline) into "
                                 f"{self.name}, so there is no buffer to prefetch; prefetch "
                                 f"what it reads ({inputs})")
-        if not any(t.op is tensor.op for t in read):
+        if not any(t.op is tensor.op for t in read) and tensor.op is not self.state.op:
             reads = ", ".join(t.name for t in read) or "nothing"
-            raise ScheduleError(f"{call}: {self.name} does not read {name} (it reads "
-                                f"{reads}); prefetch in the stage that reads it")
+            raise ScheduleError(f"{call}: {self.name} neither reads nor writes {name} (it "
+                                f"reads {reads} and writes {self.name}); prefetch in the "
+                                "stage that reads it, or a stage's own output for the write")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset == 0:
             raise ScheduleError(f"{call}: offset must be a nonzero integer constant (the "
                                 f"iterations to look ahead); got {offset!r}")

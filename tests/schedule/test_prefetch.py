@@ -6,7 +6,9 @@ last row. The hinted addresses are checked in the loop IR (a split axis moves by
 step; a stencil prefetches only the row it does not read yet) and in the C (one hint
 per vector of contiguous lanes, one per lane of strided ones). Refusals name what to do
 instead; the CUDA backend drops the hints; td.auto_schedule prefetches the next row in
-the last pass of a row pipeline that reads its input twice."""
+the last pass of a row pipeline that reads its input twice. A stage that prefetches its
+own output asks for a write (gcc's builtin with rw = 1), at constant and symbolic sizes,
+in a reduction's init and update alike."""
 
 from __future__ import annotations
 
@@ -73,6 +75,57 @@ def test_softmax_with_the_next_row_prefetched(target, rows, cols, offset):
     y = np.empty_like(a)
     mod(a, y)                                   # the last rows prefetch past the end
     np.testing.assert_allclose(y, _numpy_softmax(a), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("rows,cols,offset", [(16, 64, 1), (37, 1000, 2), (37, 1000, -1),
+                                              (1, 3, 1)], ids=str)
+def test_a_stage_prefetches_its_own_output_for_the_write(target, rows, cols, offset):
+    """s[out].prefetch(out, i): out's own row i + offset, hinted for a write (the third
+    argument of gcc's builtin is 1: x86 prefetchw), one hint per vector of its store,
+    beside the read hints of x in e; the results are unchanged."""
+    x, mx, e, tot, out = _softmax(rows, cols)
+    s = _row_schedule(x, mx, e, tot, out)
+    s[e].prefetch(x, e.op.axis[0])
+    s[out].prefetch(out, out.op.axis[0], offset)
+    assert f"s[out].prefetch(out, i, {offset})" in s.script()
+    text = str(td.lower(s, [x, out]))
+    sign = "+" if offset > 0 else "-"
+    row = str(offset) if rows == 1 else f"i {sign} {abs(offset)}"
+    assert f"prefetch for write out[{row}, " in text, text
+    mod = td.build(s, [x, out], target=target)
+    hints = _prefetch_lines(mod.source)
+    writes = [h for h in hints if "(uintptr_t)out" in h]
+    reads = [h for h in hints if "(uintptr_t)x" in h]
+    assert writes and all(h.endswith(", 1, 3);") for h in writes), hints
+    assert reads and all(h.endswith(", 0, 3);") for h in reads), hints
+    if not td.target(target).runs_here():
+        pytest.skip(f"{target} code compiled (hints checked); this CPU cannot run it")
+    a = np.random.default_rng(cols).standard_normal((rows, cols)).astype("float32")
+    y = np.empty_like(a)
+    mod(a, y)                                   # the last rows prefetch past the end
+    np.testing.assert_allclose(y, _numpy_softmax(a), rtol=1e-5, atol=1e-6)
+
+
+def test_own_output_prefetch_with_symbolic_sizes_and_a_reduction():
+    """A reduction stage prefetching its own output along its row axis: both its init
+    and its update statement write it; symbolic sizes; the results are unchanged."""
+    n, m = td.var("n"), td.var("m")
+    x = td.placeholder((n, m), name="x")
+    k = td.reduce_axis(m, name="k")
+    total = td.compute((n,), lambda i: td.sum(x[i, k], axis=k), name="total")
+    s = td.create_schedule(total)
+    s[total].prefetch(total, total.op.axis[0], 4)
+    text = str(td.lower(s, [x, total]))
+    assert "prefetch for write total[i + 4]" in text, text
+    mod = td.build(s, [x, total])
+    assert any("(uintptr_t)total" in h and h.endswith(", 1, 3);")
+               for h in _prefetch_lines(mod.source))
+    for rows, cols in ((9, 33), (1, 1), (64, 128)):
+        a = np.random.default_rng(cols).standard_normal((rows, cols)).astype("float32")
+        y = np.empty(rows, np.float32)
+        mod(a, y)
+        np.testing.assert_allclose(y, a.sum(1), rtol=1e-5, atol=1e-5)
 
 
 def test_symbolic_sizes_and_a_split_row_axis():
@@ -154,9 +207,10 @@ def test_the_hint_is_part_of_the_schedule_fingerprint():
 def test_refusals_say_what_to_do():
     x, mx, e, tot, out = _softmax(16, 32)
     s = _row_schedule(x, mx, e, tot, out)
-    with pytest.raises(ScheduleError, match=r"s\[tot\]\.prefetch\(x, .*tot does not read x "
-                                            r"\(it reads e\); prefetch in the stage that "
-                                            r"reads it"):
+    with pytest.raises(ScheduleError, match=r"s\[tot\]\.prefetch\(x, .*tot neither reads nor "
+                                            r"writes x \(it reads e and writes tot\); "
+                                            r"prefetch in the stage that reads it, or a "
+                                            r"stage's own output for the write"):
         s[tot].prefetch(x, tot.op.axis[0])
     with pytest.raises(ScheduleError, match="offset must be a nonzero integer"):
         s[e].prefetch(x, e.op.axis[0], 0)

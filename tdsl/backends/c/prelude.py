@@ -197,10 +197,12 @@ static inline float tdsl_expf(float x) {{
 """
 
 
-def prefetch_call(name: str, offset: str) -> str:
-    """A read prefetch of `name[offset]` into every cache level (gcc's builtin: a no-op
-    where the CPU has no prefetch instruction). The pointer is formed as an integer:
-    the address may lie past the end of the array, which a prefetch may name (it
-    never faults) but C pointer arithmetic may not."""
+def prefetch_call(name: str, offset: str, write: bool = False) -> str:
+    """A prefetch of `name[offset]` into every cache level, for a read or, with `write`,
+    for a write (x86 `prefetchw`: the line arrives owned, so the store that follows does
+    not wait for the read-for-ownership a store miss makes); gcc's builtin is a no-op
+    where the CPU has no such instruction. The pointer is formed as an integer: the
+    address may lie past the end of the array, which a prefetch may name (it never
+    faults) but C pointer arithmetic may not."""
     return (f"__builtin_prefetch((const void*)((uintptr_t){name} + "
-            f"(uintptr_t)({offset}) * sizeof(*{name})), 0, 3)")
+            f"(uintptr_t)({offset}) * sizeof(*{name})), {int(write)}, 3)")

@@ -207,8 +207,8 @@ class StmtRenderer:
             case ir.Store(buffer=b, indices=idx, value=value, checked=checked):
                 return [c.Statement(f"{b.name}[{self.e.offset(b, idx, checked)}] = "
                                     f"{self.e(value)}")]
-            case ir.Prefetch(buffer=b, indices=idx):
-                return [c.Statement(prefetch_call(b.name, self.e.offset(b, idx)))]
+            case ir.Prefetch(buffer=b, indices=idx, write=write):
+                return [c.Statement(prefetch_call(b.name, self.e.offset(b, idx), write))]
             case ir.If(cond=cond, then=then, otherwise=other):
                 then_block = c.Block(self.stmts(then))
                 other_block = c.Block(self.stmts(other)) if other is not None else None

@@ -163,7 +163,7 @@ class VectorLoop:
             max(1, CACHE_LINE_BYTES // max(1, abs(step) * self.width))
         lanes = range(0, self.lanes, every)
         return [c.Statement(prefetch_call(s.buffer.name,
-                                          self.scalar(self._at_lane(offset, lane))))
+                                          self.scalar(self._at_lane(offset, lane)), s.write))
                 for lane in lanes]
 
     def store(self, s: ir.Store) -> list:
