@@ -427,7 +427,11 @@ class _CpuRules(TileRules, _Rules):
         cache instead of stalling on memory while the core has nothing else to do. The
         row is the axis each read of that pass indexes at the row position (`lead`
         leading axes; the rows of a fused (heads, rows) loop follow each other in memory,
-        so the row after a head's last is the next head's first)."""
+        so the row after a head's last is the next head's first). The output, written by
+        the last pass after the work on the row (softmax: exp), is also fetched a row ahead
+        for the write: hardware prefetchers follow loads, and a store miss waits for its
+        line (W4 at 2 threads on Zen 3, L3 flushed: 2.35 -> 2.18 ms median, 2.17 -> 1.85
+        ms p10; layernorm, whose last pass is only loads and stores, is unchanged)."""
         order = {st.op: k for k, st in enumerate(self.s.stages)}
         passes: dict = {}                          # input op -> {stage op: its loads}
         for st in row_stages:
@@ -444,6 +448,10 @@ class _CpuRules(TileRules, _Rules):
             axis = next((a for a in last.axis if {id(a)} == rows), None)
             if axis is not None:
                 self.attempt(self.stage(last).prefetch, by_stage[last][0].tensor, axis)
+        row = out.axis[lead - 1] if len(out.axis) >= lead else None
+        if out in self.outputs and any(a is row for a in self.stage(out).leaf_iter_vars):
+            # (an output stays at the root; a row axis fused with its heads has no step)
+            self.attempt(self.stage(out).prefetch, out.output(0), row)
 
     def _rows_at_leading_axes(self, out, local) -> bool:
         """Is every producer in `local` read at its reader's leading len(out.axis) - 1

@@ -6,7 +6,8 @@ last row. The hinted addresses are checked in the loop IR (a split axis moves by
 step; a stencil prefetches only the row it does not read yet) and in the C (one hint
 per vector of contiguous lanes, one per lane of strided ones). Refusals name what to do
 instead; the CUDA backend drops the hints; td.auto_schedule prefetches the next row in
-the last pass of a row pipeline that reads its input twice. A stage that prefetches its
+the last pass of a row pipeline that reads its input twice, and that pass's next row of
+the output for the write. A stage that prefetches its
 own output asks for a write (gcc's builtin with rw = 1), at constant and symbolic sizes,
 in a reduction's init and update alike."""
 
@@ -301,6 +302,8 @@ def test_auto_schedule_prefetches_the_next_row_of_a_multi_pass_pipeline():
     x, mx, e, tot, out = _softmax(64, 200)
     s = td.auto_schedule(out)
     assert "s[e].prefetch(x, i, 1)" in s.script()       # e is the last pass over x
+    assert "s[out].prefetch(out, i, 1)" in s.script()   # out's next row, for the write
+    assert any(", 1, 3);" in h for h in _prefetch_lines(td.build(s, [x, out]).source))
     mod = td.build(s, [x, out])
     a = np.random.default_rng(5).standard_normal((64, 200)).astype("float32")
     y = np.empty_like(a)
@@ -310,6 +313,7 @@ def test_auto_schedule_prefetches_the_next_row_of_a_multi_pass_pipeline():
     x, out = _layernorm(td.var("n"), 96)
     s = td.auto_schedule(out)
     assert "s[out].prefetch(x, i, 1)" in s.script()
+    assert "s[out].prefetch(out, i, 1)" in s.script()
     mod = td.build(s, [x, out])
     a = np.random.default_rng(6).standard_normal((13, 96)).astype("float32")
     y = np.empty_like(a)
