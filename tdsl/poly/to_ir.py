@@ -147,9 +147,10 @@ class Translator:
         return store
 
     def _prefetches(self, sm: StmtModel, env: dict) -> list[ir.Prefetch]:
-        """The statement's prefetch hints: each read of a hinted array with the hint's
-        axis moved ahead, unless the statement reads that address itself (a stencil's
-        next row) or another hint asks for it already."""
+        """The statement's prefetch hints: each read of a hinted array (for a write hint,
+        the statement's own store) with the hint's axis moved ahead, unless the statement
+        accesses that address itself (a stencil's next row) or another hint asks for it
+        already."""
         hints, seen = [], set()
         for hint in sm.stmt.prefetches:
             ahead = dict(env)

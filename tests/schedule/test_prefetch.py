@@ -51,6 +51,16 @@ def _numpy_softmax(a):
     return ex / ex.sum(1, keepdims=True)
 
 
+def _check_softmax_runs(mod, target, rows, cols, seed):
+    """The hinted softmax equals NumPy's (skipped where this CPU cannot run `target`)."""
+    if not td.target(target).runs_here():
+        pytest.skip(f"{target} code compiled (hints checked); this CPU cannot run it")
+    a = np.random.default_rng(seed).standard_normal((rows, cols)).astype("float32")
+    y = np.empty_like(a)
+    mod(a, y)                                   # the last rows prefetch past the end
+    np.testing.assert_allclose(y, _numpy_softmax(a), rtol=1e-5, atol=1e-6)
+
+
 def _prefetch_lines(source: str) -> list[str]:
     return [line.strip() for line in source.splitlines() if "__builtin_prefetch" in line]
 
@@ -70,12 +80,7 @@ def test_softmax_with_the_next_row_prefetched(target, rows, cols, offset):
     mod = td.build(s, [x, out], target=target)
     hints = _prefetch_lines(mod.source)
     assert hints and all("(uintptr_t)x" in h for h in hints)
-    if not td.target(target).runs_here():
-        pytest.skip(f"{target} code compiled (hints checked); this CPU cannot run it")
-    a = np.random.default_rng(rows).standard_normal((rows, cols)).astype("float32")
-    y = np.empty_like(a)
-    mod(a, y)                                   # the last rows prefetch past the end
-    np.testing.assert_allclose(y, _numpy_softmax(a), rtol=1e-5, atol=1e-6)
+    _check_softmax_runs(mod, target, rows, cols, seed=rows)
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -100,12 +105,7 @@ def test_a_stage_prefetches_its_own_output_for_the_write(target, rows, cols, off
     reads = [h for h in hints if "(uintptr_t)x" in h]
     assert writes and all(h.endswith(", 1, 3);") for h in writes), hints
     assert reads and all(h.endswith(", 0, 3);") for h in reads), hints
-    if not td.target(target).runs_here():
-        pytest.skip(f"{target} code compiled (hints checked); this CPU cannot run it")
-    a = np.random.default_rng(cols).standard_normal((rows, cols)).astype("float32")
-    y = np.empty_like(a)
-    mod(a, y)                                   # the last rows prefetch past the end
-    np.testing.assert_allclose(y, _numpy_softmax(a), rtol=1e-5, atol=1e-6)
+    _check_softmax_runs(mod, target, rows, cols, seed=cols)
 
 
 def test_own_output_prefetch_with_symbolic_sizes_and_a_reduction():
