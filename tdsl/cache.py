@@ -49,6 +49,24 @@ def digest(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
+def replace_file(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Write `data` to `path` atomically: into a temporary file beside it, then renamed
+    over it, so a reader sees the old file or the new one, never half of one. Raises
+    OSError; the temporary file is removed on any failure."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

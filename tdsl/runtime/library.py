@@ -28,6 +28,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from .. import cache
 from ..errors import TdslError
 from .signature import C_TYPES, Signature, shape_text
 
@@ -164,18 +165,7 @@ def pack(library: Path) -> bytes:
 
 def export(library: Path, dest: Path) -> None:
     """Write `library` plus the integrity trailer to `dest`, atomically."""
-    data = pack(library)
-    dest = Path(dest)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}-", dir=dest.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    cache.replace_file(Path(dest), pack(library), mode=0o755)
 
 
 def check_file(path: Path) -> None:

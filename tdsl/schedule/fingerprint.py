@@ -112,7 +112,7 @@ class _Canon:
 def fingerprint(data, args, name: str, extra: str = "") -> str:
     """The canonical text of schedule `data` lowered for `args` as kernel `name`."""
     canon = _Canon()
-    lines = [f"tdsl {_source_digest()}", f"kernel {name} {extra}"]
+    lines = [f"tdsl {source_digest()}", f"kernel {name} {extra}"]
     for op in data.placeholders:
         lines.append(canon.operation(op))
     ops = []
@@ -134,12 +134,13 @@ def graph_text(ops) -> str:
     """The canonical text of a stage DAG (`ops` producers first), without a schedule:
     the key of a compiled network (tdsl/graph)."""
     canon = _Canon()
-    return "\n".join([f"tdsl {_source_digest()}"] + [canon.operation(op) for op in ops])
+    return "\n".join([f"tdsl {source_digest()}"] + [canon.operation(op) for op in ops])
 
 
 @functools.lru_cache(maxsize=1)
-def _source_digest() -> str:
-    """A hash of tdsl's own source files: a changed compiler never reuses old kernels."""
+def source_digest() -> str:
+    """A hash of tdsl's own source files: a changed compiler never reuses old kernels
+    (and a resumed tune never reuses what an older tdsl realized, tuning/realizations.py)."""
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for path in sorted(root.rglob("*")):

@@ -110,15 +110,15 @@ class ProgramBuilder:
         own output, for the write."""
         hints = []
         for p in state.prefetches:
+            if p.write:                 # the stage's own array (also after a cache_write)
+                if any(d is p.axis for d in st.dims):
+                    hints.append(Prefetch(st.target, p.axis, p.shift, write=True))
+                continue
             call = f"s[{state.op.name}].prefetch({p.tensor.name}, ...)"
             arr = self.array_of.get(id(p.tensor.op))
             if arr is None:
                 raise ScheduleError(f"{call}: {p.tensor.name} is inlined (compute_inline), so "
                                     "there is no buffer to prefetch; prefetch what it reads")
-            if p.tensor.op is state.op:
-                if st.target is arr and any(d is p.axis for d in st.dims):
-                    hints.append(Prefetch(arr, p.axis, p.shift, write=True))
-                continue
             loads = [n for n in walk(st.value) if isinstance(n, Load) and
                      self.array_of.get(id(n.tensor.op)) is arr]
             if not loads or not any(d is p.axis for d in st.dims):
@@ -220,13 +220,14 @@ class ProgramBuilder:
             for p in () if state.inlined else state.prefetches:
                 call = f"s[{state.op.name}].prefetch({p.tensor.name}, {p.axis.name}, ...)"
                 hinted = [h for st in self.statements[key] for h in st.prefetches
-                          if h.dim is p.axis and h.array is self.array_of[id(p.tensor.op)]]
+                          if h.dim is p.axis and h.write == p.write and
+                          (p.write or h.array is self.array_of[id(p.tensor.op)])]
                 if not hinted:
-                    access = "writes" if p.tensor.op is state.op else "reads"
+                    access = "writes" if p.write else "reads"
                     raise ScheduleError(
                         f"{call}: {state.op.name} no longer {access} {p.tensor.name} along "
                         f"{p.axis.name} (a later cache_read, cache_write or rfactor rewrote "
-                        "it); prefetch in the stage that reads it now")
+                        f"it); prefetch in the stage that {access} it now")
                 arr = hinted[0].array
                 if arr.name in self.attach or arr.scope != "global":
                     raise ScheduleError(

@@ -438,7 +438,7 @@ class Stage:
                 f"{moves.inner.name}, so its next iteration is not one step along an "
                 "axis; prefetch along a loop that is an axis or a split of one")
         root, step = moves
-        hint = Prefetch(tensor, root, offset * step)
+        hint = Prefetch(tensor, root, offset * step, write=tensor.op is self.state.op)
         kept = tuple(p for p in self.state.prefetches
                      if not (p.tensor.op is tensor.op and p.axis is root))
         self._apply(replace(self.state, prefetches=kept + (hint,)), call)

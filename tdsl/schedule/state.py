@@ -39,13 +39,15 @@ Relation = Split | Fuse
 
 @dataclass(frozen=True)
 class Prefetch:
-    """s[X].prefetch(tensor, ...): X's reads of `tensor` are also made `shift` steps
-    ahead along the root axis `axis`, as cache hints (the loop and distance the user
-    named, turned into a root axis when the call was made)."""
+    """s[X].prefetch(tensor, ...): X's reads of `tensor` (with `write`: X's writes of its
+    own output, whatever later rewrites of X compute it from) are also made `shift`
+    steps ahead along the root axis `axis`, as cache hints (the loop and distance the
+    user named, turned into a root axis when the call was made)."""
 
-    tensor: object                                 # the Tensor read
+    tensor: object                                 # the Tensor read, or X's output
     axis: IterVar
     shift: int
+    write: bool = False
 
 
 @dataclass(frozen=True)

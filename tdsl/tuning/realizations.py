@@ -5,8 +5,9 @@ measured (`search._Tuner._current`). Telling them apart means realizing every re
 (the rules applied and each primitive proven legal by isl): minutes for a log of a few
 hundred records. The answer, configuration -> schedule fingerprint, depends only on the
 workload and on tdsl's code, so it is kept in the cache directory under a digest of
-tdsl's sources (`rules_version`): any change to tdsl starts a new map, a conservative
-rule (most changes leave every schedule as it was) that can never reuse a stale answer.
+tdsl's sources (`rules_version`: the digest every schedule fingerprint carries): any
+change to tdsl starts a new map, a conservative rule (most changes leave every schedule
+as it was) that can never reuse a stale answer.
 
 One JSON file per workload and version, replaced whole (a write to a temporary file,
 then a rename), so a reader sees the old map or the new one and never half of one.
@@ -14,26 +15,19 @@ then a rename), so a reader sees the old map or the new one and never half of on
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from .. import cache
+from ..schedule.fingerprint import source_digest
 
 NAMESPACE = "tune-realized"
 
 
-@functools.lru_cache(maxsize=1)
 def rules_version() -> str:
-    """A digest of every Python source of the tdsl package (what realizes a
-    configuration: the rules, the primitives, isl's checks, the fingerprint)."""
-    root = Path(__file__).resolve().parent.parent
-    parts: list[str | bytes] = []
-    for path in sorted(root.rglob("*.py")):
-        parts += [str(path.relative_to(root)), path.read_bytes()]
-    return cache.digest(*parts)[:24]
+    """A digest of tdsl's sources (what realizes a configuration: the rules, the
+    primitives, isl's checks, the fingerprint)."""
+    return source_digest()
 
 
 def _path(workload_key: str) -> Path:
@@ -61,13 +55,6 @@ def save(workload_key: str, fingerprints: dict[str, str]) -> None:
     merged = {**load(workload_key), **fingerprints}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(merged, f, sort_keys=True)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        cache.replace_file(path, json.dumps(merged, sort_keys=True).encode())
     except OSError:
         pass

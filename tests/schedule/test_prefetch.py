@@ -129,6 +129,26 @@ def test_own_output_prefetch_with_symbolic_sizes_and_a_reduction():
         np.testing.assert_allclose(y, a.sum(1), rtol=1e-5, atol=1e-5)
 
 
+def test_the_write_hint_stays_with_the_stage_through_a_cache_write():
+    """s[y].prefetch(y, i), then s.cache_write(y): y is now the copy out of y_local and
+    still writes y, so the hint is a write of y's next row in that copy."""
+    x = td.placeholder((13, 40), name="x")
+    y = td.compute((13, 40), lambda i, j: x[i, j] * 2.0 + 1.0, name="y")
+    s = td.create_schedule(y)
+    s[y].prefetch(y, y.op.axis[0])
+    yl = s.cache_write(y, "local")
+    s[yl].compute_at(s[y], y.op.axis[0])
+    text = str(td.lower(s, [x, y]))
+    assert "prefetch for write y[i + 1, " in text, text
+    mod = td.build(s, [x, y])
+    assert any("(uintptr_t)y" in h and h.endswith(", 1, 3);")
+               for h in _prefetch_lines(mod.source))
+    a = np.random.default_rng(3).standard_normal((13, 40)).astype("float32")
+    out = np.empty_like(a)
+    mod(a, out)
+    np.testing.assert_array_equal(out, a * np.float32(2.0) + np.float32(1.0))
+
+
 def test_symbolic_sizes_and_a_split_row_axis():
     """Along the outer loop of a split the hint moves by the split's factor."""
     n, m = td.var("n"), td.var("m")
