@@ -12,9 +12,15 @@ import tdsl as td
 from . import common
 
 
+# the fusion and layout decisions below depend on the vector width (channel blocks of 8
+# or 16 floats): the tests name AVX2's, so the networks are compiled for AVX2 on every
+# machine, AVX-512 ones included (test_layout.py checks the rules' widths)
+TARGET = "c -mcpu=x86-64-v3"
+
+
 def _compile(build):
     outputs, inputs, params, oracle = build()
-    return td.compile(outputs, inputs=inputs, params=params, target="c"), inputs, oracle
+    return td.compile(outputs, inputs=inputs, params=params, target=TARGET), inputs, oracle
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +183,7 @@ def test_a_log_without_records_falls_back_to_auto_schedule(nets, tmp_path):
     log = tmp_path / "tune.jsonl"
     log.write_text("")
     outputs, inputs, params, oracle = common.mlp()
-    net = td.compile(outputs, inputs=inputs, params=params, log=log)
+    net = td.compile(outputs, inputs=inputs, params=params, log=log, target=TARGET)
     assert not net.cached                         # the log is part of the key
     assert not any(k.tuned for k in net.kernels)
     assert [k.schedule for k in net.kernels] == [k.schedule for k in nets["mlp"][0].kernels]
