@@ -20,8 +20,9 @@ record for the same workload, target, CPU and budget is reused instead of tuning
 MetaSchedule's curve is in its own runner's times (the mean of 3 runs of at least 100 ms,
 caches flushed for the GB/s workloads), td.tune's in td.tune's: compare the shapes and
 each curve's end against run.py's interleaved timing of the winners.
-The curves (best time after N trials) go into the "Tuning" section of RESULTS.md, with the
-CPU it ran on.
+The curves (best time after N trials) go into the "Tuning" section of RESULTS.md for the
+target, with the CPU it ran on: one section per target, and a run of some workloads
+replaces their rows and keeps the others' (and the notes written under the table).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ sys.path.insert(0, str(HERE.parent))
 LOG_NAMES = {"evolutionary": "log.jsonl", "random": "random.jsonl",
              "metaschedule": "metaschedule.jsonl"}
 LOGS = {k: HERE / "tuning" / v for k, v in LOG_NAMES.items()}
-MARK_BEGIN, MARK_END = "<!-- tuning: begin -->", "<!-- tuning: end -->"
 CHECKPOINTS = (1, 10, 25, 50, 100, 200, 300)
 PAUSE_S = 120            # a longer gap between two records is a pause between runs
 
@@ -98,7 +98,8 @@ def main(argv=None) -> None:
                                                    args.ms_recorded_only)
         rows.append((w, curves))
     _write(Path(args.md), rows, f"{machine._cpu_model()}, -march=native = "
-           f"{machine._native_march()}, {os.cpu_count()} cores", args)
+           f"{machine._native_march()}, {os.cpu_count()} cores", args,
+           str(td.target(args.target)))
 
 
 def _logged_minutes(history) -> float:
@@ -133,10 +134,21 @@ def _metaschedule(w, inputs, trials: int, logs: dict, recorded_only: bool = Fals
     return curve, minutes, "-", rec["errors"], 0
 
 
-def _write(md: Path, rows, cpu: str, args) -> None:
-    lines = [MARK_BEGIN, "## Tuning (benchmarks/tune.py)", "",
-             f"CPU: {cpu}. `python benchmarks/tune.py --workloads "
-             f"{args.workloads} --trials {args.trials}`; best time "
+def markers(target: str) -> tuple[str, str]:
+    """The delimiters of the Tuning section of one target in RESULTS.md."""
+    return f"<!-- tuning: begin {target} -->", f"<!-- tuning: end {target} -->"
+
+
+def _write(md: Path, rows, cpu: str, args, target: str) -> None:
+    """Write the Tuning section of `target`: the rows of this run's workloads, the rows of
+    the others kept from the section as it was, and the notes under its table kept."""
+    begin, end = markers(target)
+    text = md.read_text() if md.exists() else ""
+    kept, notes = _old_rows(text, begin, end, {w.id for w, _ in rows})
+    lines = [begin, f"## Tuning (benchmarks/tune.py), target `{target}`", "",
+             f"CPU: {cpu}. `python benchmarks/tune.py --target '{target}' --trials "
+             f"{args.trials}` (the rows of {args.workloads} from this run"
+             f"{', the others from earlier runs' if kept else ''}); best time "
              f"(ms) after N measured candidates, td.tune's evolutionary search with its "
              f"LightGBM model against random search over the same space, each from its log "
              f"(a resumed run counts the trials of earlier runs), and TVM's MetaSchedule "
@@ -160,22 +172,43 @@ def _write(md: Path, rows, cpu: str, args) -> None:
     header = "| workload | search | " + " | ".join(f"N={n}" for n in CHECKPOINTS) + \
         " | measured | minutes | refused | errors |"
     lines += [header, "|" + "---|" * (len(CHECKPOINTS) + 6)]
+    new_rows = {}
     for w, curves in rows:
+        new_rows[w.id] = []
         for search, (curve, minutes, refused, errors, wrong) in curves.items():
             cells = [f"{curve[n - 1] * 1e3:.3f}" if len(curve) >= n else "-"
                      for n in CHECKPOINTS]
             bad = errors + wrong if isinstance(errors, int) else errors
-            lines.append(f"| {w.id} | {search} | " + " | ".join(cells) +
-                         f" | {len(curve)} | {minutes:.1f} | {refused} | {bad} |")
-    lines += ["", MARK_END]
-    text = md.read_text() if md.exists() else ""
+            new_rows[w.id].append(f"| {w.id} | {search} | " + " | ".join(cells) +
+                                  f" | {len(curve)} | {minutes:.1f} | {refused} | {bad} |")
+    for wid in sorted({**kept, **new_rows}, key=lambda w: int(w[1:])):
+        lines += new_rows.get(wid) or kept[wid]
+    lines += ["", *notes, end] if notes else ["", end]
     block = "\n".join(lines)
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + block + rest.split(MARK_END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     md.write_text(text)
+
+
+def _old_rows(text: str, begin: str, end: str, rerun: set) -> tuple[dict, list]:
+    """(rows by workload of the workloads not in `rerun`, the lines under the table) of
+    the section between `begin` and `end` in `text`; ({}, []) where there is none."""
+    if begin not in text or end not in text:
+        return {}, []
+    section = text.split(begin, 1)[1].split(end, 1)[0].splitlines()
+    rows: dict[str, list[str]] = {}
+    table = [k for k, line in enumerate(section) if line.startswith("| W")]
+    for line in (section[k] for k in table):
+        wid = line.split("|")[1].strip()
+        if wid not in rerun:
+            rows.setdefault(wid, []).append(line)
+    notes = section[table[-1] + 1:] if table else []
+    while notes and not notes[0].strip():
+        notes.pop(0)
+    return rows, notes
 
 
 if __name__ == "__main__":

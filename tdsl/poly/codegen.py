@@ -247,6 +247,7 @@ def _isolation_requests(model: Model) -> dict[int, isl.Map]:
     registers only when no version indexes them with a variable.
     """
     requests: dict[int, isl.Map] = {}
+    wholly: dict[int, isl.Map] = {}      # _wholly_full's, where no loop asks for its own
     for loop, _ in loops(model.program.body):
         if loop.kind not in ISOLATED_KINDS:
             continue
@@ -275,8 +276,11 @@ def _isolation_requests(model: Model) -> dict[int, isl.Map]:
         except isl.Error:
             whole = None
         if whole is not None:
-            _request(requests, path, whole[1], whole[0], whole[0])
-    return requests
+            _request(wholly, path, whole[1], whole[0], whole[0])
+    # A loop's own split wins over a wholly-full one on the same loop: intersected, a
+    # transposing tile's rows `m >= 8 i_outer + 8` with its columns' `n % 8 == 0` (every
+    # column tile full) would leave the full rows of a ragged n without constant bounds.
+    return {**wholly, **requests}
 
 
 def _request(requests: dict, path, outer: isl.Set, depth: int, target_depth: int) -> None:

@@ -20,7 +20,8 @@ from ...lang import dtypes
 from ...lang.expr import (BinOp, Call, Cast, Const, Expr, IterVar, Select, UnaryOp, Var)
 from ...lang.visit import free_vars
 from .prelude import PRELUDE, prefetch_call
-from .vector import NotVectorizable, VectorLoop, straight_line, vector_prelude
+from .vector import (NotVectorizable, VectorLoop, straight_line, transposed_tiles,
+                     vector_prelude)
 
 C_TYPES = {
     "bool": "bool", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
@@ -197,6 +198,13 @@ class StmtRenderer:
         self.parallel_depth = 0        # inside an omp parallel loop: no nested parallel
         self.simd_depth = 0            # inside an omp simd loop: no omp constructs at all
         self.copies = 1                # copies of the body made by enclosing unrolled loops
+        self.transposed: dict = {}     # gathers a register transpose made (transposed_tiles)
+        self.names = 0                 # C variables made so far (fresh)
+
+    def fresh(self, prefix: str) -> str:
+        """A new C variable name."""
+        self.names += 1
+        return f"{prefix}{self.names}"
 
     def stmts(self, s: ir.Stmt) -> list:
         match s:
@@ -231,10 +239,15 @@ class StmtRenderer:
         if s.kind == "unroll" and trip is not None and trip <= UNROLL_LIMIT and \
                 self.copies * trip <= UNROLL_TOTAL:
             self.copies *= trip
+            outer = self.transposed
             try:
-                return self.stmts(unroll_loop(s, trip))
+                # a transposing block's gathers: loaded as rows and transposed in registers
+                pre, columns = transposed_tiles(s, trip, self.e, self.vector_bytes, self.fresh)
+                self.transposed = {**outer, **columns}
+                return pre + self.stmts(unroll_loop(s, trip))
             finally:
                 self.copies //= trip
+                self.transposed = outer
         var = s.var.name
         header = (f"int64_t {var} = {_strip(self.e(s.start))}", f"{var} < {_strip(self.e(s.stop))}",
                   f"++{var}")
@@ -253,7 +266,8 @@ class StmtRenderer:
         if s.kind == "vectorize":
             if trip is not None:
                 try:
-                    emitter = VectorLoop(s, trip, self.e, self.vector_bytes, self.streamed)
+                    emitter = VectorLoop(s, trip, self.e, self.vector_bytes, self.streamed,
+                                         self.transposed)
                     vector, covered = emitter.render()
                 except NotVectorizable:
                     pass

@@ -15,10 +15,11 @@ from __future__ import annotations
 import cgen as c
 
 from ...ir import nodes as ir
+from ...ir.passes import map_exprs
 from ...ir.simplify import linear_terms, simplify_index
 from ...lang import dtypes
 from ...lang.expr import BinOp, Call, Cast, Const, Expr, Select, UnaryOp
-from ...lang.visit import free_vars, substitute, walk
+from ...lang.visit import children, free_vars, substitute, walk
 from .prelude import EXP_LIMITS, exp_body, prefetch_call
 
 UNROLL_CHUNKS = 8
@@ -29,12 +30,15 @@ VECTOR_TYPES = {"float32": "f32", "float64": "f64", "int32": "i32", "int64": "i6
 # (write-allocate), so a kernel writing a large output moves it twice. An output the kernel
 # never reads, larger than the last-level cache, cannot wait in the cache for its next
 # reader anyway: its full vector stores go straight to memory, where a loop writes at least
-# STREAM_RUN_BYTES in a row (a whole cache line, so the write-combining buffer leaves
-# nothing to merge). Measured on Zen 3 (AVX2, 2 threads, L3 flushed, 2026-12-03): the 3x3
-# blur with blur_x inlined, 4096^2, 4.83 -> 4.02 ms; with numpy's 16-byte-aligned output
-# (two 16-byte stores per vector), 4.53 -> 3.85 ms. TVM, Halide and gcc do not do this;
-# Intel's compilers do (-qopt-streaming-stores).
-STREAM_RUN_BYTES = 64
+# STREAM_RUN_BYTES in a row. Measured on Zen 3 (AVX2, 2 threads, L3 flushed, 2026-12-03):
+# the 3x3 blur with blur_x inlined, 4096^2, 4.83 -> 4.02 ms; with numpy's 16-byte-aligned
+# output (two 16-byte stores per vector), 4.53 -> 3.85 ms. TVM, Halide and gcc do not do
+# this; Intel's compilers do (-qopt-streaming-stores). A run of one cache line is not
+# enough: a 16 x 16 transposing tile on AVX-512 writes one line to each of 16 rows, and
+# streamed took 15.3 ms where cached stores take 8.3 ms (4096^2, Zen 4, 2 threads):
+# streamed writes go to DRAM in the order they are made, 16 pages apart, where the
+# cache's write-backs leave later and in a better order; rows of 8 lines stream well.
+STREAM_RUN_BYTES = 512
 CACHE_LINE_BYTES = 64           # x86-64 and most aarch64: what one prefetch fetches
 
 
@@ -89,11 +93,14 @@ class VectorLoop:
     """Renders one vectorized loop; `render()` raises NotVectorizable to fall back."""
 
     def __init__(self, loop: ir.For, trip: int, scalar, vector_bytes: int,
-                 streamed: dict | None = None):
+                 streamed: dict | None = None, transposed: dict | None = None):
         self.loop, self.trip, self.scalar = loop, trip, scalar
         self.streamed = streamed or {}        # buffer name -> C flag (render.streamed_outputs)
+        # (buffer, lane 0's offset in C) -> the vector a register transpose made of a
+        # gather (`transposed_tiles`)
+        self.transposed = transposed or {}
         self.streamed_stores = 0
-        self.stream_run = False               # does the loop write a cache line in a row?
+        self.stream_run = False               # does the loop write STREAM_RUN_BYTES in a row?
         self.var = loop.var
         self.stores = list(_stores(loop.body, self.var))
         self.vector_bytes = vector_bytes
@@ -202,6 +209,9 @@ class VectorLoop:
                     return f"(*({vt}_u*)&{b.name}[{self.scalar(self._at(offset))}])", True
                 if step == 0:
                     return self.scalar(e), False
+                name = self.transposed.get((b.name, self.scalar(self._at(offset))))
+                if name is not None:
+                    return name, True
                 return self._by_lane(e), True
             case BinOp(op=op, a=a, b=b) if op in _VECTOR_OPS and e.dtype in VECTOR_TYPES:
                 (x, xv), (y, yv) = self.expr(a, a.dtype), self.expr(b, b.dtype)
@@ -305,6 +315,178 @@ class VectorLoop:
         if isinstance(step, Const):
             return step.value
         return None
+
+
+def transposed_tiles(loop: ir.For, trip: int, scalar, vector_bytes: int,
+                     fresh) -> tuple[list, dict]:
+    """Register transposes for an unrolled loop (`loop`, `trip` copies) around a vector
+    loop whose loads step across the rows of a square block: `out[i, j] = x[j, i]` with i
+    unrolled and j vectorized reads, in copy t, lanes x[j0 + l, i0 + t], one column of
+    the block x[j0 .. j0 + L, i0 .. i0 + L]. Built lane by lane that is L scalar loads and
+    L inserts per vector; instead the block's L rows are loaded as vectors and transposed
+    in registers by log2(L) rounds of interleaves (`_transpose`) before the copies, and
+    each copy's gather becomes a column. Halide gets the same from LLVM's shuffles of
+    dense loads.
+
+    Returns (C lines to put before the copies, {(buffer, lane 0's offset in C): the
+    column's C name} for `VectorLoop`); nothing where the pattern does not hold: trip ==
+    lanes, a straight-line vector loop of constant trip under the unrolled one, and only
+    gathers of a buffer the loop does not write (the rows are read before the copies),
+    outside a select (a select's arm may read only where its condition holds).
+    `fresh(prefix)` names the C variables."""
+    inner = loop.body
+    if not (isinstance(inner, ir.For) and inner.kind == "vectorize" and inner.step == 1
+            and straight_line(inner.body)) or any(
+                v is loop.var for e in (inner.start, inner.stop) for v in free_vars(e)):
+        return [], {}
+    inner_trip = simplify_index(inner.stop - inner.start)
+    if not isinstance(inner_trip, Const):
+        return [], {}
+    stores = [st for st in _flatten(inner.body) if isinstance(st, ir.Store)]
+    written = {st.buffer.name for st in stores}
+    copies = []                 # per copy: its VectorLoop and its gathers, in order
+    for k in range(trip):
+        value = loop.start + Const(k * loop.step, loop.var.dtype)    # as unroll_loop
+        copy = ir.For(inner.var, inner.start, inner.stop,
+                      _substitute_stmt(inner.body, loop.var, value), "vectorize")
+        try:
+            vl = VectorLoop(copy, inner_trip.value, scalar, vector_bytes)
+        except NotVectorizable:
+            return [], {}
+        if vl.lanes != trip or inner_trip.value // vl.lanes > UNROLL_CHUNKS:
+            return [], {}
+        gathers = [g for st in _flatten(copy.body) if isinstance(st, ir.Store)
+                   for g in _gathers(vl, st.value, written)]
+        copies.append((vl, gathers))
+    if not copies[0][1] or any(len(g) != len(copies[0][1]) for _, g in copies):
+        return [], {}
+    lines, names = [], {}
+    for chunk in range(inner_trip.value // trip):
+        for slot in range(len(copies[0][1])):
+            columns = []
+            for vl, gathers in copies:
+                vl.base = simplify_index(inner.start + chunk * trip)
+                buffer, offset, stride, step = gathers[slot]
+                columns.append((buffer, vl._at(offset), stride, step))
+            if not _square_block(columns):
+                continue
+            buffer, top, _, step = columns[0]
+            vt = _vtype(buffer.dtype, trip)
+            rows = [f"*({vt}_u*)&{buffer.name}[{scalar(simplify_index(top + r * step))}]"
+                    for r in range(trip)]
+            made, cols = _transpose(fresh("tdsl_tr"), rows, buffer.dtype)
+            lines += made
+            for (_, offset, _, _), col in zip(columns, cols):
+                names[(buffer.name, scalar(offset))] = col
+    return lines, names
+
+
+def _gathers(vl: VectorLoop, e: Expr, written: set) -> list:
+    """(buffer, flat offset, lane stride in C, lane stride) of the loads in `e` that `vl`
+    would build lane by lane at a stride the same for every lane (a constant or a size),
+    outside any select, of buffers not in `written`."""
+    found = []
+
+    def visit(x: Expr):
+        if isinstance(x, Select):
+            return
+        if isinstance(x, ir.BufferLoad):
+            if not any(x.checked) and x.buffer.name not in written and \
+                    x.buffer.dtype in VECTOR_TYPES and any(v is vl.var for v in free_vars(x)):
+                offset = vl._flat(x.buffer, x.indices, x.checked)
+                step = _lane_step(offset, vl.var)
+                # a constant stride other than 0 and 1, or a symbolic one (a row of m)
+                if step is not None and not (isinstance(step, Const) and step.value in (0, 1)):
+                    found.append((x.buffer, offset, vl.scalar(step), step))
+            return           # (a load in an index is a scalar of the copy, not a lane)
+        for child in children(x):
+            visit(child)
+    visit(e)
+    return found
+
+
+def _lane_step(offset: Expr, var) -> Expr | None:
+    """offset(var + 1) - offset(var) where it does not depend on `var`, else None. The
+    offset is expanded into a polynomial first: `(8 jo + j) * m` (a row of symbolic
+    length m), which `simplify_index` keeps as one atom, steps by m."""
+    diff = _polynomial(substitute(offset, {var: var + 1}))
+    for monomial, coef in _polynomial(offset).items():
+        diff[monomial] = diff.get(monomial, 0) - coef
+    terms = [(m, c) for m, c in diff.items() if c]
+    if any(v is var for m, _ in terms for atom in m for v in free_vars(atom[1])):
+        return None
+    step: Expr = Const(0, offset.dtype)
+    for monomial, coef in terms:
+        term: Expr = Const(coef, offset.dtype)
+        for _, atom in monomial:
+            term = term * atom
+        step = step + term
+    return simplify_index(step)
+
+
+def _polynomial(e: Expr) -> dict:
+    """An integer expression as {monomial: coefficient}, a monomial a sorted tuple of
+    (key, atom) with atoms as `simplify_index` keys them (variables, divisions, ...)."""
+    if isinstance(e, BinOp) and e.op in ("add", "sub", "mul"):
+        a, b = _polynomial(e.a), _polynomial(e.b)
+        if e.op == "mul":
+            out: dict = {}
+            for ma, ca in a.items():
+                for mb, cb in b.items():
+                    m = tuple(sorted(ma + mb, key=lambda t: t[0]))
+                    out[m] = out.get(m, 0) + ca * cb
+            return out
+        sign = 1 if e.op == "add" else -1
+        for m, c in b.items():
+            a[m] = a.get(m, 0) + sign * c
+        return a
+    if isinstance(e, UnaryOp) and e.op == "neg":
+        return {m: -c for m, c in _polynomial(e.value).items()}
+    terms, constant = linear_terms(e)
+    out = {((key, atom),): coef for key, (coef, atom) in terms.items()}
+    if constant:
+        out[()] = constant
+    return out
+
+
+def _square_block(columns) -> bool:
+    """Does copy t's gather read lane l at top + t + l * stride, one buffer and stride for
+    all (columns: (buffer, lane 0's offset, lane stride in C, lane stride) per copy, top =
+    copy 0's)?"""
+    buffer0, top, step0, _ = columns[0]
+    for t, (buffer, offset, step, _) in enumerate(columns):
+        shift = simplify_index(offset - top)
+        if buffer is not buffer0 or step != step0 or \
+                not (isinstance(shift, Const) and shift.value == t):
+            return False
+    return True
+
+
+def _transpose(prefix: str, rows: list[str], dtype: str) -> tuple[list, list[str]]:
+    """(C statements, the names of the columns) transposing the square block whose rows
+    are the C vector expressions `rows`: log2(n) rounds, each pairing row i with row
+    i + n/2 and interleaving their first halves into new row 2i and their second halves
+    into new row 2i + 1 (after the last round row t holds column t)."""
+    n = len(rows)
+    vt, mask = _vtype(dtype, n), f"tdsl_m{_width(dtype) * 8}x{n}_{VECTOR_TYPES[dtype]}"
+    half = n // 2
+    low = ", ".join(str(x) for i in range(half) for x in (i, n + i))
+    high = ", ".join(str(x) for i in range(half, n) for x in (i, n + i))
+    lines = [c.Statement(f"const {vt} {prefix}_0_{r} = {row}") for r, row in enumerate(rows)]
+    rounds = n.bit_length() - 1
+    for k in range(rounds):
+        for i in range(half):
+            a, b = f"{prefix}_{k}_{i}", f"{prefix}_{k}_{i + half}"
+            lines.append(c.Statement(f"const {vt} {prefix}_{k + 1}_{2 * i} = "
+                                     f"__builtin_shuffle({a}, {b}, ({mask}){{{low}}})"))
+            lines.append(c.Statement(f"const {vt} {prefix}_{k + 1}_{2 * i + 1} = "
+                                     f"__builtin_shuffle({a}, {b}, ({mask}){{{high}}})"))
+    return lines, [f"{prefix}_{rounds}_{t}" for t in range(n)]
+
+
+def _substitute_stmt(s: ir.Stmt, var, value: Expr) -> ir.Stmt:
+    """`s` with `var` replaced by `value` in every expression."""
+    return map_exprs(s, lambda e: substitute(e, {var: value}))
 
 
 def _subst_lane(e: Expr, var, value: Expr) -> Expr:

@@ -2,8 +2,8 @@
 cache (`tdsl_stream_*`, render.streamed_outputs): the results equal NumPy's whatever the
 output's alignment (aligned, 16 bytes past, 4 bytes past: the plain-store fallback), for
 constant and symbolic sizes, ragged rows, every element type the vector emitter stores,
-serial and parallel loops; an output the kernel reads, a small output and a row shorter
-than a cache line keep plain stores. The cache size is made small here (`llc` fixture)
+serial and parallel loops; an output the kernel reads, a small output and a run shorter
+than STREAM_RUN_BYTES keep plain stores. The cache size is made small here (`llc` fixture)
 so small arrays take the streamed path."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import tdsl as td
+from tdsl.backends.c.vector import STREAM_RUN_BYTES
 
 target_module = sys.modules["tdsl.target"]      # (td.target is the function)
 
@@ -27,12 +28,14 @@ def llc(monkeypatch):
 
 
 def _fma_relu(shape, dtype="float32", parallel=True, lanes=None, tgt="c"):
+    """max(a * b + c, 0), rows split into vector loops of `lanes` (default: one streamed
+    run, STREAM_RUN_BYTES) vectorized."""
     a, b, c = (td.placeholder(shape, name=n, dtype=dtype) for n in "abc")
     out = td.compute(shape, lambda i, j: td.maximum(a[i, j] * b[i, j] + c[i, j],
                                                 td.const(0, dtype)), name="out")
     s = td.create_schedule(out)
     i, j = out.op.axis
-    _, ji = s[out].split(j, lanes or td.target(tgt).lanes(dtype) * 4)
+    _, ji = s[out].split(j, lanes or STREAM_RUN_BYTES // np.dtype(dtype).itemsize)
     s[out].vectorize(ji)
     if parallel:
         s[out].parallel(i)
@@ -134,6 +137,14 @@ def test_outputs_that_stay_in_the_cache_keep_plain_stores(llc, monkeypatch):
     # a row of one 32-byte vector writes half a cache line at a time
     s, args = _fma_relu((16, 8), lanes=8, tgt="c -mcpu=x86-64-v3")
     assert "tdsl_stream_" not in td.build(s, args, target="c -mcpu=x86-64-v3").source
+    # a transposing tile writes one line of each of its 16 rows (vector.STREAM_RUN_BYTES)
+    x = td.placeholder((64, 64), name="x")
+    t = td.compute((64, 64), lambda i, j: x[j, i], name="t")
+    s = td.create_schedule(t)
+    _, _, ii, ji = s[t].tile(*t.op.axis, 16, 16)
+    s[t].unroll(ii)
+    s[t].vectorize(ji)
+    assert "tdsl_stream_" not in td.build(s, [x, t], target="c -mcpu=x86-64-v4").source
     # an output smaller than the cache
     monkeypatch.setattr(target_module, "last_level_cache_bytes", lambda: 1 << 30)
     s, args = _fma_relu((7, 256))
