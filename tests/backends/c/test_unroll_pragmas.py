@@ -13,30 +13,9 @@ import pytest
 
 import tdsl as td
 
+from ...schedule.test_idioms import gemm_tvm_style
+
 TARGETS = {"avx2": "c -mcpu=x86-64-v3", "avx512": "c -mcpu=x86-64-v4"}
-
-
-def _register_tiled_matmul(lanes: int):
-    """TVM's register tile at symbolic sizes: 8 rows x 2 vectors of C_local at the column
-    tile, k outermost in it, rows and column vectors unrolled."""
-    n, l, m = td.var("n"), td.var("l"), td.var("m")
-    A = td.placeholder((n, l), name="A")
-    B = td.placeholder((l, m), name="B")
-    k = td.reduce_axis(l, name="k")
-    C = td.compute((n, m), lambda i, j: td.sum(A[i, k] * B[k, j], axis=k), name="C")
-    s = td.create_schedule(C)
-    CL = s.cache_write(C, "local")
-    io, jo, ii, ji = s[C].tile(*C.op.axis, 8, 2 * lanes)
-    s[C].vectorize(ji)
-    s[CL].compute_at(s[C], jo)
-    ic, jc = CL.op.axis
-    (kc,) = CL.op.reduce_axis
-    jco, jci = s[CL].split(jc, factor=lanes)
-    s[CL].reorder(kc, ic, jco, jci)
-    s[CL].unroll(ic)
-    s[CL].unroll(jco)
-    s[CL].vectorize(jci)
-    return s, [A, B, C]
 
 
 def _loop_after(source: str, at: int) -> str:
@@ -53,7 +32,10 @@ def _loop_after(source: str, at: int) -> str:
 @pytest.mark.parametrize("target", list(TARGETS))
 def test_gcc_unrolls_only_straight_bodies(target):
     lanes = td.target(TARGETS[target]).lanes("float32")
-    s, args = _register_tiled_matmul(lanes)
+    # TVM's register tile at symbolic sizes: 8 rows x 2 vectors of C_local at the column
+    # tile, k outermost in it, rows and column vectors unrolled
+    n, l, m = td.var("n"), td.var("l"), td.var("m")
+    s, args = gemm_tvm_style(n, m, l, 8, 2 * lanes, lanes, fuse=False)
     mod = td.build(s, args, target=TARGETS[target])
     body = mod.source[mod.source.index("int kernel("):]
     eights = [m.end() for m in re.finditer(r"#pragma GCC unroll 8\n", body)]
