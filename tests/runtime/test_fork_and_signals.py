@@ -91,6 +91,11 @@ CTRL_C = """
     import numpy as np
     import tdsl as td
 
+    # Ctrl-C as at a terminal: a job started in the background by a shell without job
+    # control (`cmd &` in a script) inherits SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler at all
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     n = td.var("n")
     A = td.placeholder((n, n), name="A")
     B = td.placeholder((n, n), name="B")
