@@ -46,7 +46,7 @@ def _loadavg() -> str:
 
 def _native_march() -> str:
     """What gcc's -march=native resolves to here (e.g. znver3), with "+avx512f" where the
-    CPU has AVX-512 and the name alone does not say so: gcc 12 names a Zen 4 znver3."""
+    CPU has AVX-512, which the name may not say: gcc 12 names a Zen 4 znver3."""
     import subprocess
     try:
         out = subprocess.run(["gcc", "-march=native", "-Q", "--help=target"],
@@ -57,9 +57,7 @@ def _native_march() -> str:
                   if line.strip().startswith("-march=")), "unknown")
     avx512 = any(line.split()[:1] == ["-mavx512f"] and line.split()[-1] == "[enabled]"
                  for line in out.splitlines())
-    implies = ("skylake-avx512", "cascadelake", "icelake", "sapphirerapids", "znver4",
-               "znver5", "x86-64-v4", "tigerlake", "cooperlake", "rocketlake")
-    return f"{march}+avx512f" if avx512 and not march.startswith(implies) else march
+    return f"{march}+avx512f" if avx512 else march
 
 
 def _blas() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..lang import dtypes
 from ..lang.expr import BinOp, Const, Expr, IterVar, UnaryOp, Var, binary
-from ..lang.visit import children, free_vars, rebuild
+from ..lang.visit import children, free_vars, rebuild, substitute
 
 
 def simplify_index(e: Expr) -> Expr:
@@ -65,3 +65,47 @@ def _rebuild(terms: dict, constant: int, dtype: str) -> Expr:
     if constant:
         result = binary("add" if constant > 0 else "sub", result, Const(abs(constant), dtype))
     return result
+
+
+def step_along(e: Expr, var) -> Expr | None:
+    """e(var + 1) - e(var) for an integer index `e`, where it does not depend on `var`;
+    else None. Products are expanded first (`_polynomial`): `(8 jo + j) * m`, a row of
+    symbolic length m, which `simplify_index` keeps as one atom, steps by m along j."""
+    diff = _polynomial(substitute(e, {var: var + 1}))
+    for monomial, coef in _polynomial(e).items():
+        diff[monomial] = diff.get(monomial, 0) - coef
+    terms = [(m, c) for m, c in diff.items() if c]
+    if any(v is var for m, _ in terms for _, atom in m for v in free_vars(atom)):
+        return None
+    step: Expr = Const(0, e.dtype)
+    for monomial, coef in terms:
+        term: Expr = Const(coef, e.dtype)
+        for _, atom in monomial:
+            term = term * atom
+        step = step + term
+    return simplify_index(step)
+
+
+def _polynomial(e: Expr) -> dict:
+    """An integer expression as {monomial: coefficient}: sums and products expanded, a
+    monomial a sorted tuple of (key, atom) with the atoms of `linear_terms`."""
+    if isinstance(e, BinOp) and e.op in ("add", "sub", "mul"):
+        a, b = _polynomial(e.a), _polynomial(e.b)
+        if e.op == "mul":
+            out: dict = {}
+            for ma, ca in a.items():
+                for mb, cb in b.items():
+                    m = tuple(sorted(ma + mb, key=lambda t: t[0]))
+                    out[m] = out.get(m, 0) + ca * cb
+            return out
+        sign = 1 if e.op == "add" else -1
+        for m, c in b.items():
+            a[m] = a.get(m, 0) + sign * c
+        return a
+    if isinstance(e, UnaryOp) and e.op == "neg":
+        return {m: -c for m, c in _polynomial(e.value).items()}
+    terms, constant = linear_terms(e)
+    out = {((key, atom),): coef for key, (coef, atom) in terms.items()}
+    if constant:
+        out[()] = constant
+    return out

@@ -126,14 +126,14 @@ def intrinsics_header(cc: str, flags: list[str]) -> Path | None:
     (cached), or None: not gcc (another compiler's precompiled headers differ), or gcc
     could not precompile it. gcc checks that a .gch matches the compile's options and
     reads the text header when it does not, so a stale one costs time, never results."""
-    if "gcc" not in _compiler_identity(cc).lower() or "clang" in _compiler_identity(cc).lower():
+    identity = _compiler_identity(cc)
+    if "gcc" not in identity.lower() or "clang" in identity.lower():
         return None
-    path = _intrinsics_header(str(cache.cache_root()), cc, _compiler_identity(cc),
-                              tuple(f for f in flags if f != "-shared"))
+    args = (str(cache.cache_root()), cc, identity, tuple(f for f in flags if f != "-shared"))
+    path = _intrinsics_header(*args)
     if path is not None and not path.exists():      # the cache was cleared since
         _intrinsics_header.cache_clear()
-        path = _intrinsics_header(str(cache.cache_root()), cc, _compiler_identity(cc),
-                                  tuple(f for f in flags if f != "-shared"))
+        path = _intrinsics_header(*args)
     return path
 
 

@@ -16,7 +16,7 @@ import cgen as c
 
 from ...ir import nodes as ir
 from ...ir.passes import map_exprs
-from ...ir.simplify import linear_terms, simplify_index
+from ...ir.simplify import linear_terms, simplify_index, step_along
 from ...lang import dtypes
 from ...lang.expr import BinOp, Call, Cast, Const, Expr, Select, UnaryOp
 from ...lang.visit import children, free_vars, substitute, walk
@@ -342,8 +342,7 @@ def transposed_tiles(loop: ir.For, trip: int, scalar, vector_bytes: int,
     inner_trip = simplify_index(inner.stop - inner.start)
     if not isinstance(inner_trip, Const):
         return [], {}
-    stores = [st for st in _flatten(inner.body) if isinstance(st, ir.Store)]
-    written = {st.buffer.name for st in stores}
+    written = {st.buffer.name for st in _flatten(inner.body) if isinstance(st, ir.Store)}
     copies = []                 # per copy: its VectorLoop and its gathers, in order
     for k in range(trip):
         value = loop.start + Const(k * loop.step, loop.var.dtype)    # as unroll_loop
@@ -394,7 +393,7 @@ def _gathers(vl: VectorLoop, e: Expr, written: set) -> list:
             if not any(x.checked) and x.buffer.name not in written and \
                     x.buffer.dtype in VECTOR_TYPES and any(v is vl.var for v in free_vars(x)):
                 offset = vl._flat(x.buffer, x.indices, x.checked)
-                step = _lane_step(offset, vl.var)
+                step = step_along(offset, vl.var)
                 # a constant stride other than 0 and 1, or a symbolic one (a row of m)
                 if step is not None and not (isinstance(step, Const) and step.value in (0, 1)):
                     found.append((x.buffer, offset, vl.scalar(step), step))
@@ -403,50 +402,6 @@ def _gathers(vl: VectorLoop, e: Expr, written: set) -> list:
             visit(child)
     visit(e)
     return found
-
-
-def _lane_step(offset: Expr, var) -> Expr | None:
-    """offset(var + 1) - offset(var) where it does not depend on `var`, else None. The
-    offset is expanded into a polynomial first: `(8 jo + j) * m` (a row of symbolic
-    length m), which `simplify_index` keeps as one atom, steps by m."""
-    diff = _polynomial(substitute(offset, {var: var + 1}))
-    for monomial, coef in _polynomial(offset).items():
-        diff[monomial] = diff.get(monomial, 0) - coef
-    terms = [(m, c) for m, c in diff.items() if c]
-    if any(v is var for m, _ in terms for atom in m for v in free_vars(atom[1])):
-        return None
-    step: Expr = Const(0, offset.dtype)
-    for monomial, coef in terms:
-        term: Expr = Const(coef, offset.dtype)
-        for _, atom in monomial:
-            term = term * atom
-        step = step + term
-    return simplify_index(step)
-
-
-def _polynomial(e: Expr) -> dict:
-    """An integer expression as {monomial: coefficient}, a monomial a sorted tuple of
-    (key, atom) with atoms as `simplify_index` keys them (variables, divisions, ...)."""
-    if isinstance(e, BinOp) and e.op in ("add", "sub", "mul"):
-        a, b = _polynomial(e.a), _polynomial(e.b)
-        if e.op == "mul":
-            out: dict = {}
-            for ma, ca in a.items():
-                for mb, cb in b.items():
-                    m = tuple(sorted(ma + mb, key=lambda t: t[0]))
-                    out[m] = out.get(m, 0) + ca * cb
-            return out
-        sign = 1 if e.op == "add" else -1
-        for m, c in b.items():
-            a[m] = a.get(m, 0) + sign * c
-        return a
-    if isinstance(e, UnaryOp) and e.op == "neg":
-        return {m: -c for m, c in _polynomial(e.value).items()}
-    terms, constant = linear_terms(e)
-    out = {((key, atom),): coef for key, (coef, atom) in terms.items()}
-    if constant:
-        out[()] = constant
-    return out
 
 
 def _square_block(columns) -> bool:

@@ -40,15 +40,24 @@ def _check(mod, width: int):
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
-def test_kernels_use_the_precompiled_header(target, private_cache):
+def test_kernels_use_the_precompiled_header(target, private_cache, monkeypatch):
     if "gcc" not in build._compiler_identity(build.compiler()).lower():
         pytest.skip("the C compiler is not gcc")
     flags = build.cflags(TARGETS[target])
     header = build.intrinsics_header(build.compiler(), flags)
     assert header is not None and header.with_suffix(".h.gch").stat().st_size > 0
+    commands, run = [], build.subprocess.run
+
+    def recording(cmd, *args, **kwargs):
+        if "kernel.c" in cmd:
+            commands.append(list(cmd))
+        return run(cmd, *args, **kwargs)
+    monkeypatch.setattr(build.subprocess, "run", recording)
     for width in (64, 48):
         mod = td.build(*_relu_of_centered(width), target=TARGETS[target])
         assert build.INTRINSICS_INCLUDE in mod.source       # the source stays whole
+        # gcc is asked to read the precompiled header first
+        assert commands[-1][commands[-1].index("-include") + 1] == str(header)
         if td.target(TARGETS[target]).runs_here():
             _check(mod, width)
     # one precompiled header for both kernels
